@@ -1,0 +1,223 @@
+//! Sections that both binaries' config files have: `[kafka]`, `[metrics]`, `[log]`.
+
+use crate::{Problems, Secret};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Where `/metrics`, `/healthz` and `/readyz` listen unless configured.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+
+/// The Kafka cluster and how to authenticate to it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port`.
+    pub brokers: Vec<String>,
+    /// `plaintext` (default), `ssl`, `sasl_plaintext` or `sasl_ssl`.
+    #[serde(default)]
+    pub security_protocol: SecurityProtocol,
+    /// SASL mechanism when `security_protocol` is `sasl_*`.
+    pub sasl_mechanism: Option<SaslMechanism>,
+    pub sasl_username: Option<String>,
+    /// Usually `"${KAFKA_PASSWORD}"`.
+    pub sasl_password: Option<Secret>,
+    /// PEM file of the CA that signed the brokers' certificates.
+    pub ssl_ca_location: Option<String>,
+    /// Further librdkafka properties, passed through as given (e.g. `"socket.timeout.ms"`).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecurityProtocol {
+    #[default]
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SaslMechanism {
+    #[serde(rename = "PLAIN")]
+    Plain,
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+impl KafkaConfig {
+    /// Checks the section; `path` is its key path, e.g. `kafka`.
+    pub fn validate(&self, path: &str, problems: &mut Problems) {
+        if self.brokers.is_empty() {
+            problems.add(
+                format!("{path}.brokers"),
+                "no brokers given; list at least one, e.g. [\"127.0.0.1:9092\"]",
+            );
+        }
+        for (i, b) in self.brokers.iter().enumerate() {
+            if b.rsplit_once(':')
+                .and_then(|(_, port)| port.parse::<u16>().ok())
+                .is_none()
+            {
+                problems.add(
+                    format!("{path}.brokers[{i}]"),
+                    format!("`{b}` is not host:port"),
+                );
+            }
+        }
+        let sasl = matches!(
+            self.security_protocol,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        );
+        if sasl && (self.sasl_mechanism.is_none() || self.sasl_username.is_none()) {
+            problems.add(
+                format!("{path}.security_protocol"),
+                "SASL needs sasl_mechanism, sasl_username and sasl_password",
+            );
+        }
+        if !sasl && self.sasl_mechanism.is_some() {
+            problems.add(
+                format!("{path}.sasl_mechanism"),
+                "set security_protocol = \"sasl_plaintext\" or \"sasl_ssl\" to use SASL",
+            );
+        }
+    }
+
+    /// librdkafka client properties for this section (secrets included: never log them).
+    pub fn client_properties(&self) -> Vec<(String, String)> {
+        let mut props = vec![("bootstrap.servers".to_owned(), self.brokers.join(","))];
+        let protocol = match self.security_protocol {
+            SecurityProtocol::Plaintext => "plaintext",
+            SecurityProtocol::Ssl => "ssl",
+            SecurityProtocol::SaslPlaintext => "sasl_plaintext",
+            SecurityProtocol::SaslSsl => "sasl_ssl",
+        };
+        props.push(("security.protocol".into(), protocol.into()));
+        if let Some(m) = self.sasl_mechanism {
+            let name = match m {
+                SaslMechanism::Plain => "PLAIN",
+                SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
+                SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+            };
+            props.push(("sasl.mechanism".into(), name.into()));
+        }
+        if let Some(u) = &self.sasl_username {
+            props.push(("sasl.username".into(), u.clone()));
+        }
+        if let Some(p) = &self.sasl_password {
+            props.push(("sasl.password".into(), p.expose().to_owned()));
+        }
+        if let Some(ca) = &self.ssl_ca_location {
+            props.push(("ssl.ca.location".into(), ca.clone()));
+        }
+        for (k, v) in &self.options {
+            props.push((k.clone(), v.clone()));
+        }
+        props
+    }
+}
+
+/// The HTTP endpoint for `/metrics`, `/healthz` and `/readyz`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `host:port`; default [`DEFAULT_METRICS_LISTEN`].
+    #[serde(default = "default_metrics_listen")]
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: default_metrics_listen(),
+        }
+    }
+}
+
+fn default_metrics_listen() -> String {
+    DEFAULT_METRICS_LISTEN.to_owned()
+}
+
+/// Logging: level filter (tracing `EnvFilter` syntax) and format.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default = "default_log_level")]
+    pub level: String,
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: default_log_level(),
+            format: LogFormat::default(),
+        }
+    }
+}
+
+fn default_log_level() -> String {
+    "info".to_owned()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Validate;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        kafka: KafkaConfig,
+    }
+
+    impl Validate for File {
+        fn validate(&self, problems: &mut Problems) {
+            self.kafka.validate("kafka", problems);
+        }
+    }
+
+    fn parse(text: &str) -> Result<File, String> {
+        crate::parse::<File>(text, std::path::Path::new("t.toml"), |n| {
+            (n == "PW").then(|| "hunter2".to_owned())
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_problem_with_its_path() {
+        let err = parse("[kafka]\nbrokers = [\"nohost\", \"a:1\"]\nsasl_mechanism = \"PLAIN\"\n")
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "t.toml: invalid configuration:\n  kafka.brokers[0]: `nohost` is not host:port\n  kafka.sasl_mechanism: set security_protocol = \"sasl_plaintext\" or \"sasl_ssl\" to use SASL"
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = parse("[kafka]\nbrokers = [\"a:1\"]\nbroker = 1\n").unwrap_err();
+        assert!(err.contains("unknown field `broker`"), "{err}");
+    }
+
+    #[test]
+    fn secret_never_prints() {
+        let f = parse("[kafka]\nbrokers = [\"a:1\"]\nsecurity_protocol = \"sasl_ssl\"\nsasl_mechanism = \"SCRAM-SHA-512\"\nsasl_username = \"u\"\nsasl_password = \"${PW}\"\n").unwrap();
+        assert!(!format!("{f:?}").contains("hunter2"));
+        let props = f.kafka.client_properties();
+        assert!(props.contains(&("sasl.password".into(), "hunter2".into())));
+        assert!(props.contains(&("sasl.mechanism".into(), "SCRAM-SHA-512".into())));
+    }
+}

@@ -1,0 +1,1 @@
+//! Mapping rules (see issue: sink runtime). Pure: no I/O.
