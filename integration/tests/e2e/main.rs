@@ -1,0 +1,7 @@
+//! The one end-to-end test binary: every module talks to the real local services that
+//! `scripts/services.sh up` starts (addresses overridable, see docs/testing.md).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod capture;
+mod sink;
+mod smoke;
