@@ -1,1 +1,84 @@
-//! Helpers shared by the end-to-end tests: where the local services are, unique names.
+//! Helpers shared by the end-to-end tests: where the local services are, unique names, topics.
+//!
+//! Every address has a loopback default matching `scripts/services.sh` and an environment
+//! variable to point the tests at external services instead (docs/testing.md).
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// MariaDB/MySQL URL of a user with all privileges (source and replica target).
+pub fn mysql_url() -> String {
+    var_or("SLUICE_TEST_MYSQL_URL", "mysql://sluice:sluice@127.0.0.1:3307")
+}
+
+/// Kafka bootstrap servers.
+pub fn kafka_brokers() -> String {
+    var_or("SLUICE_TEST_KAFKA", "127.0.0.1:9092")
+}
+
+/// Redis URL.
+pub fn redis_url() -> String {
+    var_or("SLUICE_TEST_REDIS_URL", "redis://127.0.0.1:6380")
+}
+
+/// Elasticsearch/OpenSearch base URL.
+pub fn es_url() -> String {
+    var_or("SLUICE_TEST_ES_URL", "http://127.0.0.1:9200")
+}
+
+fn var_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// A name no other test (in this run or an earlier one) uses: `prefix_<time>_<pid>_<n>`,
+/// lower-case and `[a-z0-9_]`, valid as a database, table, topic, index or key prefix.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("{prefix}_{}_{}_{n}", secs % 1_000_000, std::process::id())
+}
+
+/// Creates a topic with `partitions` partitions (replication factor 1) and waits until the
+/// broker reports it.
+pub async fn create_topic(topic: &str, partitions: i32) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .create()
+        .map_err(|e| format!("admin client: {e}"))?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let results = admin
+        .create_topics(
+            [&new],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .map_err(|e| format!("create topic {topic}: {e}"))?;
+    for r in results {
+        r.map_err(|(t, e)| format!("create topic {t}: {e}"))?;
+    }
+    for _ in 0..50 {
+        let md = admin
+            .inner()
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .map_err(|e| format!("metadata for {topic}: {e}"))?;
+        if md
+            .topics()
+            .iter()
+            .any(|t| t.name() == topic && t.partitions().len() == partitions as usize)
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("topic {topic} did not appear with {partitions} partitions"))
+}
