@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it (.ci/run calls this script):
+# local services up, formatting, lints, then every test of the workspace with cargo-nextest.
+# Extra arguments go to `cargo nextest run` (e.g. `scripts/test.sh -E 'test(smoke)'`).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/services.sh up
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "[test] installing cargo-nextest" >&2
+    cargo install cargo-nextest --locked
+fi
+
+echo "[test] cargo fmt --check" >&2
+cargo fmt --all --check
+echo "[test] cargo clippy" >&2
+cargo clippy --workspace --all-targets --locked -- -D warnings
+# End-to-end tests start sluice-capture / sluice-sink as processes: build them first.
+echo "[test] cargo build (binaries for the end-to-end tests)" >&2
+cargo build --workspace --bins --locked
+echo "[test] cargo nextest run" >&2
+cargo nextest run --workspace --locked --no-fail-fast "$@"
