@@ -11,7 +11,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// MariaDB/MySQL URL of a user with all privileges (source and replica target).
 pub fn mysql_url() -> String {
-    var_or("SLUICE_TEST_MYSQL_URL", "mysql://sluice:sluice@127.0.0.1:3307")
+    var_or(
+        "SLUICE_TEST_MYSQL_URL",
+        "mysql://sluice:sluice@127.0.0.1:3307",
+    )
 }
 
 /// Kafka bootstrap servers.
@@ -80,5 +83,7 @@ pub async fn create_topic(topic: &str, partitions: i32) -> Result<(), String> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(format!("topic {topic} did not appear with {partitions} partitions"))
+    Err(format!(
+        "topic {topic} did not appear with {partitions} partitions"
+    ))
 }
