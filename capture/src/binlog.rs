@@ -1,0 +1,14 @@
+//! Binlog bytes to typed values: TABLE_MAP metadata, rows events, column values, and the
+//! MariaDB events mysql_common does not know. Pure functions; errors never panic.
+
+pub mod cursor;
+pub mod decimal;
+pub mod jsonb;
+pub mod mariadb;
+pub mod rows;
+pub mod table_map;
+pub mod value;
+
+pub use cursor::Malformed;
+pub use rows::{Image, RowsEvent, RowsKind};
+pub use table_map::{Charset, Column, ColumnKind, TableMap};

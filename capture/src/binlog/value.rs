@@ -1,0 +1,402 @@
+//! One column value of a rows event, decoded into an [`event::Cell`].
+
+use super::cursor::{Cursor, Malformed};
+use super::decimal::read_decimal;
+use super::jsonb;
+use super::table_map::{Charset, Column, ColumnKind};
+use sluice_event::Cell;
+
+/// Reads the value of `col` (known not to be NULL) from `c`.
+pub fn read_cell(col: &Column, c: &mut Cursor<'_>) -> Result<Cell, Malformed> {
+    let u = col.unsigned;
+    Ok(match &col.kind {
+        ColumnKind::Tiny => int(c, 1, u)?,
+        ColumnKind::Short => int(c, 2, u)?,
+        ColumnKind::Int24 => int(c, 3, u)?,
+        ColumnKind::Long => int(c, 4, u)?,
+        ColumnKind::LongLong => int(c, 8, u)?,
+        ColumnKind::Float => Cell::Float(f32::from_bits(c.u32()?)),
+        ColumnKind::Double => Cell::Double(f64::from_bits(c.uint_le(8)?)),
+        ColumnKind::Decimal { precision, scale } => {
+            Cell::Decimal(read_decimal(c, *precision, *scale)?)
+        }
+        ColumnKind::Year => match c.u8()? {
+            0 => Cell::Year(0),
+            y => Cell::Year(1900 + u16::from(y)),
+        },
+        ColumnKind::Date => {
+            let v = c.uint_le(3)?;
+            Cell::Date {
+                year: (v >> 9) as u16,
+                month: ((v >> 5) & 15) as u8,
+                day: (v & 31) as u8,
+            }
+        }
+        ColumnKind::Time { fsp } => time2(c, *fsp)?,
+        ColumnKind::TimeOld => {
+            let raw = c.uint_le(3)? as i64;
+            // Sign-extend the 24-bit HHMMSS integer.
+            let v = if raw & 0x80_0000 != 0 {
+                raw - 0x100_0000
+            } else {
+                raw
+            };
+            let a = v.unsigned_abs();
+            Cell::Time {
+                negative: v < 0,
+                hours: (a / 10_000) as u32,
+                minutes: (a / 100 % 100) as u8,
+                seconds: (a % 100) as u8,
+                micros: 0,
+                fsp: 0,
+            }
+        }
+        ColumnKind::DateTime { fsp } => datetime2(c, *fsp)?,
+        ColumnKind::DateTimeOld => {
+            let v = c.uint_le(8)?;
+            let (date, time) = (v / 1_000_000, v % 1_000_000);
+            Cell::DateTime {
+                year: (date / 10_000) as u16,
+                month: (date / 100 % 100) as u8,
+                day: (date % 100) as u8,
+                hour: (time / 10_000) as u8,
+                minute: (time / 100 % 100) as u8,
+                second: (time % 100) as u8,
+                micros: 0,
+                fsp: 0,
+            }
+        }
+        ColumnKind::Timestamp { fsp } => {
+            let secs = c.uint_be(4)? as i64;
+            Cell::Timestamp {
+                secs,
+                micros: fraction(c, *fsp)?,
+                fsp: *fsp,
+            }
+        }
+        ColumnKind::TimestampOld => Cell::Timestamp {
+            secs: i64::from(c.u32()?),
+            micros: 0,
+            fsp: 0,
+        },
+        ColumnKind::VarString { len_bytes } => {
+            let n = c.uint_le(usize::from(*len_bytes))? as usize;
+            text(col.charset, c.take(n)?, None)
+        }
+        ColumnKind::FixedString { len_bytes, max_len } => {
+            let n = c.uint_le(usize::from(*len_bytes))? as usize;
+            text(col.charset, c.take(n)?, Some(usize::from(*max_len)))
+        }
+        ColumnKind::Blob { len_bytes } => {
+            let n = c.uint_le(usize::from(*len_bytes))? as usize;
+            let bytes = c.take(n)?;
+            if col.json_text {
+                // MariaDB's JSON is LONGTEXT with a json_valid() check; a value that is not
+                // JSON after all (the check can be dropped) stays text rather than failing.
+                match serde_json::from_slice(bytes) {
+                    Ok(v) => Cell::Json(v),
+                    Err(_) => text(col.charset, bytes, None),
+                }
+            } else {
+                text(col.charset, bytes, None)
+            }
+        }
+        ColumnKind::Json { len_bytes } => {
+            let n = c.uint_le(usize::from(*len_bytes))? as usize;
+            Cell::Json(jsonb::decode(c.take(n)?)?)
+        }
+        ColumnKind::Geometry { len_bytes } => {
+            let n = c.uint_le(usize::from(*len_bytes))? as usize;
+            let mut g = Cursor::new(c.take(n)?);
+            let srid = g.u32()?;
+            Cell::Geometry {
+                srid,
+                wkb: g.rest().to_vec(),
+            }
+        }
+        ColumnKind::Enum { pack } => {
+            let i = c.uint_le(usize::from(*pack))? as usize;
+            Cell::Enum(match i {
+                // MySQL's "invalid value" member is the empty string, index 0.
+                0 => String::new(),
+                i => col
+                    .members
+                    .get(i - 1)
+                    .cloned()
+                    .unwrap_or_else(|| i.to_string()),
+            })
+        }
+        ColumnKind::Set { pack } => {
+            let bits = c.uint_le(usize::from(*pack))?;
+            let mut members = Vec::new();
+            for i in 0..64 {
+                if bits & (1u64 << i) != 0 {
+                    members.push(
+                        col.members
+                            .get(i)
+                            .cloned()
+                            .unwrap_or_else(|| (i + 1).to_string()),
+                    );
+                }
+            }
+            Cell::Set(members)
+        }
+        ColumnKind::Bit { bytes } => Cell::Bit(c.uint_be(usize::from(*bytes).min(8))?),
+        ColumnKind::Null => Cell::Null,
+    })
+}
+
+fn int(c: &mut Cursor<'_>, n: usize, unsigned: bool) -> Result<Cell, Malformed> {
+    let v = c.uint_le(n)?;
+    if unsigned {
+        return Ok(Cell::UInt(v));
+    }
+    let shift = 64 - 8 * n as u32;
+    Ok(Cell::Int(((v << shift) as i64) >> shift))
+}
+
+/// Fractional seconds of TIME2/DATETIME2/TIMESTAMP2: `(fsp + 1) / 2` big-endian bytes.
+fn fraction(c: &mut Cursor<'_>, fsp: u8) -> Result<u32, Malformed> {
+    Ok(match fsp {
+        1 | 2 => c.u8()? as u32 * 10_000,
+        3 | 4 => c.uint_be(2)? as u32 * 100,
+        5 | 6 => c.uint_be(3)? as u32,
+        _ => 0,
+    })
+    .and_then(|us| {
+        if us > 999_999 {
+            Err(Malformed::new(format!(
+                "fractional second {us} is over 999999"
+            )))
+        } else {
+            Ok(us)
+        }
+    })
+}
+
+fn datetime2(c: &mut Cursor<'_>, fsp: u8) -> Result<Cell, Malformed> {
+    let int = c.uint_be(5)? as i64 - 0x80_0000_0000;
+    let micros = fraction(c, fsp)?;
+    let v = int.unsigned_abs();
+    let ymd = v >> 17;
+    let ym = ymd >> 5;
+    let hms = v % (1 << 17);
+    Ok(Cell::DateTime {
+        year: (ym / 13).min(9999) as u16,
+        month: (ym % 13) as u8,
+        day: (ymd % (1 << 5)) as u8,
+        hour: (hms >> 12) as u8,
+        minute: ((hms >> 6) % (1 << 6)) as u8,
+        second: (hms % (1 << 6)) as u8,
+        micros,
+        fsp,
+    })
+}
+
+/// TIME2: MySQL's `my_time_packed_from_binary` followed by `TIME_from_longlong_time_packed`.
+fn time2(c: &mut Cursor<'_>, fsp: u8) -> Result<Cell, Malformed> {
+    const TIMEF_INT_OFS: i64 = 0x80_0000;
+    const TIMEF_OFS: i64 = 0x8000_0000_0000;
+    let packed: i64 = match fsp {
+        1 | 2 => {
+            let mut int = c.uint_be(3)? as i64 - TIMEF_INT_OFS;
+            let mut frac = i64::from(c.u8()?);
+            if int < 0 && frac != 0 {
+                int += 1;
+                frac -= 0x100;
+            }
+            (int << 24) + frac * 10_000
+        }
+        3 | 4 => {
+            let mut int = c.uint_be(3)? as i64 - TIMEF_INT_OFS;
+            let mut frac = c.uint_be(2)? as i64;
+            if int < 0 && frac != 0 {
+                int += 1;
+                frac -= 0x10000;
+            }
+            (int << 24) + frac * 100
+        }
+        5 | 6 => c.uint_be(6)? as i64 - TIMEF_OFS,
+        _ => (c.uint_be(3)? as i64 - TIMEF_INT_OFS) << 24,
+    };
+    let negative = packed < 0;
+    let p = packed.unsigned_abs();
+    let hms = p >> 24;
+    Ok(Cell::Time {
+        negative,
+        hours: ((hms >> 12) % (1 << 10)) as u32,
+        minutes: ((hms >> 6) % (1 << 6)) as u8,
+        seconds: (hms % (1 << 6)) as u8,
+        micros: ((p % (1 << 24)) as u32).min(999_999),
+        fsp,
+    })
+}
+
+/// Text in its column charset; binary-charset values stay bytes (BINARY padded back to size).
+fn text(charset: Charset, bytes: &[u8], fixed_len: Option<usize>) -> Cell {
+    match charset {
+        Charset::Utf8 => Cell::Text(match std::str::from_utf8(bytes) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+        }),
+        Charset::Latin1 => Cell::Text(bytes.iter().map(|b| cp1252(*b)).collect()),
+        Charset::Binary => {
+            let mut v = bytes.to_vec();
+            if let Some(n) = fixed_len {
+                if v.len() < n {
+                    v.resize(n, 0);
+                }
+            }
+            Cell::Bytes(v)
+        }
+    }
+}
+
+/// MySQL's latin1 is Windows-1252: 0x80..0x9f are typographic characters, not C1 controls.
+fn cp1252(b: u8) -> char {
+    const HIGH: [char; 32] = [
+        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž',
+        '\u{8f}', '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}',
+        'ž', 'Ÿ',
+    ];
+    match b {
+        0x80..=0x9f => HIGH[usize::from(b - 0x80)],
+        _ => char::from(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(kind: ColumnKind, unsigned: bool, charset: Charset) -> Column {
+        Column {
+            name: "c".into(),
+            kind,
+            unsigned,
+            charset,
+            members: vec!["a".into(), "b".into(), "c".into()],
+            json_text: false,
+        }
+    }
+
+    fn read(kind: ColumnKind, unsigned: bool, bytes: &[u8]) -> Cell {
+        let c = col(kind, unsigned, Charset::Utf8);
+        let mut cur = Cursor::new(bytes);
+        let cell = read_cell(&c, &mut cur).unwrap();
+        assert!(cur.is_empty(), "{bytes:?} not fully read");
+        cell
+    }
+
+    #[test]
+    fn integers() {
+        assert_eq!(read(ColumnKind::Tiny, false, &[0x80]), Cell::Int(-128));
+        assert_eq!(read(ColumnKind::Tiny, true, &[0xff]), Cell::UInt(255));
+        assert_eq!(
+            read(ColumnKind::Int24, false, &[0xff, 0xff, 0xff]),
+            Cell::Int(-1)
+        );
+        assert_eq!(
+            read(ColumnKind::Int24, true, &[0xff, 0xff, 0xff]),
+            Cell::UInt(16_777_215)
+        );
+        assert_eq!(
+            read(ColumnKind::LongLong, true, &[0xff; 8]),
+            Cell::UInt(u64::MAX)
+        );
+        assert_eq!(
+            read(ColumnKind::LongLong, false, &[0, 0, 0, 0, 0, 0, 0, 0x80]),
+            Cell::Int(i64::MIN)
+        );
+    }
+
+    #[test]
+    fn temporal() {
+        // DATETIME(3) 2026-11-21 09:15:02.123: ym = 2026*13+11, packed as MySQL does.
+        let ymd = ((2026u64 * 13 + 11) << 5) | 21;
+        let hms = (9u64 << 12) | (15 << 6) | 2;
+        let int = ((ymd << 17) | hms) + 0x80_0000_0000;
+        let mut b = int.to_be_bytes()[3..].to_vec();
+        b.extend_from_slice(&1230u16.to_be_bytes());
+        assert_eq!(
+            read(ColumnKind::DateTime { fsp: 3 }, false, &b).to_string_json(),
+            "\"2026-11-21T09:15:02.123\""
+        );
+        // TIME(6) -838:59:59.000000 and -00:00:00.5 (fsp 1).
+        let hms = (838i64 << 12) | (59 << 6) | 59;
+        let packed = -(hms << 24) + 0x8000_0000_0000;
+        let b = &(packed as u64).to_be_bytes()[2..];
+        assert_eq!(
+            read(ColumnKind::Time { fsp: 6 }, false, b).to_string_json(),
+            "\"-838:59:59.000000\""
+        );
+        // -0.5 s at fsp 1: int part -1 (0x7fffff), frac byte 0x100 - 50.
+        assert_eq!(
+            read(ColumnKind::Time { fsp: 1 }, false, &[0x7f, 0xff, 0xff, 206]).to_string_json(),
+            "\"-00:00:00.5\""
+        );
+        assert_eq!(
+            read(ColumnKind::Date, false, &[0x95, 0x9d, 0x0f]).to_string_json(),
+            "\"1998-12-21\""
+        );
+        assert_eq!(
+            read(
+                ColumnKind::Timestamp { fsp: 0 },
+                false,
+                &[0x69, 0x20, 0x2d, 0x96]
+            )
+            .to_string_json(),
+            "\"2025-11-21T09:15:02Z\""
+        );
+    }
+
+    #[test]
+    fn strings_and_sets() {
+        let latin = col(
+            ColumnKind::VarString { len_bytes: 1 },
+            false,
+            Charset::Latin1,
+        );
+        let cell = read_cell(&latin, &mut Cursor::new(&[3, b'c', 0xe9, 0x80])).unwrap();
+        assert_eq!(cell, Cell::Text("cé€".into()));
+        let bin = col(
+            ColumnKind::FixedString {
+                len_bytes: 1,
+                max_len: 4,
+            },
+            false,
+            Charset::Binary,
+        );
+        let cell = read_cell(&bin, &mut Cursor::new(&[2, 0, 1])).unwrap();
+        assert_eq!(cell, Cell::Bytes(vec![0, 1, 0, 0]));
+        assert_eq!(
+            read(ColumnKind::Set { pack: 1 }, false, &[0b101]),
+            Cell::Set(vec!["a".into(), "c".into()])
+        );
+        assert_eq!(
+            read(ColumnKind::Enum { pack: 1 }, false, &[2]),
+            Cell::Enum("b".into())
+        );
+        assert_eq!(
+            read(ColumnKind::Bit { bytes: 8 }, false, &[0xff; 8]),
+            Cell::Bit(u64::MAX)
+        );
+        let mut j = col(ColumnKind::Blob { len_bytes: 4 }, false, Charset::Utf8);
+        j.json_text = true;
+        let cell = read_cell(
+            &j,
+            &mut Cursor::new(&[7, 0, 0, 0, b'{', b'"', b'a', b'"', b':', b'1', b'}']),
+        )
+        .unwrap();
+        assert_eq!(cell, Cell::Json(serde_json::json!({"a":1})));
+    }
+
+    trait J {
+        fn to_string_json(&self) -> String;
+    }
+    impl J for Cell {
+        fn to_string_json(&self) -> String {
+            self.to_json().to_string()
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! The capture's config file (`config/examples/capture.toml` documents every field).
+
+use regex::Regex;
+use serde::Deserialize;
+use sluice_config::{KafkaConfig, LogConfig, MetricsConfig, Problems, Secret, Validate};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Default `server_id` the capture registers with; pick one unique among the source's replicas.
+pub const DEFAULT_SERVER_ID: u32 = 4242;
+/// Default topic template.
+pub const DEFAULT_TOPIC: &str = "sluice.{instance}";
+/// Default compression codec of produced messages.
+pub const DEFAULT_COMPRESSION: &str = "lz4";
+/// Partitions of a topic created with `create_topics = true`.
+pub const DEFAULT_PARTITIONS: i32 = 6;
+/// Messages between the binlog reader and Kafka acknowledgements (memory bound).
+pub const DEFAULT_IN_FLIGHT: usize = 20_000;
+/// Seconds between heartbeats the source sends when idle.
+pub const DEFAULT_HEARTBEAT_SECS: u64 = 5;
+/// Directory of the file checkpoint store.
+pub const DEFAULT_STATE_DIR: &str = "./sluice-state";
+/// Compacted topic of the Kafka checkpoint store.
+pub const DEFAULT_CHECKPOINT_TOPIC: &str = "sluice.checkpoints";
+/// Milliseconds between checkpoint writes (only ever of acknowledged positions).
+pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 1_000;
+
+/// A whole `capture.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureConfig {
+    /// Name of the source instance: in every event, the default topic and the checkpoint key.
+    pub instance: String,
+    pub source: SourceConfig,
+    pub kafka: KafkaConfig,
+    #[serde(default)]
+    pub publish: PublishConfig,
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
+    #[serde(default)]
+    pub filter: FilterConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// The MySQL/MariaDB server to read.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// `mysql://user:${MYSQL_PASSWORD}@host:port`; the user needs REPLICATION SLAVE and
+    /// REPLICATION CLIENT, and SELECT on information_schema.
+    pub url: Secret,
+    /// Replica id; unique among all replicas of the source.
+    #[serde(default = "default_server_id")]
+    pub server_id: u32,
+    /// Where a new instance (no checkpoint yet) starts: `end` (default), `oldest`,
+    /// `<file>:<pos>` (e.g. `binlog.000003:4`) or `gtid:<state>` (e.g. `gtid:0-1-42`).
+    #[serde(default = "default_start")]
+    pub start: String,
+    /// Seconds between heartbeats from an idle source (lag stays measurable).
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_secs: u64,
+    /// Accept binlog_row_image=MINIMAL/NOBLOB (events then carry only the logged columns).
+    #[serde(default)]
+    pub allow_partial_row_image: bool,
+}
+
+/// Where and how events are published.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishConfig {
+    /// Topic template; may use `{instance}`, `{database}`, `{table}`.
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    /// `none`, `gzip`, `snappy`, `lz4` or `zstd`.
+    #[serde(default = "default_compression")]
+    pub compression: String,
+    /// Create missing topics (else a missing topic stops the capture with a message).
+    #[serde(default)]
+    pub create_topics: bool,
+    /// Partitions of topics this capture creates.
+    #[serde(default = "default_partitions")]
+    pub partitions: i32,
+    /// Replication factor of topics this capture creates.
+    #[serde(default = "default_replication")]
+    pub replication_factor: i32,
+    /// Idempotent producer (no duplicates or reordering from producer retries).
+    #[serde(default = "default_true")]
+    pub idempotence: bool,
+    /// Messages read from the binlog but not yet acknowledged by Kafka, at most.
+    #[serde(default = "default_in_flight")]
+    pub in_flight: usize,
+}
+
+/// Where checkpoints are kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// Directory of `<instance>.checkpoint.json`.
+    #[serde(default = "default_state_dir")]
+    pub dir: PathBuf,
+    /// Also keep checkpoints in a compacted Kafka topic (key = instance), so another machine
+    /// can take over; on start the newer of the two stores wins.
+    #[serde(default)]
+    pub kafka: bool,
+    /// The compacted checkpoint topic.
+    #[serde(default = "default_checkpoint_topic")]
+    pub topic: String,
+    /// Milliseconds between checkpoint writes.
+    #[serde(default = "default_checkpoint_interval")]
+    pub interval_ms: u64,
+}
+
+/// Which changes become events.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    /// Regexes matched against `database.table`; empty means every table.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Regexes matched against `database.table`; a match is dropped even if included.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Columns left out of events, per `database.table` (e.g. password hashes).
+    #[serde(default)]
+    pub drop_columns: BTreeMap<String, Vec<String>>,
+    /// Row change types to emit; default all of `INSERT`, `UPDATE`, `DELETE`.
+    #[serde(default)]
+    pub types: Option<Vec<String>>,
+    /// Emit DDL statements as `DDL` events carrying `sql`.
+    #[serde(default)]
+    pub ddl: bool,
+}
+
+/// Where to start reading when there is no checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartAt {
+    End,
+    Oldest,
+    File { file: String, pos: u64 },
+    Gtid(String),
+}
+
+impl StartAt {
+    /// Parses the `source.start` forms.
+    pub fn parse(s: &str) -> Result<StartAt, String> {
+        match s {
+            "end" => Ok(StartAt::End),
+            "oldest" => Ok(StartAt::Oldest),
+            _ => {
+                if let Some(g) = s.strip_prefix("gtid:") {
+                    return Ok(StartAt::Gtid(g.to_owned()));
+                }
+                match s.rsplit_once(':') {
+                    Some((file, pos)) if !file.is_empty() => match pos.parse::<u64>() {
+                        Ok(pos) if pos >= 4 => Ok(StartAt::File {
+                            file: file.to_owned(),
+                            pos,
+                        }),
+                        _ => Err(format!("`{pos}` is not a binlog position (4 or more)")),
+                    },
+                    _ => Err(format!(
+                        "`{s}` is not a start position; use \"end\", \"oldest\", \"<file>:<pos>\" or \"gtid:<state>\""
+                    )),
+                }
+            }
+        }
+    }
+}
+
+impl Validate for CaptureConfig {
+    fn validate(&self, p: &mut Problems) {
+        if self.instance.is_empty()
+            || !self
+                .instance
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            p.add(
+                "instance",
+                "use letters, digits, `-`, `_` or `.` (it names a topic and a file)",
+            );
+        }
+        if !self.source.url.expose().starts_with("mysql://") {
+            p.add("source.url", "must start with mysql://");
+        }
+        if self.source.server_id == 0 {
+            p.add(
+                "source.server_id",
+                "0 is reserved; pick a number unique among the source's replicas",
+            );
+        }
+        if let Err(e) = StartAt::parse(&self.source.start) {
+            p.add("source.start", e);
+        }
+        if self.source.heartbeat_secs == 0 || self.source.heartbeat_secs > 4_294_967 {
+            p.add("source.heartbeat_secs", "must be between 1 and 4294967");
+        }
+        self.kafka.validate("kafka", p);
+        if !["none", "gzip", "snappy", "lz4", "zstd"].contains(&self.publish.compression.as_str()) {
+            p.add("publish.compression", "use none, gzip, snappy, lz4 or zstd");
+        }
+        if self.publish.topic.is_empty() {
+            p.add(
+                "publish.topic",
+                "empty topic template; the default is \"sluice.{instance}\"",
+            );
+        }
+        if self.publish.partitions < 1 {
+            p.add("publish.partitions", "must be 1 or more");
+        }
+        if self.publish.replication_factor < 1 {
+            p.add("publish.replication_factor", "must be 1 or more");
+        }
+        if self.publish.in_flight < 1 {
+            p.add("publish.in_flight", "must be 1 or more");
+        }
+        for (key, list) in [
+            ("include", &self.filter.include),
+            ("exclude", &self.filter.exclude),
+        ] {
+            for (i, r) in list.iter().enumerate() {
+                if let Err(e) = Regex::new(r) {
+                    p.add(format!("filter.{key}[{i}]"), format!("not a regex: {e}"));
+                }
+            }
+        }
+        for table in self.filter.drop_columns.keys() {
+            if !table.contains('.') {
+                p.add(
+                    format!("filter.drop_columns.\"{table}\""),
+                    "key must be database.table",
+                );
+            }
+        }
+        if let Some(types) = &self.filter.types {
+            for (i, t) in types.iter().enumerate() {
+                if !["INSERT", "UPDATE", "DELETE"].contains(&t.as_str()) {
+                    p.add(
+                        format!("filter.types[{i}]"),
+                        format!("`{t}` is not INSERT, UPDATE or DELETE"),
+                    );
+                }
+            }
+        }
+        if self.checkpoint.interval_ms == 0 {
+            p.add("checkpoint.interval_ms", "must be 1 or more");
+        }
+    }
+}
+
+impl CaptureConfig {
+    /// The parsed `source.start` (validated at load).
+    pub fn start_at(&self) -> StartAt {
+        StartAt::parse(&self.source.start).unwrap_or(StartAt::End)
+    }
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        PublishConfig {
+            topic: default_topic(),
+            compression: default_compression(),
+            create_topics: false,
+            partitions: DEFAULT_PARTITIONS,
+            replication_factor: default_replication(),
+            idempotence: true,
+            in_flight: DEFAULT_IN_FLIGHT,
+        }
+    }
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        CheckpointConfig {
+            dir: default_state_dir(),
+            kafka: false,
+            topic: default_checkpoint_topic(),
+            interval_ms: DEFAULT_CHECKPOINT_INTERVAL_MS,
+        }
+    }
+}
+
+fn default_server_id() -> u32 {
+    DEFAULT_SERVER_ID
+}
+fn default_start() -> String {
+    "end".to_owned()
+}
+fn default_heartbeat() -> u64 {
+    DEFAULT_HEARTBEAT_SECS
+}
+fn default_topic() -> String {
+    DEFAULT_TOPIC.to_owned()
+}
+fn default_compression() -> String {
+    DEFAULT_COMPRESSION.to_owned()
+}
+fn default_partitions() -> i32 {
+    DEFAULT_PARTITIONS
+}
+fn default_replication() -> i32 {
+    1
+}
+fn default_true() -> bool {
+    true
+}
+fn default_in_flight() -> usize {
+    DEFAULT_IN_FLIGHT
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_STATE_DIR)
+}
+fn default_checkpoint_topic() -> String {
+    DEFAULT_CHECKPOINT_TOPIC.to_owned()
+}
+fn default_checkpoint_interval() -> u64 {
+    DEFAULT_CHECKPOINT_INTERVAL_MS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn parse(text: &str) -> Result<CaptureConfig, String> {
+        sluice_config::parse(text, Path::new("c.toml"), |n| {
+            (n == "PW").then(|| "pw".to_owned())
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples/capture.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let cfg =
+            sluice_config::parse::<CaptureConfig>(&text, &path, |_| Some("x".into())).unwrap();
+        assert_eq!(cfg.instance, "shop-main");
+        assert_eq!(cfg.start_at(), StartAt::End);
+        assert_eq!(cfg.filter.drop_columns["shop.users"], vec!["password_hash"]);
+    }
+
+    #[test]
+    fn every_problem_with_its_path() {
+        let err = parse(
+            "instance = \"a b\"\n[source]\nurl = \"http://x\"\nstart = \"binlog.1:x\"\n[kafka]\nbrokers = [\"k:1\"]\n[publish]\ncompression = \"brotli\"\n[filter]\ninclude = [\"(\"]\ntypes = [\"UPSERT\"]\n",
+        )
+        .unwrap_err();
+        for path in [
+            "instance:",
+            "source.url:",
+            "source.start:",
+            "publish.compression:",
+            "filter.include[0]:",
+            "filter.types[0]:",
+        ] {
+            assert!(err.contains(path), "{path} missing in {err}");
+        }
+    }
+
+    #[test]
+    fn start_positions() {
+        assert_eq!(StartAt::parse("oldest"), Ok(StartAt::Oldest));
+        assert_eq!(
+            StartAt::parse("binlog.000003:4711"),
+            Ok(StartAt::File {
+                file: "binlog.000003".into(),
+                pos: 4711
+            })
+        );
+        assert_eq!(
+            StartAt::parse("gtid:0-1-42"),
+            Ok(StartAt::Gtid("0-1-42".into()))
+        );
+        assert!(StartAt::parse("binlog.000003").is_err());
+        assert!(StartAt::parse("b:2").is_err());
+        let cfg = parse("instance = \"i\"\n[source]\nurl = \"mysql://u:${PW}@h:1\"\n[kafka]\nbrokers = [\"k:1\"]\n").unwrap();
+        assert!(!format!("{cfg:?}").contains("pw@"));
+    }
+}

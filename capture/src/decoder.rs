@@ -1,0 +1,699 @@
+//! Binlog events to change events: transaction boundaries, positions, `seq`, filters, and the
+//! UPDATE rules of the design (only changed columns in `old`; a key change is DELETE + INSERT).
+//! No I/O: the replication client feeds raw events in, outputs come back in a Vec.
+
+use crate::binlog::mariadb::{self, code, MariaGtid, Query};
+use crate::binlog::{Image, Malformed, RowsEvent, RowsKind, TableMap};
+use crate::checkpoint::Checkpoint;
+use crate::error::CaptureError;
+use crate::filter::Filter;
+use sluice_event::{ChangeEvent, EventType, Position, Row, SeqGenerator, Source, EVENT_VERSION};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// What the decoder hands to the publisher, in binlog order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    Event(Box<ChangeEvent>),
+    /// Every event before this one completes a transaction; once all are acknowledged, the
+    /// checkpoint may be saved.
+    Commit(Checkpoint),
+}
+
+/// The raw header fields of one binlog event.
+#[derive(Debug, Clone, Copy)]
+pub struct Header {
+    pub event_type: u8,
+    pub timestamp: u32,
+    pub server_id: u32,
+    pub log_pos: u32,
+    pub event_size: u32,
+}
+
+/// A mapped table with its filter decisions made once.
+#[derive(Debug)]
+struct Table {
+    map: Arc<TableMap>,
+    publish: bool,
+    /// Per column: left out of events.
+    dropped: Vec<bool>,
+}
+
+/// The state of one binlog stream.
+pub struct Decoder {
+    instance: Arc<str>,
+    filter: Filter,
+    file: String,
+    /// End offset of the last event handled.
+    pos: u64,
+    tables: HashMap<u64, Table>,
+    seq: SeqGenerator,
+    /// MariaDB GTID state by domain.
+    gtid_state: BTreeMap<u32, MariaGtid>,
+    /// MySQL: GTID of the last committed transaction.
+    mysql_gtid: Option<String>,
+    txn_gtid: Option<String>,
+    txn_maria: Option<MariaGtid>,
+    in_txn: bool,
+    /// The last event of the open transaction, held back to mark `txn_last`.
+    held: Option<Box<ChangeEvent>>,
+    /// The last transaction boundary: where a reconnect resumes.
+    boundary: Checkpoint,
+    /// Set by a DDL statement: cached schema lookups are stale.
+    pub schema_changed: bool,
+}
+
+impl Decoder {
+    /// Starts at a checkpoint (or a fresh position with `seq` 0).
+    pub fn new(instance: &str, filter: Filter, from: Checkpoint) -> Decoder {
+        let mut d = Decoder {
+            instance: Arc::from(instance),
+            filter,
+            file: from.file.clone(),
+            pos: from.pos,
+            tables: HashMap::new(),
+            seq: SeqGenerator::new(from.seq),
+            gtid_state: BTreeMap::new(),
+            mysql_gtid: None,
+            txn_gtid: None,
+            txn_maria: None,
+            in_txn: false,
+            held: None,
+            boundary: from.clone(),
+            schema_changed: false,
+        };
+        if let Some(g) = &from.gtid {
+            d.set_gtid_state(g);
+        }
+        d
+    }
+
+    /// Where to resume after a lost connection: the last transaction boundary.
+    pub fn resume_point(&self) -> &Checkpoint {
+        &self.boundary
+    }
+
+    /// Forgets the open transaction after a lost connection; re-reading it from the boundary
+    /// gives its events the same `seq` again.
+    pub fn rewind(&mut self) {
+        self.file = self.boundary.file.clone();
+        self.pos = self.boundary.pos;
+        self.seq = SeqGenerator::new(self.boundary.seq);
+        self.held = None;
+        self.in_txn = false;
+        self.txn_gtid = None;
+        self.txn_maria = None;
+        self.tables.clear();
+        if let Some(g) = self.boundary.gtid.clone() {
+            self.set_gtid_state(&g);
+        }
+    }
+
+    /// The binlog file being read.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// Registers a TABLE_MAP (already enriched with schema information where needed).
+    pub fn add_table(&mut self, map: TableMap) {
+        let publish = self.filter.table(&map.database, &map.table);
+        let dropped = match self.filter.dropped(&map.database, &map.table) {
+            Some(set) => map.columns.iter().map(|c| set.contains(&c.name)).collect(),
+            None => vec![false; map.columns.len()],
+        };
+        self.tables.insert(
+            map.table_id,
+            Table {
+                map: Arc::new(map),
+                publish,
+                dropped,
+            },
+        );
+    }
+
+    /// Handles one event (TABLE_MAP excepted: see [`Decoder::add_table`]).
+    pub fn handle(
+        &mut self,
+        h: Header,
+        data: &[u8],
+        capture_ms: i64,
+        out: &mut Vec<Output>,
+    ) -> Result<(), CaptureError> {
+        let offset = u64::from(h.log_pos.saturating_sub(h.event_size));
+        let corrupt = |file: &str, e: Malformed| CaptureError::Corrupt {
+            file: file.to_owned(),
+            offset,
+            detail: e.0,
+        };
+        match h.event_type {
+            code::ROTATE => {
+                let (file, pos) =
+                    mariadb::parse_rotate(data).map_err(|e| corrupt(&self.file, e))?;
+                self.file = file;
+                self.pos = pos;
+                if !self.in_txn {
+                    self.commit(None, out);
+                }
+                return Ok(());
+            }
+            code::MARIADB_GTID => {
+                let g = MariaGtid::parse(data, h.server_id).map_err(|e| corrupt(&self.file, e))?;
+                self.txn_gtid = Some(g.to_string());
+                self.txn_maria = Some(g);
+                self.in_txn = true;
+            }
+            code::MARIADB_GTID_LIST => {
+                for g in mariadb::parse_gtid_list(data).map_err(|e| corrupt(&self.file, e))? {
+                    self.gtid_state.entry(g.domain).or_insert(g);
+                }
+            }
+            code::MYSQL_GTID => {
+                self.txn_gtid =
+                    Some(mariadb::parse_mysql_gtid(data).map_err(|e| corrupt(&self.file, e))?);
+                self.in_txn = true;
+            }
+            code::QUERY => {
+                let q = Query::parse(data).map_err(|e| corrupt(&self.file, e))?;
+                self.query(h, q, capture_ms, out);
+            }
+            code::XID => {
+                let xid = mariadb::parse_xid(data).map_err(|e| corrupt(&self.file, e))?;
+                self.advance(h);
+                self.commit(Some(xid), out);
+                return Ok(());
+            }
+            code::MARIADB_COMPRESSED_FIRST..=code::MARIADB_COMPRESSED_LAST => {
+                return Err(CaptureError::Check(format!(
+                    "compressed binlog event at {}:{offset}: log_bin_compress is ON; Sluice reads uncompressed binlogs only: SET GLOBAL log_bin_compress=OFF (and in my.cnf), then FLUSH BINARY LOGS",
+                    self.file
+                )));
+            }
+            t => {
+                if let Some((kind, v2)) = RowsEvent::kind_of(t) {
+                    self.rows(h, kind, v2, data, capture_ms, out)
+                        .map_err(|e| corrupt(&self.file, e))?;
+                }
+            }
+        }
+        self.advance(h);
+        Ok(())
+    }
+
+    fn advance(&mut self, h: Header) {
+        // Artificial events (fake ROTATE, heartbeats) carry log_pos 0.
+        if h.log_pos > 0 && h.event_type != code::HEARTBEAT {
+            self.pos = u64::from(h.log_pos);
+        }
+    }
+
+    fn query(&mut self, h: Header, q: Query, capture_ms: i64, out: &mut Vec<Output>) {
+        let sql = q.sql.trim();
+        let upper: String = sql
+            .chars()
+            .take(16)
+            .collect::<String>()
+            .to_ascii_uppercase();
+        if upper.starts_with("BEGIN") || upper.starts_with("XA START") {
+            self.in_txn = true;
+            return;
+        }
+        if upper.starts_with("COMMIT")
+            || upper.starts_with("XA COMMIT")
+            || upper.starts_with("ROLLBACK")
+            || upper.starts_with("XA END")
+            || upper.starts_with("XA PREPARE")
+        {
+            self.advance(h);
+            self.commit(None, out);
+            return;
+        }
+        // Anything else in a QUERY event under ROW format is DDL (or DCL) and stands alone.
+        self.schema_changed = true;
+        if self.filter.ddl && !is_noise(&upper) {
+            let table = ddl_table(sql).unwrap_or_default();
+            let (database, table) = match table.split_once('.') {
+                Some((d, t)) => (d.to_owned(), t.to_owned()),
+                None => (q.database.clone(), table),
+            };
+            if table.is_empty() || self.filter.table(&database, &table) {
+                let ts_ms = i64::from(h.timestamp) * 1000;
+                let ev = ChangeEvent {
+                    v: EVENT_VERSION,
+                    seq: self.seq.next(ts_ms),
+                    source: Source::Binlog,
+                    instance: self.instance.to_string(),
+                    database,
+                    table,
+                    kind: EventType::Ddl,
+                    ts_ms,
+                    capture_ms,
+                    pos: Position {
+                        file: self.file.clone(),
+                        offset: u64::from(h.log_pos.saturating_sub(h.event_size)),
+                        row: 0,
+                        gtid: self.txn_gtid.clone(),
+                    },
+                    xid: None,
+                    txn_last: false,
+                    pk: Vec::new(),
+                    data: Row::new(),
+                    old: None,
+                    sql: Some(sql.to_owned()),
+                };
+                self.hold(Box::new(ev), out);
+            }
+        }
+        let standalone = self.txn_maria.is_none_or(|g| g.standalone);
+        if !self.in_txn || standalone {
+            self.advance(h);
+            self.commit(None, out);
+        }
+    }
+
+    fn commit(&mut self, xid: Option<u64>, out: &mut Vec<Output>) {
+        if let Some(mut last) = self.held.take() {
+            last.txn_last = true;
+            last.xid = xid;
+            out.push(Output::Event(last));
+        }
+        if let Some(g) = self.txn_maria.take() {
+            self.gtid_state.insert(g.domain, g);
+        }
+        if let Some(g) = self.txn_gtid.take() {
+            if !self.gtid_state.is_empty() || g.contains(':') {
+                self.mysql_gtid = g.contains(':').then_some(g);
+            }
+        }
+        self.in_txn = false;
+        let cp = Checkpoint {
+            file: self.file.clone(),
+            pos: self.pos,
+            gtid: self.gtid_string(),
+            seq: self.seq.last(),
+            saved_ms: 0,
+        };
+        self.boundary = cp.clone();
+        out.push(Output::Commit(cp));
+    }
+
+    fn gtid_string(&self) -> Option<String> {
+        if !self.gtid_state.is_empty() {
+            let parts: Vec<String> = self.gtid_state.values().map(|g| g.to_string()).collect();
+            return Some(parts.join(","));
+        }
+        self.mysql_gtid.clone()
+    }
+
+    fn set_gtid_state(&mut self, s: &str) {
+        self.gtid_state.clear();
+        for part in s.split(',') {
+            let f: Vec<&str> = part.trim().split('-').collect();
+            if let [d, sv, n] = f[..] {
+                if let (Ok(domain), Ok(server), Ok(seq)) = (d.parse(), sv.parse(), n.parse()) {
+                    self.gtid_state.insert(
+                        domain,
+                        MariaGtid {
+                            domain,
+                            server,
+                            seq,
+                            standalone: false,
+                        },
+                    );
+                }
+            }
+        }
+        if self.gtid_state.is_empty() && s.contains(':') {
+            self.mysql_gtid = Some(s.to_owned());
+        }
+    }
+
+    fn hold(&mut self, ev: Box<ChangeEvent>, out: &mut Vec<Output>) {
+        if let Some(prev) = self.held.replace(ev) {
+            out.push(Output::Event(prev));
+        }
+    }
+
+    fn rows(
+        &mut self,
+        h: Header,
+        kind: RowsKind,
+        v2: bool,
+        data: &[u8],
+        capture_ms: i64,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Malformed> {
+        let mut ev = RowsEvent::parse(kind, v2, data)?;
+        let Some(table) = self.tables.get(&ev.table_id) else {
+            return Err(Malformed::new(format!(
+                "rows event for table id {} without a TABLE_MAP before it",
+                ev.table_id
+            )));
+        };
+        let map = Arc::clone(&table.map);
+        if !table.publish {
+            // Still decoded, so a corrupt event of a filtered table is noticed, and cheap to skip.
+            while ev.next_row(&map)?.is_some() {}
+            return Ok(());
+        }
+        let dropped = table.dropped.clone();
+        let ts_ms = i64::from(h.timestamp) * 1000;
+        let offset = u64::from(h.log_pos.saturating_sub(h.event_size));
+        let mut row_index: u32 = 0;
+        while let Some((before, after)) = ev.next_row(&map)? {
+            let parts: Vec<(EventType, Row, Option<Row>)> = match (kind, before, after) {
+                (RowsKind::Insert, _, Some(a)) => {
+                    vec![(EventType::Insert, to_row(&map, &a, &dropped), None)]
+                }
+                (RowsKind::Delete, Some(b), _) => {
+                    vec![(EventType::Delete, to_row(&map, &b, &dropped), None)]
+                }
+                (RowsKind::Update, Some(b), Some(a)) => {
+                    let key_changed = map.pk.iter().any(|i| match (&b[*i], &a[*i]) {
+                        (Some(x), Some(y)) => x != y,
+                        _ => false,
+                    });
+                    if key_changed {
+                        vec![
+                            (EventType::Delete, to_row(&map, &b, &dropped), None),
+                            (EventType::Insert, to_row(&map, &a, &dropped), None),
+                        ]
+                    } else {
+                        let old = changed(&map, &b, &a, &dropped);
+                        vec![(EventType::Update, to_row(&map, &a, &dropped), Some(old))]
+                    }
+                }
+                _ => Vec::new(),
+            };
+            for (kind, data, old) in parts {
+                if !self.filter.kind(kind) {
+                    continue;
+                }
+                let ev = ChangeEvent {
+                    v: EVENT_VERSION,
+                    seq: self.seq.next(ts_ms),
+                    source: Source::Binlog,
+                    instance: self.instance.to_string(),
+                    database: map.database.clone(),
+                    table: map.table.clone(),
+                    kind,
+                    ts_ms,
+                    capture_ms,
+                    pos: Position {
+                        file: self.file.clone(),
+                        offset,
+                        row: row_index,
+                        gtid: self.txn_gtid.clone(),
+                    },
+                    xid: None,
+                    txn_last: false,
+                    pk: map.pk_names.to_vec(),
+                    data,
+                    old,
+                    sql: None,
+                };
+                self.hold(Box::new(ev), out);
+            }
+            row_index += 1;
+        }
+        Ok(())
+    }
+}
+
+fn to_row(map: &TableMap, image: &Image, dropped: &[bool]) -> Row {
+    let mut row = Row::with_capacity(image.len());
+    for (i, cell) in image.iter().enumerate() {
+        if let (Some(cell), false) = (cell, dropped.get(i).copied().unwrap_or(false)) {
+            row.insert(map.columns[i].name.clone(), cell.to_json());
+        }
+    }
+    row
+}
+
+fn changed(map: &TableMap, before: &Image, after: &Image, dropped: &[bool]) -> Row {
+    let mut row = Row::new();
+    for (i, (b, a)) in before.iter().zip(after.iter()).enumerate() {
+        if dropped.get(i).copied().unwrap_or(false) {
+            continue;
+        }
+        if let Some(b) = b {
+            if a.as_ref() != Some(b) {
+                row.insert(map.columns[i].name.clone(), b.to_json());
+            }
+        }
+    }
+    row
+}
+
+/// Statements in QUERY events that change no schema and are not worth a DDL event.
+fn is_noise(upper: &str) -> bool {
+    [
+        "SAVEPOINT",
+        "FLUSH",
+        "GRANT",
+        "REVOKE",
+        "SET ",
+        "ANALYZE",
+        "OPTIMIZE",
+        "CREATE USER",
+        "DROP USER",
+        "ALTER USER",
+    ]
+    .iter()
+    .any(|p| upper.starts_with(p))
+}
+
+/// The table a DDL statement is about (`db.table` or `table`), best effort.
+fn ddl_table(sql: &str) -> Option<String> {
+    let words: Vec<&str> = sql.split_whitespace().collect();
+    let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
+    let i = upper.iter().position(|w| w == "TABLE")?;
+    let mut j = i + 1;
+    while j < upper.len() && matches!(upper[j].as_str(), "IF" | "NOT" | "EXISTS") {
+        j += 1;
+    }
+    let name = words.get(j)?;
+    let name = name.split('(').next().unwrap_or(name);
+    Some(name.replace('`', "").trim_end_matches(';').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::binlog::table_map::tests::{names, table_map_bytes};
+    use crate::binlog::table_map::ty;
+    use crate::config::FilterConfig;
+    use serde_json::json;
+
+    fn decoder(filter: FilterConfig) -> Decoder {
+        let cp = Checkpoint {
+            file: "binlog.000001".into(),
+            pos: 4,
+            gtid: None,
+            seq: 0,
+            saved_ms: 0,
+        };
+        let mut d = Decoder::new("inst", Filter::new(&filter).unwrap(), cp);
+        let tm = table_map_bytes(
+            "shop",
+            "users",
+            &[
+                (ty::LONG, &[]),
+                (ty::VARCHAR, &[20, 0]),
+                (ty::VARCHAR, &[20, 0]),
+            ],
+            &[(4, names(&["id", "name", "pw"])), (8, vec![0])],
+        );
+        d.add_table(TableMap::parse(&tm, 6).unwrap());
+        d
+    }
+
+    fn h(event_type: u8, log_pos: u32) -> Header {
+        Header {
+            event_type,
+            timestamp: 1_000,
+            server_id: 1,
+            log_pos,
+            event_size: 10,
+        }
+    }
+
+    fn gtid(seq: u64) -> Vec<u8> {
+        let mut b = seq.to_le_bytes().to_vec();
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b.push(0);
+        b
+    }
+
+    fn update(rows: &[(u32, &str, &str, u32, &str, &str)]) -> Vec<u8> {
+        let mut b = vec![42, 0, 0, 0, 0, 0, 1, 0, 3, 0xff, 0xff];
+        for (id, n, p, id2, n2, p2) in rows {
+            for (id, n, p) in [(id, n, p), (id2, n2, p2)] {
+                b.push(0);
+                b.extend_from_slice(&id.to_le_bytes());
+                for s in [n, p] {
+                    b.push(s.len() as u8);
+                    b.extend_from_slice(s.as_bytes());
+                }
+            }
+        }
+        b
+    }
+
+    fn events(out: &[Output]) -> Vec<&ChangeEvent> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Event(e) => Some(&**e),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn update_old_has_changed_columns_and_key_change_splits() {
+        let mut d = decoder(FilterConfig {
+            drop_columns: [("shop.users".to_owned(), vec!["pw".to_owned()])].into(),
+            ..Default::default()
+        });
+        let mut out = Vec::new();
+        d.handle(h(code::MARIADB_GTID, 100), &gtid(5), 0, &mut out)
+            .unwrap();
+        d.handle(
+            h(24, 200),
+            &update(&[(1, "a", "x", 1, "b", "y"), (1, "b", "y", 2, "b", "y")]),
+            0,
+            &mut out,
+        )
+        .unwrap();
+        d.handle(h(code::XID, 300), &9u64.to_le_bytes(), 0, &mut out)
+            .unwrap();
+        let evs = events(&out);
+        assert_eq!(evs.len(), 3);
+        assert_eq!(evs[0].kind, EventType::Update);
+        assert_eq!(
+            evs[0].data,
+            json!({"id":1,"name":"b"}).as_object().unwrap().clone()
+        );
+        assert_eq!(
+            evs[0].old,
+            Some(json!({"name":"a"}).as_object().unwrap().clone())
+        );
+        assert_eq!(
+            (evs[1].kind, evs[2].kind),
+            (EventType::Delete, EventType::Insert)
+        );
+        assert_eq!(evs[1].key(), br#"["shop","users",1]"#.to_vec());
+        assert_eq!(evs[2].key(), br#"["shop","users",2]"#.to_vec());
+        assert!(evs[2].txn_last && !evs[1].txn_last);
+        assert_eq!(evs[2].xid, Some(9));
+        assert_eq!(evs[0].pos.gtid.as_deref(), Some("0-1-5"));
+        assert!(evs.windows(2).all(|w| w[0].seq < w[1].seq));
+        assert_eq!(evs[0].seq, 1_000_000 << 20);
+        match out.last() {
+            Some(Output::Commit(cp)) => {
+                assert_eq!(
+                    (cp.pos, cp.seq, cp.gtid.as_deref()),
+                    (300, evs[2].seq, Some("0-1-5"))
+                );
+            }
+            other => panic!("expected a commit, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rewind_repeats_seq_and_filtered_tables_still_commit() {
+        let mut d = decoder(FilterConfig::default());
+        let mut first = Vec::new();
+        d.handle(h(code::MARIADB_GTID, 100), &gtid(5), 0, &mut first)
+            .unwrap();
+        d.handle(
+            h(24, 200),
+            &update(&[(1, "a", "x", 1, "b", "y")]),
+            0,
+            &mut first,
+        )
+        .unwrap();
+        d.handle(
+            h(24, 250),
+            &update(&[(1, "b", "x", 1, "c", "y")]),
+            0,
+            &mut first,
+        )
+        .unwrap();
+        d.rewind();
+        let tm = table_map_bytes(
+            "shop",
+            "users",
+            &[
+                (ty::LONG, &[]),
+                (ty::VARCHAR, &[20, 0]),
+                (ty::VARCHAR, &[20, 0]),
+            ],
+            &[(4, names(&["id", "name", "pw"])), (8, vec![0])],
+        );
+        d.add_table(TableMap::parse(&tm, 6).unwrap());
+        let mut again = Vec::new();
+        d.handle(h(code::MARIADB_GTID, 100), &gtid(5), 0, &mut again)
+            .unwrap();
+        d.handle(
+            h(24, 200),
+            &update(&[(1, "a", "x", 1, "b", "y")]),
+            0,
+            &mut again,
+        )
+        .unwrap();
+        d.handle(
+            h(24, 250),
+            &update(&[(1, "b", "x", 1, "c", "y")]),
+            0,
+            &mut again,
+        )
+        .unwrap();
+        assert_eq!(events(&first)[0].seq, events(&again)[0].seq);
+
+        let mut f = decoder(FilterConfig {
+            exclude: vec!["users".into()],
+            ..Default::default()
+        });
+        let mut out = Vec::new();
+        f.handle(
+            h(24, 200),
+            &update(&[(1, "a", "x", 1, "b", "y")]),
+            0,
+            &mut out,
+        )
+        .unwrap();
+        f.handle(h(code::XID, 300), &1u64.to_le_bytes(), 0, &mut out)
+            .unwrap();
+        assert!(events(&out).is_empty());
+        assert!(matches!(out.last(), Some(Output::Commit(cp)) if cp.pos == 300));
+    }
+
+    #[test]
+    fn ddl_events_and_corrupt_rows() {
+        let mut d = decoder(FilterConfig {
+            ddl: true,
+            ..Default::default()
+        });
+        let mut q = vec![1, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0];
+        q.extend_from_slice(b"shop\0ALTER TABLE `users` ADD COLUMN age INT");
+        let mut out = Vec::new();
+        d.handle(h(code::QUERY, 500), &q, 0, &mut out).unwrap();
+        let evs = events(&out);
+        assert_eq!(evs.len(), 1);
+        assert_eq!(
+            (evs[0].kind, evs[0].table.as_str()),
+            (EventType::Ddl, "users")
+        );
+        assert!(evs[0].txn_last);
+        assert!(d.schema_changed);
+        let err = d
+            .handle(
+                h(24, 600),
+                &[42, 0, 0, 0, 0, 0, 1, 0, 3, 0xff, 0xff, 0, 1],
+                0,
+                &mut out,
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("binlog.000001:590"), "{err}");
+    }
+}

@@ -1,0 +1,139 @@
+//! The capture's errors, and the one function that decides which are transient.
+
+use std::time::Duration;
+
+/// Everything that can stop or pause the capture.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("cannot decode binlog event at {file}:{offset}: {detail}; the binlog may be corrupt or written by an unsupported server version, check it with `mariadb-binlog --start-position={offset} {file}`")]
+    Corrupt {
+        file: String,
+        offset: u64,
+        detail: String,
+    },
+    #[error("MySQL/MariaDB at {addr}: {source}")]
+    Mysql {
+        addr: String,
+        #[source]
+        source: mysql_async::Error,
+    },
+    #[error("{0}")]
+    Check(String),
+    #[error("Kafka: {what}: {source}")]
+    Kafka {
+        what: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("{0}")]
+    Topic(String),
+    #[error("checkpoint {path}: {source}; check that the state dir exists and is writable")]
+    CheckpointIo {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("checkpoint {path} is not a Sluice checkpoint: {detail}; move it away to start from source.start")]
+    CheckpointFormat { path: String, detail: String },
+    #[error("cannot write events to stdout: {0}")]
+    Stdout(std::io::Error),
+    #[error("binlog stream from {addr} ended; the server closed it (was it shut down?)")]
+    StreamEnded { addr: String },
+}
+
+impl CaptureError {
+    /// Transient errors are retried with backoff; definite ones stop the capture.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CaptureError::Mysql { source, .. } => match source {
+                mysql_async::Error::Io(_) => true,
+                mysql_async::Error::Driver(d) => matches!(
+                    d,
+                    mysql_async::DriverError::ConnectionClosed
+                        | mysql_async::DriverError::PoolDisconnected
+                ),
+                // 1236 (purged/unknown position), access denied and syntax errors are not going
+                // to fix themselves; server shutdown (1053) and too-many-connections (1040) are.
+                mysql_async::Error::Server(s) => {
+                    matches!(s.code, 1040 | 1053 | 1205 | 1213 | 2006 | 2013)
+                }
+                _ => false,
+            },
+            CaptureError::Kafka { source, .. } => !matches!(
+                source.rdkafka_error_code(),
+                Some(rdkafka::types::RDKafkaErrorCode::TopicAuthorizationFailed)
+                    | Some(rdkafka::types::RDKafkaErrorCode::SaslAuthenticationFailed)
+            ),
+            CaptureError::StreamEnded { .. } => true,
+            CaptureError::Corrupt { .. }
+            | CaptureError::Check(_)
+            | CaptureError::Topic(_)
+            | CaptureError::CheckpointIo { .. }
+            | CaptureError::CheckpointFormat { .. }
+            | CaptureError::Stdout(_) => false,
+        }
+    }
+}
+
+/// Capped exponential backoff: 200 ms doubling to 30 s.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            next: Duration::from_millis(200),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before the next attempt.
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(Duration::from_secs(30));
+        d
+    }
+
+    /// Back to the shortest delay after a success.
+    pub fn reset(&mut self) {
+        *self = Backoff::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_caps() {
+        let mut b = Backoff::default();
+        let delays: Vec<_> = (0..10).map(|_| b.next_delay()).collect();
+        assert_eq!(delays[0], Duration::from_millis(200));
+        assert_eq!(delays[1], Duration::from_millis(400));
+        assert_eq!(delays[9], Duration::from_secs(30));
+        b.reset();
+        assert_eq!(b.next_delay(), Duration::from_millis(200));
+    }
+
+    #[test]
+    fn transient_or_definite() {
+        let corrupt = CaptureError::Corrupt {
+            file: "b.1".into(),
+            offset: 4,
+            detail: "x".into(),
+        };
+        assert!(!corrupt.is_transient());
+        assert!(corrupt.to_string().contains("b.1:4"));
+        let io = CaptureError::Mysql {
+            addr: "h".into(),
+            source: mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::other(
+                "reset",
+            ))),
+        };
+        assert!(io.is_transient());
+        assert!(CaptureError::StreamEnded { addr: "h".into() }.is_transient());
+    }
+}

@@ -1,0 +1,9 @@
+//! `sluice-capture`: reads a MySQL/MariaDB binlog as a replica and publishes one change event per
+//! row to Kafka, checkpointing only what Kafka acknowledged.
+
+pub mod binlog;
+pub mod checkpoint;
+pub mod config;
+pub mod decoder;
+pub mod error;
+pub mod filter;
