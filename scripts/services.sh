@@ -99,19 +99,32 @@ running() {
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # wait_ready NAME LOGFILE CHECK...: runs CHECK until it succeeds (60 s), else prints the log tail.
+# Gives up at once when the process has exited.
 wait_ready() {
     local name="$1" logfile="$2"
     shift 2
-    local i
+    local i pid
+    pid="$(cat "$STATE/$name.pid" 2>/dev/null || true)"
     for i in $(seq 1 120); do
         if "$@" >/dev/null 2>&1; then
             return 0
+        fi
+        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+            rm -f "$STATE/$name.pid"
+            break
         fi
         sleep 0.5
     done
     log "$name did not become ready; last lines of $logfile:"
     tail -n 40 "$logfile" >&2 || true
     die "$name failed to start"
+}
+
+# free_port NAME PORT: fails clearly when something we did not start already listens on PORT.
+free_port() {
+    if port_open "$2"; then
+        die "$1 cannot start: 127.0.0.1:$2 is already in use by a process services.sh did not start (see: ss -ltnp 'sport = :$2'); stop it, then run 'scripts/services.sh up' again"
+    fi
 }
 
 # start_bg NAME LOGFILE CMD...: starts CMD detached from this shell, writes its pid file.
@@ -132,6 +145,7 @@ up_mariadb() {
         return 0
     fi
     local dir="$STATE/mariadb"
+    free_port mariadb "$MARIADB_PORT"
     mkdir -p "$dir"
     if [ ! -d "$dir/data/mysql" ]; then
         log "initialising MariaDB data directory $dir/data"
@@ -170,11 +184,13 @@ up_tansu() {
     fi
     local bin
     bin="$(tansu_bin)" || die "tansu $TANSU_VERSION is not installed"
+    free_port "$name" "$port"
     mkdir -p "$STATE/$name"
     log "starting $name (tansu, $storage) on 127.0.0.1:$port"
-    RUST_LOG="${TANSU_LOG:-warn}" start_bg "$name" "$STATE/$name/tansu.log" "$bin" broker \
+    # tansu resolves a sqlite:// path against its working directory, so it runs from `/`.
+    (cd / && RUST_LOG="${TANSU_LOG:-warn}" start_bg "$name" "$STATE/$name/tansu.log" "$bin" broker \
         --cluster-id sluice --listener-url "tcp://127.0.0.1:$port" \
-        --advertised-listener-url "tcp://127.0.0.1:$port" --storage-engine "$storage"
+        --advertised-listener-url "tcp://127.0.0.1:$port" --storage-engine "$storage")
     wait_ready "$name" "$STATE/$name/tansu.log" port_open "$port"
 }
 
@@ -183,6 +199,7 @@ up_redis() {
         log "redis already running on 127.0.0.1:$REDIS_PORT"
         return 0
     fi
+    free_port redis "$REDIS_PORT"
     mkdir -p "$STATE/redis"
     log "starting Redis on 127.0.0.1:$REDIS_PORT"
     start_bg redis "$STATE/redis/redis.log" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" \
@@ -195,6 +212,7 @@ up_osmem() {
         log "osmem already running on 127.0.0.1:$ES_PORT"
         return 0
     fi
+    free_port osmem "$ES_PORT"
     mkdir -p "$STATE/osmem"
     log "starting osmem (OpenSearch-compatible) on 127.0.0.1:$ES_PORT"
     start_bg osmem "$STATE/osmem/osmem.log" "$(osmem_bin)" -addr "127.0.0.1:$ES_PORT" -no-stdin-watch -no-ja
