@@ -1,13 +1,151 @@
-//! `sluice-sink`: Kafka to targets. The consumer runtime lands with the sink issue.
+//! `sluice-sink`: Kafka to targets (docs/sink.md).
 
-use clap::Parser;
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use sluice_sinks::offsets::{self, StartAt};
+use sluice_sinks::target::{Target, Write};
+use sluice_sinks::{observe, Sink, SinkConfig};
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
 
 /// A rule-driven consumer group that writes change events to Elasticsearch, MySQL and Redis.
 #[derive(Parser)]
 #[command(name = "sluice-sink", version)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    anyhow::bail!("sluice-sink is not built yet: the sink runtime lands with the sink issue")
+#[derive(Subcommand)]
+enum Command {
+    /// Consume and write until SIGTERM/SIGINT (then drain and commit).
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        /// `committed` (default), `earliest`, `latest`, or an RFC 3339 time: the group's offsets
+        /// are set there (and committed) before consuming.
+        #[arg(long, default_value = "committed")]
+        start_at: StartAt,
+    },
+    /// Print committed offset, high watermark and lag per partition.
+    Offsets {
+        #[arg(long)]
+        config: PathBuf,
+        /// Consumer group (default: consumer.group_id of the config).
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Validate the config and rules, connect to Kafka and every target.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sluice-sink: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice-sink: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run { config, start_at } => {
+            let config = SinkConfig::load(&config)?;
+            observe::init_logging(&config.log);
+            let cancel = CancellationToken::new();
+            let metrics = observe::install_metrics()?;
+            let sink = Sink::new(config.clone());
+            let server = observe::serve(
+                &config.metrics.listen,
+                metrics,
+                sink.health(),
+                cancel.clone(),
+            )
+            .await?;
+            if start_at != StartAt::Committed {
+                let c = config.clone();
+                let set =
+                    tokio::task::spawn_blocking(move || offsets::apply_start_at(&c, start_at))
+                        .await
+                        .context("start-at task")??;
+                for (t, p, o) in &set {
+                    tracing::info!(topic = %t, partition = p, offset = o, "start at {start_at}");
+                }
+            }
+            tokio::spawn(signals(cancel.clone()));
+            let result = sink.run(cancel.clone()).await;
+            cancel.cancel();
+            let _ = server.await;
+            result?;
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Command::Offsets { config, group } => {
+            let config = SinkConfig::load(&config)?;
+            let group = group.unwrap_or_else(|| config.consumer.group_id.clone());
+            let rows = tokio::task::spawn_blocking(move || offsets::list(&config, &group))
+                .await
+                .context("offsets task")??;
+            print!("{}", offsets::render_table(&rows));
+            Ok(())
+        }
+        Command::Check { config } => {
+            let config = SinkConfig::load(&config)?;
+            println!(
+                "config: ok ({} rules, {} targets)",
+                config.rules.len(),
+                config.targets.len()
+            );
+            let c = config.clone();
+            let partitions = tokio::task::spawn_blocking(move || offsets::check_kafka(&c))
+                .await
+                .context("kafka check task")??;
+            println!(
+                "kafka: ok ({} topics, {partitions} partitions)",
+                config.consumer.topics.len()
+            );
+            let mut problems = sluice_config::Problems::default();
+            let rules = sluice_rules::RuleSet::compile(&config.rules, &mut problems);
+            for (name, t) in &config.targets {
+                let target = Target::connect(name, t, &rules).await?;
+                target.check().await?;
+                println!("target {name} ({}): ok", target.kind());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Cancels on SIGTERM or SIGINT.
+async fn signals(cancel: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            cancel.cancel();
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    cancel.cancel();
 }

@@ -1,0 +1,16 @@
+//! `sluice-sink`: a rule-driven Kafka consumer group that writes change events to targets
+//! (Redis today; Elasticsearch and MySQL next) and commits an offset only after every write of
+//! every earlier message succeeded or was dead-lettered. Users' documentation: docs/sink.md;
+//! writing a target: docs/sink-targets.md.
+
+pub mod config;
+pub mod error;
+pub mod observe;
+pub mod offsets;
+pub mod runtime;
+pub mod target;
+
+pub use config::SinkConfig;
+pub use error::SinkError;
+pub use offsets::{PartitionOffsets, StartAt};
+pub use runtime::{Health, Sink};

@@ -1,0 +1,593 @@
+//! The consumer-group runtime: one worker task per assigned partition (ordered within a
+//! partition, concurrent across partitions), bounded channels with pause/resume for
+//! backpressure, a contiguous watermark per partition, commits, rebalance drains and shutdown.
+
+mod backoff;
+mod dlq;
+mod prepare;
+mod worker;
+
+pub use backoff::{backoff, ceiling, RateLimit};
+pub use dlq::{
+    HEADER_ERROR, HEADER_ORIGINAL_OFFSET, HEADER_ORIGINAL_PARTITION, HEADER_ORIGINAL_TOPIC,
+    HEADER_RULE, HEADER_TARGET,
+};
+pub use prepare::{Failure, Prepared, Routing};
+
+use crate::config::SinkConfig;
+use crate::error::SinkError;
+use crate::target::{Target, Write};
+use rdkafka::client::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Offset, TopicPartitionList};
+use sluice_config::Problems;
+use sluice_rules::RuleSet;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use worker::Stop;
+
+/// One Kafka message, copied out of the consumer's buffer.
+#[derive(Debug, Clone)]
+pub struct Msg {
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Msg {
+    fn from_kafka(m: &BorrowedMessage<'_>) -> Msg {
+        let headers = m
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Msg {
+            offset: m.offset(),
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().map(<[u8]>::to_vec),
+            headers,
+        }
+    }
+
+    fn size(&self) -> usize {
+        self.payload.as_ref().map_or(0, Vec::len) + self.key.as_ref().map_or(0, Vec::len)
+    }
+}
+
+/// What every worker shares: the config, the rules, the targets, the dead-letter producer.
+pub struct Env {
+    pub config: SinkConfig,
+    pub routing: Routing,
+    pub targets: Vec<Target>,
+    pub producer: FutureProducer,
+}
+
+/// Readiness as `/readyz` reports it: set once the sink has joined its group and can write.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    ready: Arc<AtomicBool>,
+}
+
+impl Health {
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+    fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+}
+
+/// A configured sink, ready to run.
+pub struct Sink {
+    config: SinkConfig,
+    overrides: BTreeMap<String, Target>,
+    health: Health,
+}
+
+type Tp = (String, i32);
+
+/// How often the lag gauge asks the broker for high watermarks.
+const LAG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A partition's worker as the dispatcher and the rebalance callback see it.
+struct Handle {
+    tx: mpsc::Sender<Msg>,
+    /// Messages read while the worker's channel was full; the partition is paused meanwhile.
+    overflow: VecDeque<Msg>,
+    paused: bool,
+    /// Next offset to commit (every earlier message is done or dead-lettered); -1 before any.
+    done: Arc<AtomicI64>,
+    committed: i64,
+    stop: Stop,
+    join: JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct State {
+    workers: HashMap<Tp, Handle>,
+    assigned: HashSet<Tp>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    drain_timeout: Duration,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        match self.state.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+/// The consumer's context: on revoke, drains the revoked partitions' workers and commits.
+struct Ctx {
+    shared: Arc<Shared>,
+}
+
+impl ClientContext for Ctx {}
+
+impl ConsumerContext for Ctx {
+    fn pre_rebalance(&self, base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let revoked: Vec<Tp> = tpl
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_owned(), e.partition()))
+                .collect();
+            let handles: Vec<(Tp, Handle)> = {
+                let mut state = self.shared.lock();
+                for tp in &revoked {
+                    state.assigned.remove(tp);
+                }
+                revoked
+                    .iter()
+                    .filter_map(|tp| state.workers.remove(tp).map(|h| (tp.clone(), h)))
+                    .collect()
+            };
+            if handles.is_empty() {
+                return;
+            }
+            tracing::info!(
+                partitions = handles.len(),
+                "partitions revoked; draining in-flight writes"
+            );
+            let timeout = self.shared.drain_timeout;
+            // The rebalance callback runs inside the task polling the consumer: wait for the
+            // workers on this thread without stalling the runtime's other threads.
+            let tpl = match tokio::runtime::Handle::try_current() {
+                Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                    tokio::task::block_in_place(|| rt.block_on(drain(handles, timeout)))
+                }
+                _ => done_offsets(abandon_now(handles)),
+            };
+            commit_now(base, &tpl, "revoked partitions");
+        }
+    }
+
+    fn post_rebalance(&self, _base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let mut state = self.shared.lock();
+            for e in tpl.elements() {
+                state.assigned.insert((e.topic().to_owned(), e.partition()));
+            }
+            tracing::info!(partitions = tpl.count(), "partitions assigned");
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            tracing::warn!("offset commit failed: {e}; the next commit retries it");
+        }
+    }
+}
+
+impl Sink {
+    /// A sink for `config`; targets are connected when it runs.
+    pub fn new(config: SinkConfig) -> Sink {
+        Sink {
+            config,
+            overrides: BTreeMap::new(),
+            health: Health::default(),
+        }
+    }
+
+    /// Uses `target` for the target `name` instead of building it from the config (tests).
+    pub fn with_target(mut self, name: &str, target: Target) -> Sink {
+        self.overrides.insert(name.to_owned(), target);
+        self
+    }
+
+    /// The readiness flag this sink sets; give it to the `/readyz` endpoint.
+    pub fn health(&self) -> Health {
+        self.health.clone()
+    }
+
+    /// Compiles the rules and connects every target.
+    async fn build(mut self) -> Result<(Env, Health), SinkError> {
+        let mut problems = Problems::default();
+        let rules = RuleSet::compile(&self.config.rules, &mut problems);
+        if !problems.is_empty() {
+            return Err(sluice_config::ConfigError::Invalid {
+                path: "rules".into(),
+                problems,
+            }
+            .into());
+        }
+        let target_names: Vec<String> = self.config.targets.keys().cloned().collect();
+        let mut targets = Vec::with_capacity(target_names.len());
+        for name in &target_names {
+            let target = match self.overrides.remove(name) {
+                Some(t) => t,
+                None => Target::connect(name, &self.config.targets[name], &rules).await?,
+            };
+            target.check().await?;
+            targets.push(target);
+        }
+        let rule_target = (0..rules.len())
+            .map(|i| {
+                let t = rules.rule(i).target();
+                target_names.iter().position(|n| n == t).unwrap_or(0)
+            })
+            .collect();
+        let producer: FutureProducer = kafka_client_config(&self.config)
+            .set("enable.idempotence", "false")
+            .create()
+            .map_err(|e| kafka_error(&self.config, "create the dead-letter producer", e))?;
+        let env = Env {
+            config: self.config,
+            routing: Routing {
+                rules,
+                rule_target,
+                target_names,
+            },
+            targets,
+            producer,
+        };
+        Ok((env, self.health))
+    }
+
+    /// Joins the group and writes until `cancel` fires (then drains and commits) or a rule
+    /// with `on_error = "stop"` fails.
+    pub async fn run(self, cancel: CancellationToken) -> Result<(), SinkError> {
+        let (env, health) = self.build().await?;
+        let env = Arc::new(env);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            drain_timeout: env.config.consumer.drain_timeout(),
+        });
+        let consumer: StreamConsumer<Ctx> = kafka_client_config(&env.config)
+            .set("group.id", &env.config.consumer.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .create_with_context(Ctx {
+                shared: shared.clone(),
+            })
+            .map_err(|e| kafka_error(&env.config, "create the consumer", e))?;
+        let topics: Vec<&str> = env
+            .config
+            .consumer
+            .topics
+            .iter()
+            .map(String::as_str)
+            .collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(|e| kafka_error(&env.config, "subscribe", e))?;
+        let consumer = Arc::new(consumer);
+        health.set_ready(true);
+        let dispatcher = Dispatcher {
+            env: env.clone(),
+            shared: shared.clone(),
+            consumer: consumer.clone(),
+        };
+        // On a runtime thread, so the rebalance callback may wait for workers in place.
+        let result = match tokio::spawn(dispatcher.run(cancel)).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("the consumer task failed: {e}");
+                Ok(())
+            }
+        };
+        health.set_ready(false);
+        // Stop every worker, let them finish the batch in hand, commit what is done.
+        let handles: Vec<(Tp, Handle)> = shared.lock().workers.drain().collect();
+        let tpl = drain(handles, env.config.consumer.drain_timeout()).await;
+        let c = consumer.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if tpl.count() > 0 {
+                if let Err(e) = c.commit(&tpl, CommitMode::Sync) {
+                    tracing::warn!("final offset commit failed: {e}");
+                }
+            }
+            c.unsubscribe();
+        })
+        .await;
+        result
+    }
+}
+
+struct Dispatcher {
+    env: Arc<Env>,
+    shared: Arc<Shared>,
+    consumer: Arc<StreamConsumer<Ctx>>,
+}
+
+impl Dispatcher {
+    async fn run(self, cancel: CancellationToken) -> Result<(), SinkError> {
+        let (fatal_tx, mut fatal_rx) = mpsc::channel::<SinkError>(16);
+        let mut commit_tick = tokio::time::interval(self.env.config.consumer.commit_interval());
+        let mut flush_tick = tokio::time::interval(Duration::from_millis(10));
+        let mut errors = RateLimit::new(Duration::from_secs(10));
+        let mut lag_tick = tokio::time::interval(LAG_INTERVAL);
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Ok(()),
+                Some(e) = fatal_rx.recv() => return Err(e),
+                _ = commit_tick.tick() => self.commit(),
+                _ = flush_tick.tick() => self.flush_overflow(),
+                _ = lag_tick.tick() => self.report_lag(),
+                m = self.consumer.recv() => match m {
+                    Ok(m) => self.dispatch(&m, &fatal_tx),
+                    Err(e) => {
+                        if let Some(held_back) = errors.allow(Instant::now()) {
+                            tracing::warn!(held_back, "Kafka consumer: {e}; retrying");
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    fn dispatch(&self, m: &BorrowedMessage<'_>, fatal: &mpsc::Sender<SinkError>) {
+        let tp = (m.topic().to_owned(), m.partition());
+        let msg = Msg::from_kafka(m);
+        let mut state = self.shared.lock();
+        if !state.assigned.contains(&tp) {
+            // A message of a partition revoked in the meantime; its next owner reads it.
+            return;
+        }
+        let handle = state
+            .workers
+            .entry(tp.clone())
+            .or_insert_with(|| spawn_worker(&self.env, &tp, fatal.clone()));
+        if handle.paused || !handle.overflow.is_empty() {
+            handle.overflow.push_back(msg);
+            return;
+        }
+        match handle.tx.try_send(msg) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(msg)) => {
+                handle.overflow.push_back(msg);
+                handle.paused = true;
+                self.pause(&tp, true);
+            }
+            // The worker stopped with a fatal error, which the loop is about to receive.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Moves held-back messages into workers that have room again; resumes their partitions.
+    fn flush_overflow(&self) {
+        let mut resume = Vec::new();
+        {
+            let mut state = self.shared.lock();
+            for (tp, h) in state.workers.iter_mut().filter(|(_, h)| h.paused) {
+                while let Some(msg) = h.overflow.pop_front() {
+                    match h.tx.try_send(msg) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(msg)) => {
+                            h.overflow.push_front(msg);
+                            break;
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => {
+                            h.overflow.clear();
+                            break;
+                        }
+                    }
+                }
+                if h.overflow.is_empty() {
+                    h.paused = false;
+                    resume.push(tp.clone());
+                }
+            }
+        }
+        for tp in resume {
+            self.pause(&tp, false);
+        }
+    }
+
+    fn pause(&self, (topic, partition): &Tp, pause: bool) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, *partition);
+        let r = if pause {
+            self.consumer.pause(&tpl)
+        } else {
+            self.consumer.resume(&tpl)
+        };
+        if let Err(e) = r {
+            tracing::warn!(topic, partition, "cannot pause/resume partition: {e}");
+        }
+    }
+
+    /// Commits every partition whose watermark moved; reports lag per partition.
+    fn commit(&self) {
+        let mut tpl = TopicPartitionList::new();
+        {
+            let mut state = self.shared.lock();
+            for ((topic, partition), h) in state.workers.iter_mut() {
+                let done = h.done.load(Ordering::Acquire);
+                if done > h.committed
+                    && tpl
+                        .add_partition_offset(topic, *partition, Offset::Offset(done))
+                        .is_ok()
+                {
+                    h.committed = done;
+                }
+            }
+        }
+        if tpl.count() > 0 {
+            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+                tracing::warn!("offset commit failed: {e}; the next commit retries it");
+            }
+        }
+    }
+
+    /// Sets `sluice_sink_lag_messages` per partition: high watermark minus the done offset.
+    /// Asks the broker for the watermarks, so it runs on a blocking thread, off the loop.
+    fn report_lag(&self) {
+        let positions: Vec<(Tp, i64)> = {
+            let state = self.shared.lock();
+            state
+                .workers
+                .iter()
+                .map(|(tp, h)| (tp.clone(), h.done.load(Ordering::Acquire)))
+                .filter(|(_, done)| *done >= 0)
+                .collect()
+        };
+        let consumer = self.consumer.clone();
+        tokio::task::spawn_blocking(move || {
+            for ((topic, partition), done) in positions {
+                if let Ok((_, high)) =
+                    consumer.fetch_watermarks(&topic, partition, Duration::from_secs(5))
+                {
+                    metrics::gauge!("sluice_sink_lag_messages",
+                        "topic" => topic, "partition" => partition.to_string())
+                    .set((high - done).max(0) as f64);
+                }
+            }
+        });
+    }
+}
+
+fn spawn_worker(env: &Arc<Env>, (topic, partition): &Tp, fatal: mpsc::Sender<SinkError>) -> Handle {
+    let (tx, rx) = mpsc::channel(env.config.consumer.max_in_flight);
+    let done = Arc::new(AtomicI64::new(-1));
+    let stop = Stop::default();
+    let join = tokio::spawn({
+        let (env, topic, partition, done, stop) = (
+            env.clone(),
+            topic.clone(),
+            *partition,
+            done.clone(),
+            stop.clone(),
+        );
+        async move {
+            if let Err(e) = worker::run(env, topic, partition, rx, done, stop).await {
+                let _ = fatal.try_send(e);
+            }
+        }
+    });
+    Handle {
+        tx,
+        overflow: VecDeque::new(),
+        paused: false,
+        done,
+        committed: -1,
+        stop,
+        join,
+    }
+}
+
+/// Tells workers to finish the batch in hand, waits up to `timeout`, abandons the rest, and
+/// returns the offsets to commit.
+async fn drain(handles: Vec<(Tp, Handle)>, timeout: Duration) -> TopicPartitionList {
+    for (_, h) in &handles {
+        h.stop.drain.cancel();
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut finished = Vec::with_capacity(handles.len());
+    for (tp, mut h) in handles {
+        if tokio::time::timeout_at(deadline, &mut h.join)
+            .await
+            .is_err()
+        {
+            tracing::warn!(topic = %tp.0, partition = tp.1,
+                "in-flight writes did not finish within consumer.drain_timeout_ms; the next owner re-processes them");
+            h.stop.abandon.cancel();
+            let _ = (&mut h.join).await;
+        }
+        finished.push((tp, h));
+    }
+    done_offsets(finished)
+}
+
+fn abandon_now(handles: Vec<(Tp, Handle)>) -> Vec<(Tp, Handle)> {
+    for (_, h) in &handles {
+        h.stop.drain.cancel();
+        h.stop.abandon.cancel();
+    }
+    handles
+}
+
+fn done_offsets(handles: Vec<(Tp, Handle)>) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), h) in handles {
+        let done = h.done.load(Ordering::Acquire);
+        if done >= 0 {
+            let _ = tpl.add_partition_offset(&topic, partition, Offset::Offset(done));
+        }
+    }
+    tpl
+}
+
+fn commit_now<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    tpl: &TopicPartitionList,
+    what: &str,
+) {
+    if tpl.count() == 0 {
+        return;
+    }
+    match consumer.commit(tpl, CommitMode::Sync) {
+        Ok(()) => tracing::info!(partitions = tpl.count(), "committed offsets of {what}"),
+        Err(e) => tracing::warn!("offset commit of {what} failed: {e}"),
+    }
+}
+
+/// librdkafka properties shared by the consumer, the producer and the admin clients.
+pub fn kafka_client_config(config: &SinkConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    // Bounded prefetch: a paused or slow partition cannot fill memory.
+    c.set("queued.max.messages.kbytes", "16384");
+    for (k, v) in config.kafka.client_properties() {
+        c.set(k, v);
+    }
+    c
+}
+
+pub(crate) fn kafka_error(
+    config: &SinkConfig,
+    what: &str,
+    source: rdkafka::error::KafkaError,
+) -> SinkError {
+    SinkError::Kafka {
+        brokers: config.kafka.brokers.join(","),
+        what: what.to_owned(),
+        source: Box::new(source),
+    }
+}

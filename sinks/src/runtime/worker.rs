@@ -1,0 +1,294 @@
+//! One partition's worker: reads its messages in order, batches them, writes every target,
+//! retries transient failures, dead-letters definite ones, and moves the partition's watermark.
+
+use super::backoff::{backoff, RateLimit};
+use super::dlq::DeadLetter;
+use super::prepare::{Failure, Prepared};
+use super::{Env, Msg};
+use crate::error::SinkError;
+use crate::target::{Item, Outcome, Write};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How a worker is told to stop.
+#[derive(Clone, Default)]
+pub struct Stop {
+    /// Take no new messages; finish the batch in hand (with retries).
+    pub drain: CancellationToken,
+    /// Give up the batch in hand now (the drain timeout passed).
+    pub abandon: CancellationToken,
+}
+
+/// Why a batch was not finished.
+enum Halt {
+    /// `abandon` fired: the batch is left for the next owner of the partition.
+    Abandoned,
+    /// A rule with `on_error = "stop"` failed, or the dead-letter topic refused a message.
+    Fatal(SinkError),
+}
+
+/// Runs until the channel closes or `stop` says so. `done` is the next offset to commit.
+pub async fn run(
+    env: Arc<Env>,
+    topic: String,
+    partition: i32,
+    mut rx: mpsc::Receiver<Msg>,
+    done: Arc<AtomicI64>,
+    stop: Stop,
+) -> Result<(), SinkError> {
+    let mut worker = Worker {
+        env,
+        topic,
+        partition,
+        stop,
+        log_limit: Mutex::new(RateLimit::new(Duration::from_secs(10))),
+    };
+    let linger = Duration::from_millis(worker.env.config.batch.linger_ms);
+    let max_items = worker.env.config.batch.max_items;
+    let max_bytes = worker.env.config.batch.max_bytes;
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = worker.stop.drain.cancelled() => return Ok(()),
+            m = rx.recv() => match m {
+                Some(m) => m,
+                None => return Ok(()),
+            },
+        };
+        let mut bytes = first.size();
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + linger;
+        while batch.len() < max_items && bytes < max_bytes {
+            let next = match rx.try_recv() {
+                Ok(m) => Some(m),
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+                Err(mpsc::error::TryRecvError::Empty) => tokio::select! {
+                    biased;
+                    _ = worker.stop.drain.cancelled() => None,
+                    r = tokio::time::timeout_at(deadline, rx.recv()) => r.ok().flatten(),
+                },
+            };
+            match next {
+                Some(m) => {
+                    bytes += m.size();
+                    batch.push(m);
+                }
+                None => break,
+            }
+        }
+        let last = batch.last().map(|m| m.offset).unwrap_or(0);
+        match worker.process(&batch).await {
+            Ok(()) => done.store(last + 1, Ordering::Release),
+            Err(Halt::Abandoned) => return Ok(()),
+            Err(Halt::Fatal(e)) => return Err(e),
+        }
+    }
+}
+
+struct Worker {
+    env: Arc<Env>,
+    topic: String,
+    partition: i32,
+    stop: Stop,
+    log_limit: Mutex<RateLimit>,
+}
+
+impl Worker {
+    /// Writes one batch of messages to every target until each item is done or dead-lettered.
+    async fn process(&mut self, batch: &[Msg]) -> Result<(), Halt> {
+        let routing = &self.env.routing;
+        let prepared: Vec<Prepared> = batch
+            .iter()
+            .map(|m| routing.prepare(m.payload.as_deref()))
+            .collect();
+        let mut failures: Vec<(usize, Failure)> = Vec::new();
+        let mut per_target: Vec<Vec<(usize, Item)>> = vec![Vec::new(); self.env.targets.len()];
+        for (msg_idx, p) in prepared.into_iter().enumerate() {
+            failures.extend(p.failures.into_iter().map(|f| (msg_idx, f)));
+            for (t, item) in p.items {
+                if let Some(list) = per_target.get_mut(t) {
+                    list.push((msg_idx, item));
+                }
+            }
+        }
+        // A rule that must stop the sink stops it before anything of this batch is written.
+        if let Some((i, f)) = failures.iter().find(|(_, f)| f.stop) {
+            return Err(Halt::Fatal(self.stopped(&batch[*i], f)));
+        }
+        let writes = per_target
+            .into_iter()
+            .enumerate()
+            .filter(|(_, items)| !items.is_empty())
+            .map(|(t, items)| self.write_target(t, items));
+        let results = futures::future::join_all(writes).await;
+        for r in results {
+            failures.extend(r?);
+        }
+        if let Some((i, f)) = failures.iter().find(|(_, f)| f.stop) {
+            return Err(Halt::Fatal(self.stopped(&batch[*i], f)));
+        }
+        failures.sort_by_key(|(i, _)| *i);
+        for (i, f) in &failures {
+            self.dead_letter(&batch[*i], f).await?;
+        }
+        let topic = self.topic.clone();
+        metrics::counter!("sluice_sink_messages_total", "topic" => topic)
+            .increment(batch.len() as u64);
+        Ok(())
+    }
+
+    /// Writes `items` to target `t`, retrying from the first transient failure; returns the
+    /// rejected items as failures.
+    async fn write_target(
+        &self,
+        t: usize,
+        items: Vec<(usize, Item)>,
+    ) -> Result<Vec<(usize, Failure)>, Halt> {
+        let target = &self.env.targets[t];
+        let name = &self.env.routing.target_names[t];
+        let (idx, items): (Vec<usize>, Vec<Item>) = items.into_iter().unzip();
+        let mut rejected = Vec::new();
+        let mut start = 0;
+        let mut attempt: u32 = 0;
+        metrics::histogram!("sluice_sink_batch_items", "target" => name.clone())
+            .record(items.len() as f64);
+        loop {
+            let began = Instant::now();
+            let outcomes = tokio::select! {
+                biased;
+                _ = self.stop.abandon.cancelled() => return Err(Halt::Abandoned),
+                o = target.write(&items[start..]) => o,
+            };
+            metrics::histogram!("sluice_sink_write_seconds", "target" => name.clone())
+                .record(began.elapsed().as_secs_f64());
+            let mut first_retry: Option<(usize, String)> = None;
+            for (k, item) in items[start..].iter().enumerate() {
+                let outcome = outcomes.get(k).cloned().unwrap_or_else(|| {
+                    Outcome::Retry(format!(
+                        "target `{name}` returned fewer outcomes than items"
+                    ))
+                });
+                let rule = self.env.routing.rule_name(item.rule).to_owned();
+                metrics::counter!("sluice_sink_items_total",
+                    "topic" => self.topic.clone(), "rule" => rule.clone(),
+                    "target" => name.clone(), "outcome" => outcome.label())
+                .increment(1);
+                match outcome {
+                    Outcome::Done => {}
+                    Outcome::Reject(reason) => rejected.push((
+                        idx[start + k],
+                        Failure {
+                            rule: Some(rule),
+                            target: Some(name.clone()),
+                            reason,
+                            stop: self.env.routing.stops(item.rule),
+                        },
+                    )),
+                    Outcome::Retry(reason) => {
+                        first_retry = Some((start + k, reason));
+                        break;
+                    }
+                }
+            }
+            let Some((from, reason)) = first_retry else {
+                return Ok(rejected);
+            };
+            // Rejections after the first retry are re-reported by the next try.
+            rejected.retain(|(i, _)| *i < idx[from]);
+            start = from;
+            attempt = attempt.saturating_add(1);
+            metrics::counter!("sluice_sink_retries_total", "target" => name.clone()).increment(1);
+            if let Some(max) = self.env.config.retry.max_retries {
+                if attempt > max {
+                    for (k, item) in items[start..].iter().enumerate() {
+                        rejected.push((
+                            idx[start + k],
+                            Failure {
+                                rule: Some(self.env.routing.rule_name(item.rule).to_owned()),
+                                target: Some(name.clone()),
+                                reason: format!("gave up after {max} retries: {reason}"),
+                                stop: self.env.routing.stops(item.rule),
+                            },
+                        ));
+                    }
+                    return Ok(rejected);
+                }
+            }
+            let pause = backoff(&self.env.config.retry, attempt);
+            if let Some(held_back) = self.log_limit_allow() {
+                tracing::warn!(
+                    target_name = %name, topic = %self.topic, partition = self.partition,
+                    attempt, retry_in_ms = pause.as_millis() as u64, held_back,
+                    "write to target `{name}` failed, retrying; the partition waits meanwhile: {reason}"
+                );
+            }
+            tokio::select! {
+                biased;
+                _ = self.stop.abandon.cancelled() => return Err(Halt::Abandoned),
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// `write_target` runs concurrently for several targets, so the limiter sits in a mutex.
+    fn log_limit_allow(&self) -> Option<u64> {
+        match self.log_limit.lock() {
+            Ok(mut l) => l.allow(Instant::now()),
+            Err(poisoned) => poisoned.into_inner().allow(Instant::now()),
+        }
+    }
+
+    /// Sends `msg` to the dead-letter topic, retrying until the broker takes it.
+    async fn dead_letter(&self, msg: &Msg, f: &Failure) -> Result<(), Halt> {
+        let dlq = self.env.config.dlq_topic(&self.topic);
+        let letter = DeadLetter {
+            topic: &dlq,
+            original_topic: &self.topic,
+            partition: self.partition,
+            msg,
+            failure: f,
+        };
+        let mut attempt = 0u32;
+        loop {
+            let sent = tokio::select! {
+                biased;
+                _ = self.stop.abandon.cancelled() => return Err(Halt::Abandoned),
+                r = letter.send(&self.env.producer) => r,
+            };
+            match sent {
+                Ok(()) => {
+                    metrics::counter!("sluice_sink_dead_letters_total",
+                        "topic" => self.topic.clone(),
+                        "rule" => f.rule.clone().unwrap_or_default())
+                    .increment(1);
+                    tracing::warn!(topic = %self.topic, partition = self.partition, offset = msg.offset,
+                        rule = f.rule.as_deref().unwrap_or(""), "dead-lettered to {dlq}: {}", f.reason);
+                    return Ok(());
+                }
+                Err(e) => {
+                    attempt = attempt.saturating_add(1);
+                    let pause = backoff(&self.env.config.retry, attempt);
+                    tracing::warn!(attempt, "cannot write to dead-letter topic {dlq}: {e}; retrying (create the topic if the broker does not create topics)");
+                    tokio::select! {
+                        biased;
+                        _ = self.stop.abandon.cancelled() => return Err(Halt::Abandoned),
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn stopped(&self, msg: &Msg, f: &Failure) -> SinkError {
+        SinkError::RuleStopped {
+            rule: f.rule.clone().unwrap_or_default(),
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset: msg.offset,
+            reason: f.reason.clone(),
+        }
+    }
+}
