@@ -293,3 +293,95 @@ fn default_retry_initial_ms() -> u64 {
 fn default_retry_max_ms() -> u64 {
     DEFAULT_RETRY_MAX_MS
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[kafka]
+brokers = ["127.0.0.1:9092"]
+[consumer]
+group_id = "g"
+topics = ["t"]
+[targets.cache]
+type = "redis"
+url = "redis://127.0.0.1:6380"
+"#;
+
+    fn parse(text: &str) -> Result<SinkConfig, String> {
+        sluice_config::parse::<SinkConfig>(text, Path::new("sink.toml"), |_| None)
+            .map_err(|e| e.to_string())
+    }
+
+    fn with_rule(rule: &str) -> String {
+        format!("{BASE}\n[[rules]]\nname = \"users\"\ntarget = \"cache\"\nmatch = {{ tables = [\"shop.users\"] }}\n{rule}")
+    }
+
+    #[test]
+    fn example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples/sink.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let c = sluice_config::parse::<SinkConfig>(&text, &path, |_| None).unwrap();
+        assert_eq!(c.consumer.group_id, "shop-cache");
+        assert_eq!(c.rules.len(), 2);
+        assert_eq!(c.dlq_topic("sluice.shop-main"), "sluice.shop-main.dlq");
+        assert!(matches!(c.targets["cache"], TargetConfig::Redis(_)));
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(&with_rule("[rules.redis]\nkeys = [\"user:{id}\"]\n")).unwrap();
+        assert_eq!(c.batch.max_items, DEFAULT_BATCH_MAX_ITEMS);
+        assert_eq!(c.retry.max_retries, None);
+        assert_eq!(c.consumer.max_in_flight, DEFAULT_MAX_IN_FLIGHT);
+        assert_eq!(c.dlq_topic("t"), "t.dlq");
+    }
+
+    /// Each bad config with the exact message a user sees.
+    #[test]
+    fn bad_configs_say_what_and_where() {
+        let cases: Vec<(String, &str)> = vec![
+            (
+                with_rule("[rules.redis]\nkeys = [\"user:{id}\"]\nttl = 5\n"),
+                "sink.toml: invalid configuration:\n  rules[0].redis: unknown field `ttl`, expected one of `keys`, `mode`, `format`, `ttl_secs`",
+            ),
+            (
+                with_rule("[rules.redis]\nkeys = [\"user:{id\"]\n"),
+                "sink.toml: invalid configuration:\n  rules[0].redis.keys[0]: template `user:{id`: `{` at character 6 is not closed by `}`; write `{{` for a literal brace",
+            ),
+            (
+                with_rule("fields = { include = [\"id\"] }\n[rules.redis]\nkeys = [\"user:{email}\"]\n"),
+                "sink.toml: invalid configuration:\n  rules[0].redis.keys[0]: unknown column `email` in template `user:{email}`: fields.include does not keep it; add it to fields.include (kept: id)",
+            ),
+            (
+                with_rule("[rules.redis]\nkeys = [\"u:{id}\"]\nttl_secs = 60\n"),
+                "sink.toml: invalid configuration:\n  rules[0].redis.ttl_secs: only applies to mode = \"refresh\"; invalidation deletes keys",
+            ),
+            (
+                with_rule(""),
+                "sink.toml: invalid configuration:\n  rules[0].redis: missing; target `cache` is Redis, so the rule needs [rules.redis] with keys = [\"prefix:{id}\"]",
+            ),
+            (
+                format!("{BASE}\n[[rules]]\nname = \"x\"\ntarget = \"search\"\nmatch = {{ tables = [\"a.b\"] }}\n"),
+                "sink.toml: invalid configuration:\n  rules[0].target: no target named `search`; configured targets: [cache]",
+            ),
+            (
+                format!("{BASE}\n[targets.other]\ntype = \"kafka\"\n"),
+                "unknown variant `kafka`, expected `noop` or `redis`",
+            ),
+            (
+                with_rule("[rules.redis]\nkeys = [\"u:{id}\"]\n").replace("[consumer]", "[consumer]\nmax_inflight = 3"),
+                "unknown field `max_inflight`",
+            ),
+            (
+                with_rule("[rules.redis]\nkeys = [\"u:{id}\"]\n").replace("url = \"redis://127.0.0.1:6380\"", "url = \"http://x\""),
+                "targets.cache.url: not a Redis URL",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = parse(&text).unwrap_err();
+            assert!(err.contains(want), "want {want:?}\n got {err:?}");
+        }
+    }
+}
