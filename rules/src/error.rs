@@ -79,3 +79,12 @@ pub struct TemplateError {
     pub template: String,
     pub message: String,
 }
+
+/// Parser errors that span several lines (the input with a caret under it) on one line.
+pub(crate) fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -671,36 +671,9 @@ impl Parser<'_> {
 mod tests {
     use super::*;
     use serde_json::json;
-    use sluice_event::{Position, Source};
 
     fn event(kind: EventType, data: Value, old: Option<Value>) -> ChangeEvent {
-        let obj = |v: Value| match v {
-            Value::Object(m) => m,
-            _ => panic!("not an object"),
-        };
-        ChangeEvent {
-            v: 1,
-            seq: 1,
-            source: Source::Binlog,
-            instance: "i".into(),
-            database: "shop".into(),
-            table: "orders".into(),
-            kind,
-            ts_ms: 0,
-            capture_ms: 0,
-            pos: Position {
-                file: "f".into(),
-                offset: 0,
-                row: 0,
-                gtid: None,
-            },
-            xid: None,
-            txn_last: true,
-            pk: vec!["id".into()],
-            data: obj(data),
-            old: old.map(obj),
-            sql: None,
-        }
+        crate::test_util::event(kind, &["id"], data, old)
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `match.tables` entries compiled: exact names, globs and `/regex/`.
 
+use crate::error::one_line;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use regex::Regex;
 use sluice_config::Problems;
@@ -112,15 +113,6 @@ impl TableMatcher {
         self.globs.as_ref().is_some_and(|g| g.is_match(&full))
             || self.regexes.iter().any(|r| r.is_match(&full))
     }
-}
-
-/// Regex errors span several lines (the pattern with a caret); keep the message on one.
-fn one_line(s: &str) -> String {
-    s.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]

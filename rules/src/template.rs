@@ -266,14 +266,8 @@ pub(crate) fn column_list(row: &Row) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::row;
     use serde_json::json;
-
-    fn row(v: Value) -> Row {
-        match v {
-            Value::Object(m) => m,
-            _ => panic!("not an object"),
-        }
-    }
 
     #[test]
     fn renders() {
