@@ -262,6 +262,15 @@ impl FieldMap {
         names
     }
 
+    /// Maps a source row that the caller owns (no copy when the mapping is the identity).
+    pub(crate) fn map_owned(&self, row: Row, rule: &str) -> Result<Row, RuleError> {
+        if self.identity {
+            Ok(row)
+        } else {
+            self.map(&row, rule)
+        }
+    }
+
     /// Maps a source row.
     pub(crate) fn map(&self, row: &Row, rule: &str) -> Result<Row, RuleError> {
         if self.identity {

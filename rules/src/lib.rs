@@ -231,7 +231,7 @@ impl Rule {
                     before.insert(k.clone(), v.clone());
                 }
                 (
-                    Some(self.fields.map(&before, name)?),
+                    Some(self.fields.map_owned(before, name)?),
                     old.keys().cloned().collect(),
                 )
             }
@@ -478,6 +478,49 @@ match = { tables = ["crm.*"] }
             assert_eq!(err.to_string(), want, "{body}");
             assert_eq!(err.rule(), Some("r"));
         }
+    }
+
+    /// The complete example of docs/rules.md compiles and does what the page says.
+    #[test]
+    fn docs_example_works() {
+        let doc = include_str!("../../docs/rules.md");
+        let example = doc
+            .split("## A complete example")
+            .nth(1)
+            .and_then(|rest| rest.split("```toml\n").nth(1))
+            .and_then(|rest| rest.split("```").next())
+            .expect("docs/rules.md has a complete example");
+        let (set, problems) = compile(example);
+        assert!(problems.is_empty(), "{problems}");
+        assert_eq!(set.matching("shop-main", "shop", "users"), [0]);
+        assert_eq!(set.matching("shop-main", "shop", "orders_07"), [1]);
+        assert!(set.matching("other", "shop", "orders_07").is_empty());
+        let redis = set.rule(0).config().redis.as_ref().expect("[rules.redis]");
+        assert_eq!(redis["keys"].as_array().map(Vec::len), Some(2));
+
+        let mut e = event(
+            EventType::Insert,
+            &["id"],
+            json!({"id": 9, "tenant_id": 3, "status": "paid", "amount": "10.50",
+                   "internal_note": "x", "tags": "a,b", "created_epoch": 1763716502,
+                   "status_code": 1, "shipping": {"address": {"city": "Oslo"}},
+                   "items": "[{\"sku\":\"A1\"},{\"sku\":\"B2\"}]"}),
+            None,
+        );
+        e.table = "orders_07".into();
+        e.instance = "shop-main".into();
+        let m = set.rule(1).apply(&e).unwrap().expect("mapped");
+        assert_eq!(m.id, "3:9");
+        assert_eq!(
+            Value::Object(m.doc),
+            json!({"id": 9, "tenant_id": 3, "status": "paid", "total": "10.50", "tags": ["a", "b"],
+                   "created_epoch": "2025-11-21T09:15:02Z", "status_code": "paid",
+                   "shipping": {"address": {"city": "Oslo"}},
+                   "items": "[{\"sku\":\"A1\"},{\"sku\":\"B2\"}]",
+                   "city": "Oslo", "skus": ["A1", "B2"], "origin": "shop-main"})
+        );
+        e.data.insert("status".into(), json!("deleted"));
+        assert_eq!(set.rule(1).apply(&e).unwrap(), None);
     }
 
     #[test]
