@@ -7,3 +7,8 @@ pub mod config;
 pub mod decoder;
 pub mod error;
 pub mod filter;
+pub mod http;
+pub mod kafka_store;
+pub mod publish;
+pub mod run;
+pub mod source;

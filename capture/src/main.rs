@@ -1,13 +1,138 @@
-//! `sluice-capture`: binlog to Kafka. The replication client lands with the capture issue.
+//! `sluice-capture`: binlog to Kafka. Commands: run, check, tail, position.
 
-use clap::Parser;
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use sluice_capture::config::{CaptureConfig, StartAt};
+use sluice_capture::source::CheckStatus;
+use sluice_capture::{http, run};
+use sluice_config::LogFormat;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 /// Reads a MySQL/MariaDB binlog as a replica and publishes one change event per row to Kafka.
 #[derive(Parser)]
 #[command(name = "sluice-capture", version)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    anyhow::bail!("sluice-capture is not built yet: the capture lands with the capture issue")
+#[derive(Subcommand)]
+enum Command {
+    /// Capture changes into Kafka until stopped (SIGINT/SIGTERM).
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run the start-up checks and print each result; exits 1 if any failed.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print events as JSON lines on stdout instead of publishing them.
+    Tail {
+        #[arg(long)]
+        config: PathBuf,
+        /// Start here instead of source.start: end, oldest, <file>:<pos>, gtid:<state>.
+        #[arg(long)]
+        from: Option<String>,
+        /// Stop at the current end of the binlog.
+        #[arg(long)]
+        until_end: bool,
+    },
+    /// Show the stored checkpoint and the server's current position.
+    Position {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn load(path: &Path) -> anyhow::Result<CaptureConfig> {
+    Ok(sluice_config::load::<CaptureConfig>(path)?)
+}
+
+fn init_logs(cfg: &CaptureConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Logs go to stderr so `tail` output stays clean JSON lines.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cfg.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn shutdown_on_signal(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            if let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            } else {
+                let _ = ctrl_c.await;
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        cancel.cancel();
+    });
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let cancel = CancellationToken::new();
+    shutdown_on_signal(cancel.clone());
+    match cli.command {
+        Command::Run { config } => {
+            let cfg = load(&config)?;
+            init_logs(&cfg);
+            let ready = Arc::new(AtomicBool::new(false));
+            http::serve(&cfg.metrics.listen, Arc::clone(&ready), cancel.clone())
+                .await
+                .map_err(anyhow::Error::msg)?;
+            run::run(&cfg, cancel, ready).await?;
+        }
+        Command::Check { config } => {
+            let cfg = load(&config)?;
+            let checks = run::check(&cfg).await?;
+            for c in &checks {
+                println!("{c}");
+            }
+            if checks.iter().any(|c| c.status == CheckStatus::Fail) {
+                std::process::exit(1);
+            }
+        }
+        Command::Tail {
+            config,
+            from,
+            until_end,
+        } => {
+            let cfg = load(&config)?;
+            init_logs(&cfg);
+            let start = from
+                .map(|f| StartAt::parse(&f))
+                .transpose()
+                .map_err(anyhow::Error::msg)
+                .context("--from")?;
+            run::tail(&cfg, start, until_end, cancel).await?;
+        }
+        Command::Position { config } => {
+            let cfg = load(&config)?;
+            for line in run::position(&cfg).await? {
+                println!("{line}");
+            }
+        }
+    }
+    Ok(())
 }

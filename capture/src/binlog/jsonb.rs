@@ -93,7 +93,7 @@ fn container(data: &[u8], large: bool, object: bool, depth: usize) -> Result<Val
     let mut values = Vec::with_capacity(count);
     for _ in 0..count {
         let t = c.u8()?;
-        let inline_ok = matches!(t, 0x04 | 0x05 | 0x06) || (large && matches!(t, 0x07 | 0x08));
+        let inline_ok = matches!(t, 0x04..=0x06) || (large && matches!(t, 0x07 | 0x08));
         let raw = c.take(w)?;
         let v = if inline_ok {
             value(t, raw, depth + 1)?

@@ -28,6 +28,9 @@ pub enum RowsKind {
 /// (binlog_row_image=MINIMAL/NOBLOB).
 pub type Image = Vec<Option<Cell>>;
 
+/// One row of a rows event: the before image (UPDATE, DELETE) and the after image (INSERT, UPDATE).
+pub type RowImages = (Option<Image>, Option<Image>);
+
 /// A rows event whose rows are read one at a time, so a huge event is never held decoded.
 #[derive(Debug)]
 pub struct RowsEvent<'a> {
@@ -86,10 +89,7 @@ impl<'a> RowsEvent<'a> {
     }
 
     /// The next row: (before image, after image) as the kind requires; `None` at the end.
-    pub fn next_row(
-        &mut self,
-        table: &TableMap,
-    ) -> Result<Option<(Option<Image>, Option<Image>)>, Malformed> {
+    pub fn next_row(&mut self, table: &TableMap) -> Result<Option<RowImages>, Malformed> {
         if self.body.is_empty() {
             return Ok(None);
         }

@@ -265,12 +265,15 @@ impl TableMap {
             match field {
                 opt::SIGNEDNESS => {
                     signedness_seen = true;
-                    let mut n = 0usize;
-                    for col in self.columns.iter_mut().filter(|c| c.kind.is_numeric()) {
+                    for (n, col) in self
+                        .columns
+                        .iter_mut()
+                        .filter(|c| c.kind.is_numeric())
+                        .enumerate()
+                    {
                         // Most significant bit first.
                         let byte = value.get(n / 8).copied().unwrap_or(0);
                         col.unsigned = byte & (0x80 >> (n % 8)) != 0;
-                        n += 1;
                     }
                 }
                 opt::DEFAULT_CHARSET => {
@@ -336,7 +339,7 @@ impl TableMap {
                 _ => {}
             }
         }
-        self.full_metadata = names_seen && signedness_seen || names_seen && !self.has_numeric();
+        self.full_metadata = names_seen && (signedness_seen || !self.has_numeric());
         Ok(())
     }
 

@@ -1,0 +1,507 @@
+//! The capture's commands: `run` (binlog → Kafka with checkpoints), `tail` (binlog → stdout),
+//! `check` and `position`; and the binlog reading loop with reconnects that they share.
+
+use crate::binlog::mariadb::code;
+use crate::binlog::TableMap;
+use crate::checkpoint::{Checkpoint, FileStore};
+use crate::config::{CaptureConfig, StartAt};
+use crate::decoder::{Decoder, Header, Output};
+use crate::error::{Backoff, CaptureError};
+use crate::filter::Filter;
+use crate::kafka_store::KafkaStore;
+use crate::publish::{self, now_ms, Publisher, Topics};
+use crate::source::{CheckResult, CheckStatus, Flavor, SchemaCache, SourceClient};
+use futures::{FutureExt as _, StreamExt as _};
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Where outputs of the decoder go.
+pub enum Emit {
+    /// `tail`: JSON lines.
+    Stdout(std::io::BufWriter<std::io::Stdout>),
+    /// `run`: the publisher task, through a bounded channel.
+    Channel(mpsc::Sender<Vec<Output>>),
+    /// Tests: collect in memory.
+    Memory(Vec<Output>),
+}
+
+impl Emit {
+    async fn emit(&mut self, out: &mut Vec<Output>) -> Result<(), CaptureError> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Emit::Stdout(w) => {
+                let mut line = Vec::with_capacity(512);
+                for o in out.drain(..) {
+                    if let Output::Event(ev) = o {
+                        line.clear();
+                        ev.encode_into(&mut line);
+                        line.push(b'\n');
+                        w.write_all(&line).map_err(CaptureError::Stdout)?;
+                    }
+                }
+            }
+            Emit::Channel(tx) => {
+                let batch = std::mem::take(out);
+                if tx.send(batch).await.is_err() {
+                    // The publisher stopped; its error is reported by whoever joins it.
+                    return Err(CaptureError::Topic("the publisher stopped".into()));
+                }
+            }
+            Emit::Memory(v) => v.append(out),
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), CaptureError> {
+        if let Emit::Stdout(w) = self {
+            w.flush().map_err(CaptureError::Stdout)?;
+        }
+        Ok(())
+    }
+}
+
+/// What the start-up resolved: server family, where to start, and the checks' results.
+pub struct Prepared {
+    pub client: SourceClient,
+    pub flavor: Flavor,
+    pub start: Checkpoint,
+    /// MariaDB GTID state to start from (first connection only).
+    pub gtid: Option<String>,
+    pub checks: Vec<CheckResult>,
+}
+
+/// Connects, runs the start-up checks and resolves the start position (checkpoint first).
+pub async fn prepare(
+    cfg: &CaptureConfig,
+    checkpoint: Option<Checkpoint>,
+    start_override: Option<StartAt>,
+) -> Result<Prepared, CaptureError> {
+    let client = SourceClient::new(&cfg.source)?;
+    let mut conn = client.connect().await?;
+    let facts = client.facts(&mut conn).await?;
+    let flavor = facts.flavor();
+    let (start, gtid) = match (checkpoint, start_override.unwrap_or_else(|| cfg.start_at())) {
+        (Some(cp), _) => (cp, None),
+        (None, StartAt::End) => {
+            let (file, pos) = client.current_end(&mut conn).await?;
+            (fresh(file, pos), None)
+        }
+        (None, StartAt::Oldest) => {
+            let file = facts.binlogs.first().cloned().ok_or_else(|| {
+                CaptureError::Check(format!("SHOW BINARY LOGS on {} lists no files: the binary log is off; set log_bin in my.cnf", client.addr))
+            })?;
+            (fresh(file, 4), None)
+        }
+        (None, StartAt::File { file, pos }) => (fresh(file, pos), None),
+        (None, StartAt::Gtid(g)) => {
+            let mut cp = fresh(String::new(), 4);
+            cp.gtid = Some(g.clone());
+            (cp, Some(g))
+        }
+    };
+    let position = (!start.file.is_empty()).then_some(start.file.as_str());
+    let checks = facts.checks(&client.addr, cfg.source.allow_partial_row_image, position);
+    let _ = conn.disconnect().await;
+    Ok(Prepared {
+        client,
+        flavor,
+        start,
+        gtid,
+        checks,
+    })
+}
+
+fn fresh(file: String, pos: u64) -> Checkpoint {
+    Checkpoint {
+        file,
+        pos,
+        gtid: None,
+        seq: 0,
+        saved_ms: 0,
+    }
+}
+
+/// Fails with every failed check's message; logs warnings.
+pub fn enforce(checks: &[CheckResult]) -> Result<(), CaptureError> {
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| c.status == CheckStatus::Fail)
+        .map(|c| format!("{}: {}", c.name, c.message))
+        .collect();
+    for c in checks.iter().filter(|c| c.status == CheckStatus::Warn) {
+        tracing::warn!(check = c.name, "{}", c.message);
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(CaptureError::Check(format!(
+            "start-up checks failed:\n  {}",
+            failed.join("\n  ")
+        )))
+    }
+}
+
+/// Options of one binlog read.
+pub struct ReadOptions {
+    /// Stop at the end of the binlog instead of waiting for more (tail --until-end, benchmarks).
+    pub until_end: bool,
+    /// Set once the stream is open (for /readyz).
+    pub ready: Arc<AtomicBool>,
+}
+
+/// Reads the binlog from `prep.start` into `emit` until cancelled, reconnecting with backoff
+/// after transient errors and resuming from the last transaction boundary.
+pub async fn read_binlog(
+    cfg: &CaptureConfig,
+    prep: &Prepared,
+    emit: &mut Emit,
+    opts: &ReadOptions,
+    cancel: &CancellationToken,
+) -> Result<Decoder, CaptureError> {
+    let filter =
+        Filter::new(&cfg.filter).map_err(|e| CaptureError::Check(format!("filter: {e}")))?;
+    let mut decoder = Decoder::new(&cfg.instance, filter, prep.start.clone());
+    let mut schema = SchemaCache::new(prep.flavor);
+    let mut backoff = Backoff::default();
+    let mut gtid = prep.gtid.clone();
+    loop {
+        let result = read_stream(
+            prep,
+            &mut decoder,
+            &mut schema,
+            gtid.as_deref(),
+            emit,
+            opts,
+            cancel,
+            &mut backoff,
+        )
+        .await;
+        match result {
+            Ok(()) => {
+                emit.flush()?;
+                return Ok(decoder);
+            }
+            Err(e) if e.is_transient() && !cancel.is_cancelled() => {
+                opts.ready.store(false, Ordering::Relaxed);
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "binlog stream lost; reconnecting from {}:{}", decoder.resume_point().file, decoder.resume_point().pos);
+                metrics::counter!("sluice_capture_reconnects_total").increment(1);
+                decoder.rewind();
+                schema.clear();
+                // After the first connection, the file/pos boundary is exact; GTID is not needed.
+                if !decoder.resume_point().file.is_empty() {
+                    gtid = None;
+                }
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(decoder),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn read_stream(
+    prep: &Prepared,
+    decoder: &mut Decoder,
+    schema: &mut SchemaCache,
+    gtid: Option<&str>,
+    emit: &mut Emit,
+    opts: &ReadOptions,
+    cancel: &CancellationToken,
+    backoff: &mut Backoff,
+) -> Result<(), CaptureError> {
+    let client = &prep.client;
+    let from = decoder.resume_point().clone();
+    let mut stream = client
+        .stream(prep.flavor, &from, gtid, opts.until_end)
+        .await?;
+    opts.ready.store(true, Ordering::Relaxed);
+    tracing::info!(file = %from.file, pos = from.pos, gtid = ?gtid, "reading the binlog of {}", client.addr);
+    let mut out: Vec<Output> = Vec::with_capacity(256);
+    let mut bytes: u64 = 0;
+    loop {
+        let next = match stream.next().now_or_never() {
+            Some(n) => n,
+            None => {
+                // Nothing buffered: flush what we have before waiting.
+                emit.flush()?;
+                metrics::counter!("sluice_capture_binlog_bytes_total")
+                    .increment(std::mem::take(&mut bytes));
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    n = stream.next() => n,
+                }
+            }
+        };
+        let event = match next {
+            None if opts.until_end => return Ok(()),
+            None => {
+                return Err(CaptureError::StreamEnded {
+                    addr: client.addr.clone(),
+                })
+            }
+            Some(Err(e)) => return Err(client.err(e)),
+            Some(Ok(e)) => e,
+        };
+        backoff.reset();
+        let hd = event.header();
+        let h = Header {
+            event_type: hd.event_type_raw(),
+            timestamp: hd.timestamp(),
+            server_id: hd.server_id(),
+            log_pos: hd.log_pos(),
+            event_size: hd.event_size(),
+        };
+        bytes += u64::from(h.event_size);
+        match h.event_type {
+            code::TABLE_MAP => {
+                let mut map =
+                    TableMap::parse(event.data(), 6).map_err(|e| CaptureError::Corrupt {
+                        file: decoder.file().to_owned(),
+                        offset: u64::from(h.log_pos.saturating_sub(h.event_size)),
+                        detail: e.0,
+                    })?;
+                if decoder.schema_changed {
+                    schema.clear();
+                    decoder.schema_changed = false;
+                }
+                schema.enrich(client, &mut map).await?;
+                decoder.add_table(map);
+            }
+            code::HEARTBEAT => {
+                metrics::gauge!("sluice_capture_lag_seconds").set(0.0);
+            }
+            _ => {}
+        }
+        decoder.handle(h, event.data(), now_ms(), &mut out)?;
+        if let Some(Output::Event(ev)) = out.last() {
+            metrics::gauge!("sluice_capture_lag_seconds")
+                .set(((now_ms() - ev.ts_ms).max(0) as f64) / 1000.0);
+        }
+        emit.emit(&mut out).await?;
+    }
+}
+
+/// `run`: binlog → Kafka, checkpoints after acknowledgements, until `cancel`.
+pub async fn run(
+    cfg: &CaptureConfig,
+    cancel: CancellationToken,
+    ready: Arc<AtomicBool>,
+) -> Result<(), CaptureError> {
+    let store = FileStore::new(&cfg.checkpoint.dir, &cfg.instance);
+    let kafka_store = cfg.checkpoint.kafka.then(|| KafkaStore {
+        topic: cfg.checkpoint.topic.clone(),
+        instance: cfg.instance.clone(),
+        client: publish::admin_config(cfg),
+    });
+    let mut backoff = Backoff::default();
+    loop {
+        let mut checkpoint = store.load()?;
+        if let Some(k) = &kafka_store {
+            k.ensure_topic().await?;
+            if let Some(remote) = k.load().await? {
+                if checkpoint
+                    .as_ref()
+                    .is_none_or(|local| remote.saved_ms > local.saved_ms)
+                {
+                    tracing::info!(file = %remote.file, pos = remote.pos, "using the newer checkpoint from {}", k.topic);
+                    checkpoint = Some(remote);
+                }
+            }
+        }
+        match run_once(
+            cfg,
+            checkpoint,
+            &store,
+            kafka_store.clone(),
+            &cancel,
+            &ready,
+        )
+        .await
+        {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_transient() && !cancel.is_cancelled() => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "restarting from the last checkpoint");
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn run_once(
+    cfg: &CaptureConfig,
+    checkpoint: Option<Checkpoint>,
+    store: &FileStore,
+    kafka_store: Option<KafkaStore>,
+    cancel: &CancellationToken,
+    ready: &Arc<AtomicBool>,
+) -> Result<(), CaptureError> {
+    let prep = prepare(cfg, checkpoint, None).await?;
+    enforce(&prep.checks)?;
+    let producer = publish::producer(cfg)?;
+    let mut topics = Topics::new(cfg);
+    if let Some(t) = topics.fixed_name() {
+        // A missing topic is reported before any binlog is read.
+        topics.partitions(&producer, &t).await?;
+    }
+    let (tx, rx) = mpsc::channel::<Vec<Output>>(64);
+    let hard_stop = CancellationToken::new();
+    let publisher = Publisher {
+        producer,
+        topics,
+        store: store.clone(),
+        kafka_store,
+        window: cfg.publish.in_flight,
+        interval: Duration::from_millis(cfg.checkpoint.interval_ms),
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    let stop = hard_stop.clone();
+    tasks.spawn(async move { publisher.run(rx, stop).await });
+    let mut emit = Emit::Channel(tx);
+    let opts = ReadOptions {
+        until_end: false,
+        ready: Arc::clone(ready),
+    };
+    let read = read_binlog(cfg, &prep, &mut emit, &opts, cancel).await;
+    ready.store(false, Ordering::Relaxed);
+    drop(emit);
+    // Let the publisher drain what was read (bounded, in case the broker is down).
+    let drained = tokio::time::timeout(Duration::from_secs(15), tasks.join_next()).await;
+    hard_stop.cancel();
+    let published = match drained {
+        Ok(Some(Ok(r))) => r,
+        Ok(Some(Err(e))) => Err(CaptureError::Topic(format!("publisher task failed: {e}"))),
+        Ok(None) => Ok(()),
+        Err(_) => {
+            tracing::warn!("Kafka did not acknowledge everything within 15 s of stopping; the unacknowledged transactions will be read again on restart");
+            Ok(())
+        }
+    };
+    tasks.shutdown().await;
+    match (read, published) {
+        // A publisher error explains a reader stopped by the closed channel.
+        (_, Err(e)) => Err(e),
+        (Err(e), _) => Err(e),
+        (Ok(_), Ok(())) => Ok(()),
+    }
+}
+
+/// `tail`: binlog → JSON lines on stdout, from the configured start (or `start`).
+pub async fn tail(
+    cfg: &CaptureConfig,
+    start: Option<StartAt>,
+    until_end: bool,
+    cancel: CancellationToken,
+) -> Result<(), CaptureError> {
+    let prep = prepare(cfg, None, start).await?;
+    enforce(&prep.checks)?;
+    let mut emit = Emit::Stdout(std::io::BufWriter::with_capacity(
+        1 << 20,
+        std::io::stdout(),
+    ));
+    let opts = ReadOptions {
+        until_end,
+        ready: Arc::new(AtomicBool::new(false)),
+    };
+    read_binlog(cfg, &prep, &mut emit, &opts, &cancel).await?;
+    emit.flush()
+}
+
+/// Decodes from `start` to the current end of the binlog into memory (tests and tools).
+pub async fn collect(cfg: &CaptureConfig, start: StartAt) -> Result<Vec<Output>, CaptureError> {
+    let prep = prepare(cfg, None, Some(start)).await?;
+    enforce(&prep.checks)?;
+    let mut emit = Emit::Memory(Vec::new());
+    let opts = ReadOptions {
+        until_end: true,
+        ready: Arc::new(AtomicBool::new(false)),
+    };
+    read_binlog(cfg, &prep, &mut emit, &opts, &CancellationToken::new()).await?;
+    match emit {
+        Emit::Memory(v) => Ok(v),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// `position`: the stored checkpoint and the server's current position, as text lines.
+pub async fn position(cfg: &CaptureConfig) -> Result<Vec<String>, CaptureError> {
+    let store = FileStore::new(&cfg.checkpoint.dir, &cfg.instance);
+    let mut lines = Vec::new();
+    match store.load()? {
+        Some(cp) => lines.push(format!(
+            "checkpoint ({}): {}:{} gtid={} seq={} saved_ms={}",
+            store.path().display(),
+            cp.file,
+            cp.pos,
+            cp.gtid.as_deref().unwrap_or("-"),
+            cp.seq,
+            cp.saved_ms
+        )),
+        None => lines.push(format!(
+            "checkpoint ({}): none yet; a new capture starts at source.start = {:?}",
+            store.path().display(),
+            cfg.source.start
+        )),
+    }
+    let client = SourceClient::new(&cfg.source)?;
+    let mut conn = client.connect().await?;
+    let (file, pos) = client.current_end(&mut conn).await?;
+    let facts = client.facts(&mut conn).await?;
+    let gtid = facts
+        .variables
+        .get("gtid_binlog_pos")
+        .or_else(|| facts.variables.get("gtid_executed"))
+        .cloned()
+        .unwrap_or_default();
+    lines.push(format!(
+        "server ({}): {file}:{pos} gtid={}",
+        client.addr,
+        if gtid.is_empty() { "-" } else { &gtid }
+    ));
+    let _ = conn.disconnect().await;
+    Ok(lines)
+}
+
+/// `check`: every start-up check with its result.
+pub async fn check(cfg: &CaptureConfig) -> Result<Vec<CheckResult>, CaptureError> {
+    let store = FileStore::new(&cfg.checkpoint.dir, &cfg.instance);
+    let prep = prepare(cfg, store.load()?, None).await?;
+    let mut checks = prep.checks;
+    let producer = publish::producer(cfg)?;
+    let mut topics = Topics::new(cfg);
+    let kafka = match topics.fixed_name() {
+        Some(t) => match topics.partitions(&producer, &t).await {
+            Ok(n) => CheckResult {
+                name: "kafka",
+                status: CheckStatus::Ok,
+                message: format!("topic {t} has {n} partitions"),
+            },
+            Err(e) => CheckResult {
+                name: "kafka",
+                status: CheckStatus::Fail,
+                message: e.to_string(),
+            },
+        },
+        None => CheckResult {
+            name: "kafka",
+            status: CheckStatus::Ok,
+            message: "topics depend on the table; created or checked on first use".into(),
+        },
+    };
+    checks.push(kafka);
+    Ok(checks)
+}
