@@ -3,7 +3,7 @@
 //! common cases. docs/rules.md says why this is not CEL.
 
 use serde_json::Value;
-use sluice_event::{ChangeEvent, EventType};
+use sluice_event::{ChangeEvent, EventType, Row};
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
@@ -11,6 +11,17 @@ use std::cmp::Ordering;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Filter {
     root: Expr,
+    /// Every column the expression reads (through `col`, `data.col` or `old.col`).
+    columns: Vec<String>,
+}
+
+/// The row images an expression is evaluated on.
+struct Image<'a> {
+    kind: EventType,
+    data: &'a Row,
+    old: Option<&'a Row>,
+    database: &'a str,
+    table: &'a str,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -62,17 +73,55 @@ impl Filter {
                 t.at + 1
             ));
         }
-        Ok(Filter { root })
+        let mut columns = Vec::new();
+        root.columns(&mut columns);
+        columns.sort();
+        columns.dedup();
+        Ok(Filter { root, columns })
+    }
+
+    /// True if the expression reads any of `changed` (source column names).
+    pub fn reads_any<'c>(&self, mut changed: impl Iterator<Item = &'c String>) -> bool {
+        changed.any(|c| self.columns.binary_search(c).is_ok())
     }
 
     /// Evaluates against an event's `data` (and `old` for `old.col`).
     pub fn eval(&self, event: &ChangeEvent) -> Result<bool, String> {
-        self.root.eval(event)
+        self.root.eval(&Image {
+            kind: event.kind,
+            data: &event.data,
+            old: event.old.as_ref(),
+            database: &event.database,
+            table: &event.table,
+        })
+    }
+
+    /// Evaluates against the before-image of an UPDATE, as if the row were being deleted.
+    pub fn eval_before(&self, event: &ChangeEvent, before: &Row) -> Result<bool, String> {
+        self.root.eval(&Image {
+            kind: EventType::Delete,
+            data: before,
+            old: None,
+            database: &event.database,
+            table: &event.table,
+        })
     }
 }
 
 impl Expr {
-    fn eval(&self, event: &ChangeEvent) -> Result<bool, String> {
+    fn columns(&self, out: &mut Vec<String>) {
+        match self {
+            Expr::Or(v) | Expr::And(v) => v.iter().for_each(|e| e.columns(out)),
+            Expr::Not(e) => e.columns(out),
+            Expr::Compare(a, _, b) | Expr::In(a, b) => {
+                out.extend(a.column().cloned());
+                out.extend(b.column().cloned());
+            }
+            Expr::Truthy(a) => out.extend(a.column().cloned()),
+        }
+    }
+
+    fn eval(&self, event: &Image<'_>) -> Result<bool, String> {
         match self {
             Expr::Or(v) => {
                 for e in v {
@@ -129,7 +178,14 @@ impl Operand {
         }
     }
 
-    fn value<'a>(&'a self, event: &'a ChangeEvent) -> Result<&'a Value, String> {
+    fn column(&self) -> Option<&String> {
+        match self {
+            Operand::Data(c) | Operand::Old(c) => Some(c),
+            Operand::Literal(_) => None,
+        }
+    }
+
+    fn value<'a>(&'a self, event: &Image<'a>) -> Result<&'a Value, String> {
         match self {
             Operand::Literal(v) => Ok(v),
             Operand::Data(c) => event.data.get(c).ok_or_else(|| missing(c, event)),
@@ -138,7 +194,6 @@ impl Operand {
                 EventType::Delete => event.data.get(c).ok_or_else(|| missing(c, event)),
                 EventType::Update => event
                     .old
-                    .as_ref()
                     .and_then(|old| old.get(c))
                     .or_else(|| event.data.get(c))
                     .ok_or_else(|| missing(c, event)),
@@ -147,12 +202,12 @@ impl Operand {
     }
 }
 
-fn missing(column: &str, event: &ChangeEvent) -> String {
+fn missing(column: &str, event: &Image<'_>) -> String {
     format!(
         "column `{column}` is not in {}.{} (it has: {}); check the column name",
         event.database,
         event.table,
-        crate::template::column_list(&event.data)
+        crate::template::column_list(event.data)
     )
 }
 

@@ -212,36 +212,44 @@ impl Rule {
         {
             return Ok(None);
         }
+        let name = &self.config.name;
         if let Some(filter) = &self.filter {
-            let keep = filter.eval(event).map_err(|message| RuleError::Where {
-                rule: self.config.name.clone(),
+            let where_error = |message| RuleError::Where {
+                rule: name.clone(),
                 expr: self.config.filter.clone().unwrap_or_default(),
                 message,
-            })?;
-            if !keep {
-                return Ok(None);
+            };
+            if !filter.eval(event).map_err(where_error)? {
+                // An UPDATE that takes the row out of the filter must remove what its earlier
+                // image put into the target, or a filtered index/cache/replica never converges.
+                let Some(old) = old.filter(|o| filter.reads_any(o.keys())) else {
+                    return Ok(None);
+                };
+                let before = overlay(&event.data, old);
+                if !filter.eval_before(event, &before).map_err(where_error)? {
+                    return Ok(None);
+                }
+                let doc = self.fields.map_owned(before, name)?;
+                return Ok(Some(Mapped {
+                    kind: EventType::Delete,
+                    seq: event.seq,
+                    id: self.render_id(&doc, event)?,
+                    doc,
+                    old_doc: None,
+                    changed: Vec::new(),
+                }));
             }
         }
-        let name = &self.config.name;
         let doc = self.fields.map(&event.data, name)?;
         let (old_doc, changed) = match (event.kind, old) {
-            (EventType::Update, Some(old)) => {
-                let mut before = event.data.clone();
-                for (k, v) in old {
-                    before.insert(k.clone(), v.clone());
-                }
-                (
-                    Some(self.fields.map_owned(before, name)?),
-                    old.keys().cloned().collect(),
-                )
-            }
+            (EventType::Update, Some(old)) => (
+                Some(self.fields.map_owned(overlay(&event.data, old), name)?),
+                old.keys().cloned().collect(),
+            ),
             (EventType::Update, None) => (Some(doc.clone()), Vec::new()),
             _ => (None, Vec::new()),
         };
-        let id = match &self.id {
-            Some(t) => t.render(&doc).map_err(|e| e.with_rule(name))?,
-            None => default_id(event),
-        };
+        let id = self.render_id(&doc, event)?;
         Ok(Some(Mapped {
             kind: event.kind,
             seq: event.seq,
@@ -251,6 +259,25 @@ impl Rule {
             changed,
         }))
     }
+}
+
+impl Rule {
+    /// The `id` template over the mapped row, or the default id.
+    fn render_id(&self, doc: &Row, event: &ChangeEvent) -> Result<String, RuleError> {
+        match &self.id {
+            Some(t) => t.render(doc).map_err(|e| e.with_rule(&self.config.name)),
+            None => Ok(default_id(event)),
+        }
+    }
+}
+
+/// The full before-image of an UPDATE: `data` with `old` laid over it.
+fn overlay(data: &Row, old: &Row) -> Row {
+    let mut before = data.clone();
+    for (k, v) in old {
+        before.insert(k.clone(), v.clone());
+    }
+    before
 }
 
 /// Primary-key values of `data` joined by `:`; empty for tables without a primary key.
@@ -457,6 +484,63 @@ match = { tables = ["crm.*"] }
                 assert_eq!(got.old_doc, None, "{body} {kind}");
             }
             assert_eq!(got.changed, changed, "{body} {kind}");
+        }
+    }
+
+    #[test]
+    fn update_leaving_the_filter_maps_to_delete() {
+        let row = json!({"id": 7, "status": "paid", "amount": "120.00"});
+        // (where, old, want: None = skipped, else (kind, doc))
+        type Case = (&'static str, Value, Option<(EventType, Value)>);
+        let cases: Vec<Case> = vec![
+            (
+                "amount > 130",
+                json!({"amount": "150.00"}),
+                Some((
+                    EventType::Delete,
+                    json!({"id": 7, "status": "paid", "amount": "150.00"}),
+                )),
+            ),
+            ("amount > 130", json!({"status": "new"}), None),
+            ("amount > 200", json!({"amount": "150.00"}), None),
+            (
+                "amount > 100",
+                json!({"amount": "50.00"}),
+                Some((EventType::Update, row.clone())),
+            ),
+            (
+                "status in ['new', 'open']",
+                json!({"status": "new"}),
+                Some((
+                    EventType::Delete,
+                    json!({"id": 7, "status": "new", "amount": "120.00"}),
+                )),
+            ),
+            // Only transitions new -> paid; the before-image never passes, so nothing to delete.
+            (
+                "old.status == 'new' && status == 'shipped'",
+                json!({"status": "new"}),
+                None,
+            ),
+        ];
+        for (filter, old, want) in cases {
+            let set = rule(&format!("where = \"{filter}\"\nid = 'o{{id}}'"));
+            let e = event(EventType::Update, &["id"], row.clone(), Some(old));
+            let got = set.rule(0).apply(&e).unwrap();
+            match (got, want) {
+                (None, None) => {}
+                (Some(m), Some((kind, doc))) => {
+                    assert_eq!(m.kind, kind, "{filter}");
+                    assert_eq!(Value::Object(m.doc), doc, "{filter}");
+                    assert_eq!(m.id, "o7", "{filter}");
+                    assert_eq!(m.seq, 42);
+                    if kind == EventType::Delete {
+                        assert_eq!(m.old_doc, None, "{filter}");
+                        assert!(m.changed.is_empty(), "{filter}");
+                    }
+                }
+                (got, want) => panic!("{filter}: got {got:?}, want {want:?}"),
+            }
         }
     }
 
