@@ -368,7 +368,7 @@ url = "redis://127.0.0.1:6380"
             ),
             (
                 format!("{BASE}\n[targets.other]\ntype = \"kafka\"\n"),
-                "unknown variant `kafka`, expected `noop` or `redis`",
+                "unknown variant `kafka`, expected one of `noop`, `redis`",
             ),
             (
                 with_rule("[rules.redis]\nkeys = [\"u:{id}\"]\n").replace("[consumer]", "[consumer]\nmax_inflight = 3"),

@@ -4,8 +4,10 @@
 //! partition order) and gets back one [`Outcome`] per item. Targets never retry by themselves and
 //! never decide about offsets: they say what happened to each item, the runtime does the rest.
 
+pub mod elasticsearch;
 pub mod fault;
 pub mod memory;
+pub mod mysql;
 pub mod noop;
 pub mod redis;
 
@@ -54,6 +56,8 @@ pub trait Write {
 pub enum Target {
     Noop(noop::NoopTarget),
     Redis(redis::RedisTarget),
+    Mysql(mysql::MysqlTarget),
+    Elasticsearch(elasticsearch::ElasticsearchTarget),
     /// Records what it is given; for tests.
     Memory(memory::MemoryTarget),
     /// Wraps another target and injects failures and delays; for tests.
@@ -66,6 +70,8 @@ pub enum Target {
 pub enum TargetConfig {
     Noop(noop::NoopConfig),
     Redis(redis::RedisConfig),
+    Mysql(mysql::MysqlConfig),
+    Elasticsearch(elasticsearch::ElasticsearchConfig),
 }
 
 /// A target that could not be set up or reached.
@@ -95,6 +101,12 @@ impl Target {
             TargetConfig::Redis(c) => {
                 Target::Redis(redis::RedisTarget::connect(name, c, rules).await?)
             }
+            TargetConfig::Mysql(c) => {
+                Target::Mysql(mysql::MysqlTarget::connect(name, c, rules).await?)
+            }
+            TargetConfig::Elasticsearch(c) => Target::Elasticsearch(
+                elasticsearch::ElasticsearchTarget::connect(name, c, rules).await?,
+            ),
         })
     }
 
@@ -103,6 +115,8 @@ impl Target {
         match self {
             Target::Noop(_) => "noop",
             Target::Redis(_) => "redis",
+            Target::Mysql(_) => "mysql",
+            Target::Elasticsearch(_) => "elasticsearch",
             Target::Memory(_) => "memory",
             Target::Fault(f) => f.kind(),
         }
@@ -114,6 +128,8 @@ impl Write for Target {
         match self {
             Target::Noop(t) => t.write(items).await,
             Target::Redis(t) => t.write(items).await,
+            Target::Mysql(t) => t.write(items).await,
+            Target::Elasticsearch(t) => t.write(items).await,
             Target::Memory(t) => t.write(items).await,
             Target::Fault(t) => t.write(items).await,
         }
@@ -123,6 +139,8 @@ impl Write for Target {
         match self {
             Target::Noop(t) => t.check().await,
             Target::Redis(t) => t.check().await,
+            Target::Mysql(t) => t.check().await,
+            Target::Elasticsearch(t) => t.check().await,
             Target::Memory(t) => t.check().await,
             Target::Fault(t) => t.check().await,
         }
@@ -135,6 +153,8 @@ impl TargetConfig {
         match self {
             TargetConfig::Noop(_) => {}
             TargetConfig::Redis(c) => c.validate(path, problems),
+            TargetConfig::Mysql(c) => c.validate(path, problems),
+            TargetConfig::Elasticsearch(c) => c.validate(path, problems),
         }
     }
 
@@ -144,6 +164,8 @@ impl TargetConfig {
         let own = match self {
             TargetConfig::Noop(_) => None,
             TargetConfig::Redis(_) => Some("redis"),
+            TargetConfig::Mysql(_) => Some("mysql"),
+            TargetConfig::Elasticsearch(_) => Some("elasticsearch"),
         };
         for (section, present) in [
             ("redis", config.redis.is_some()),
@@ -163,6 +185,10 @@ impl TargetConfig {
         match self {
             TargetConfig::Noop(_) => {}
             TargetConfig::Redis(_) => redis::RedisRule::validate(path, rule, problems),
+            TargetConfig::Mysql(_) => mysql::MysqlRule::validate(path, rule, problems),
+            TargetConfig::Elasticsearch(_) => {
+                elasticsearch::ElasticsearchRule::validate(path, rule, problems)
+            }
         }
     }
 }

@@ -1,0 +1,339 @@
+//! The requests: the client, one `_bulk` request per chunk, index creation and alias swaps.
+
+use super::config::{parse_url, read_ca, ElasticsearchConfig};
+use super::retry::{classify, is_pressure, Failure};
+use crate::target::Outcome;
+use elasticsearch::auth::Credentials;
+use elasticsearch::cert::{Certificate, CertificateValidation};
+use elasticsearch::http::transport::{
+    MultiNodeConnectionPool, SingleNodeConnectionPool, Transport, TransportBuilder,
+};
+use elasticsearch::indices::{IndicesCreateParts, IndicesExistsParts, IndicesGetAliasParts};
+use elasticsearch::{BulkParts, Elasticsearch};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// The server's answer to one bulk action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    /// `error.type`; empty on success.
+    pub kind: String,
+    /// `error.reason` (and `caused_by.reason`); empty on success.
+    pub reason: String,
+}
+
+/// A bulk request that failed as a whole: the outcome for all its items, and whether the
+/// server said it was overloaded (or the request too big).
+#[derive(Debug, Clone)]
+pub struct RequestFailed {
+    pub outcome: Outcome,
+    pub pressure: bool,
+}
+
+/// Builds the client for `config`; the error says which setting is wrong.
+pub fn client(config: &ElasticsearchConfig) -> Result<Elasticsearch, String> {
+    let urls = config
+        .urls
+        .iter()
+        .map(|u| parse_url(u))
+        .collect::<Result<Vec<_>, _>>()?;
+    let transport = match urls.as_slice() {
+        [] => return Err("no URLs configured".into()),
+        [one] => transport(
+            TransportBuilder::new(SingleNodeConnectionPool::new(one.clone())),
+            config,
+        ),
+        _ => transport(
+            TransportBuilder::new(MultiNodeConnectionPool::round_robin(urls, None)),
+            config,
+        ),
+    }?;
+    Ok(Elasticsearch::new(transport))
+}
+
+fn transport(
+    mut builder: TransportBuilder,
+    config: &ElasticsearchConfig,
+) -> Result<Transport, String> {
+    if let (Some(user), Some(password)) = (&config.username, &config.password) {
+        builder = builder.auth(Credentials::Basic(
+            user.clone(),
+            password.expose().to_owned(),
+        ));
+    }
+    if let Some(key) = &config.api_key {
+        builder = builder.auth(match key.expose().split_once(':') {
+            Some((id, key)) => Credentials::ApiKey(id.to_owned(), key.to_owned()),
+            None => Credentials::EncodedApiKey(key.expose().to_owned()),
+        });
+    }
+    if let Some(ca) = &config.ca_file {
+        let pem = read_ca(ca)?;
+        let cert = Certificate::from_pem(&pem)
+            .map_err(|e| format!("ca_file {}: not a PEM certificate: {e}", ca.display()))?;
+        builder = builder.cert_validation(CertificateValidation::Full(cert));
+    } else if config.tls_skip_verify {
+        builder = builder.cert_validation(CertificateValidation::None);
+    }
+    builder
+        .timeout(Duration::from_millis(config.timeout_ms))
+        .request_body_compression(config.gzip)
+        .enable_meta_header(false)
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// Sends one `_bulk` request; `body` is NDJSON ending in a newline, `actions` its actions.
+pub async fn bulk(
+    es: &Elasticsearch,
+    body: &[u8],
+    actions: usize,
+) -> Result<Vec<Answer>, RequestFailed> {
+    let failed = |f: Failure<'_>| RequestFailed {
+        pressure: is_pressure(&f),
+        outcome: classify(&f),
+    };
+    let response = es
+        .bulk(BulkParts::None)
+        .body(vec![body])
+        .send()
+        .await
+        .map_err(|e| failed(Failure::Request(&e)))?;
+    let status = response.status_code().as_u16();
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| failed(Failure::Request(&e)))?;
+    if !(200..300).contains(&status) {
+        return Err(failed(Failure::Status {
+            status,
+            body: &String::from_utf8_lossy(&bytes),
+        }));
+    }
+    let parsed: BulkResponse = serde_json::from_slice(&bytes)
+        .map_err(|e| failed(Failure::Response(&format!("not a bulk response ({e})"))))?;
+    if parsed.items.len() != actions {
+        return Err(failed(Failure::Response(&format!(
+            "{} items for {actions} actions",
+            parsed.items.len()
+        ))));
+    }
+    Ok(parsed.items.into_iter().map(BulkItem::answer).collect())
+}
+
+/// `GET /`: proves the cluster answers and the credentials work.
+pub async fn ping(es: &Elasticsearch) -> Result<(), String> {
+    let r = es.info().send().await.map_err(|e| e.to_string())?;
+    let status = r.status_code().as_u16();
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        let body = r.text().await.unwrap_or_default();
+        Err(format!("HTTP {status}: {body}"))
+    }
+}
+
+/// Creates `index` with `body` (settings/mappings) unless it (or an alias of that name)
+/// exists; returns true if this call created it.
+pub async fn ensure_index(
+    es: &Elasticsearch,
+    index: &str,
+    body: &serde_json::Value,
+) -> Result<bool, String> {
+    let exists = es
+        .indices()
+        .exists(IndicesExistsParts::Index(&[index]))
+        .send()
+        .await
+        .map_err(|e| format!("cannot check whether index `{index}` exists: {e}"))?;
+    if exists.status_code().is_success() {
+        return Ok(false);
+    }
+    let r = es
+        .indices()
+        .create(IndicesCreateParts::Index(index))
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("cannot create index `{index}`: {e}"))?;
+    let status = r.status_code().as_u16();
+    let text = r.text().await.unwrap_or_default();
+    if (200..300).contains(&status) {
+        Ok(true)
+    } else if text.contains("resource_already_exists_exception") {
+        // Another sink process created it in the meantime.
+        Ok(false)
+    } else {
+        Err(format!(
+            "cannot create index `{index}`: HTTP {status}: {text}; check the settings/mappings file"
+        ))
+    }
+}
+
+/// What a name is on the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameKind {
+    Missing,
+    /// A concrete index.
+    Index,
+    /// An alias, with the indices it points to.
+    Alias(Vec<String>),
+}
+
+/// Whether `name` is an alias (and of what), an index, or nothing.
+pub async fn name_kind(es: &Elasticsearch, name: &str) -> Result<NameKind, String> {
+    let r = es
+        .indices()
+        .get_alias(IndicesGetAliasParts::Name(&[name]))
+        .send()
+        .await
+        .map_err(|e| format!("cannot read alias `{name}`: {e}"))?;
+    if r.status_code().is_success() {
+        let v: serde_json::Value = r
+            .json()
+            .await
+            .map_err(|e| format!("cannot read alias `{name}`: {e}"))?;
+        let mut indices: Vec<String> = v
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        indices.sort();
+        if !indices.is_empty() {
+            return Ok(NameKind::Alias(indices));
+        }
+    }
+    let exists = es
+        .indices()
+        .exists(IndicesExistsParts::Index(&[name]))
+        .send()
+        .await
+        .map_err(|e| format!("cannot check whether `{name}` exists: {e}"))?;
+    Ok(if exists.status_code().is_success() {
+        NameKind::Index
+    } else {
+        NameKind::Missing
+    })
+}
+
+/// Points `alias` at `to` only, in one atomic `_aliases` request (removing it from `from`).
+pub async fn swap_alias(
+    es: &Elasticsearch,
+    alias: &str,
+    from: &[String],
+    to: &str,
+) -> Result<(), String> {
+    let mut actions: Vec<serde_json::Value> = from
+        .iter()
+        .filter(|i| i.as_str() != to)
+        .map(|i| serde_json::json!({"remove": {"index": i, "alias": alias}}))
+        .collect();
+    actions.push(serde_json::json!({"add": {"index": to, "alias": alias}}));
+    let r = es
+        .indices()
+        .update_aliases()
+        .body(serde_json::json!({ "actions": actions }))
+        .send()
+        .await
+        .map_err(|e| format!("cannot swap alias `{alias}` to `{to}`: {e}"))?;
+    let status = r.status_code().as_u16();
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        let text = r.text().await.unwrap_or_default();
+        Err(format!(
+            "cannot swap alias `{alias}` to `{to}`: HTTP {status}: {text}"
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+struct BulkResponse {
+    items: Vec<BulkItem>,
+}
+
+/// `{"index": {...}}`: one key naming the action.
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum BulkItem {
+    Index(ItemBody),
+    Create(ItemBody),
+    Update(ItemBody),
+    Delete(ItemBody),
+}
+
+#[derive(Deserialize)]
+struct ItemBody {
+    status: u16,
+    #[serde(default)]
+    error: Option<ErrorBody>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    caused_by: Option<Box<ErrorBody>>,
+}
+
+impl BulkItem {
+    fn answer(self) -> Answer {
+        let (BulkItem::Index(b) | BulkItem::Create(b) | BulkItem::Update(b) | BulkItem::Delete(b)) =
+            self;
+        let (kind, reason) = match b.error {
+            None => (String::new(), String::new()),
+            Some(e) => {
+                let mut reason = e.reason.unwrap_or_default();
+                if let Some(c) = e.caused_by {
+                    if let Some(r) = c.reason {
+                        reason = format!("{reason} (caused by {}: {r})", c.kind);
+                    }
+                }
+                (e.kind, reason)
+            }
+        };
+        Answer {
+            status: b.status,
+            kind,
+            reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_item_answers_with_causes() {
+        let body = br#"{"took":1,"errors":true,"items":[
+            {"index":{"_id":"1","status":201,"result":"created"}},
+            {"index":{"_id":"2","status":400,"error":{"type":"mapper_parsing_exception","reason":"failed to parse field [n]","caused_by":{"type":"illegal_argument_exception","reason":"For input string: \"abc\""}}}},
+            {"delete":{"_id":"3","status":409,"error":{"type":"version_conflict_engine_exception","reason":"newer"}}}]}"#;
+        let r: BulkResponse = serde_json::from_slice(body).unwrap();
+        let answers: Vec<Answer> = r.items.into_iter().map(BulkItem::answer).collect();
+        assert_eq!(
+            answers,
+            vec![
+                Answer {
+                    status: 201,
+                    kind: String::new(),
+                    reason: String::new()
+                },
+                Answer {
+                    status: 400,
+                    kind: "mapper_parsing_exception".into(),
+                    reason: "failed to parse field [n] (caused by illegal_argument_exception: For input string: \"abc\")".into()
+                },
+                Answer {
+                    status: 409,
+                    kind: "version_conflict_engine_exception".into(),
+                    reason: "newer".into()
+                },
+            ]
+        );
+    }
+}
