@@ -1,0 +1,1 @@
+//! `sluice-sink verify`: compares source and replica tables chunk by chunk.
