@@ -4,6 +4,7 @@
 //! partition order) and gets back one [`Outcome`] per item. Targets never retry by themselves and
 //! never decide about offsets: they say what happened to each item, the runtime does the rest.
 
+pub mod elasticsearch;
 pub mod fault;
 pub mod memory;
 pub mod mysql;
@@ -56,6 +57,7 @@ pub enum Target {
     Noop(noop::NoopTarget),
     Redis(redis::RedisTarget),
     Mysql(mysql::MysqlTarget),
+    Elasticsearch(elasticsearch::ElasticsearchTarget),
     /// Records what it is given; for tests.
     Memory(memory::MemoryTarget),
     /// Wraps another target and injects failures and delays; for tests.
@@ -69,6 +71,7 @@ pub enum TargetConfig {
     Noop(noop::NoopConfig),
     Redis(redis::RedisConfig),
     Mysql(mysql::MysqlConfig),
+    Elasticsearch(elasticsearch::ElasticsearchConfig),
 }
 
 /// A target that could not be set up or reached.
@@ -101,6 +104,9 @@ impl Target {
             TargetConfig::Mysql(c) => {
                 Target::Mysql(mysql::MysqlTarget::connect(name, c, rules).await?)
             }
+            TargetConfig::Elasticsearch(c) => Target::Elasticsearch(
+                elasticsearch::ElasticsearchTarget::connect(name, c, rules).await?,
+            ),
         })
     }
 
@@ -110,6 +116,7 @@ impl Target {
             Target::Noop(_) => "noop",
             Target::Redis(_) => "redis",
             Target::Mysql(_) => "mysql",
+            Target::Elasticsearch(_) => "elasticsearch",
             Target::Memory(_) => "memory",
             Target::Fault(f) => f.kind(),
         }
@@ -122,6 +129,7 @@ impl Write for Target {
             Target::Noop(t) => t.write(items).await,
             Target::Redis(t) => t.write(items).await,
             Target::Mysql(t) => t.write(items).await,
+            Target::Elasticsearch(t) => t.write(items).await,
             Target::Memory(t) => t.write(items).await,
             Target::Fault(t) => t.write(items).await,
         }
@@ -132,6 +140,7 @@ impl Write for Target {
             Target::Noop(t) => t.check().await,
             Target::Redis(t) => t.check().await,
             Target::Mysql(t) => t.check().await,
+            Target::Elasticsearch(t) => t.check().await,
             Target::Memory(t) => t.check().await,
             Target::Fault(t) => t.check().await,
         }
@@ -145,6 +154,7 @@ impl TargetConfig {
             TargetConfig::Noop(_) => {}
             TargetConfig::Redis(c) => c.validate(path, problems),
             TargetConfig::Mysql(c) => c.validate(path, problems),
+            TargetConfig::Elasticsearch(c) => c.validate(path, problems),
         }
     }
 
@@ -155,6 +165,7 @@ impl TargetConfig {
             TargetConfig::Noop(_) => None,
             TargetConfig::Redis(_) => Some("redis"),
             TargetConfig::Mysql(_) => Some("mysql"),
+            TargetConfig::Elasticsearch(_) => Some("elasticsearch"),
         };
         for (section, present) in [
             ("redis", config.redis.is_some()),
@@ -175,6 +186,9 @@ impl TargetConfig {
             TargetConfig::Noop(_) => {}
             TargetConfig::Redis(_) => redis::RedisRule::validate(path, rule, problems),
             TargetConfig::Mysql(_) => mysql::MysqlRule::validate(path, rule, problems),
+            TargetConfig::Elasticsearch(_) => {
+                elasticsearch::ElasticsearchRule::validate(path, rule, problems)
+            }
         }
     }
 }
