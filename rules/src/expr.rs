@@ -889,4 +889,34 @@ mod tests {
             assert_eq!(is_decimal(s), want, "{s}");
         }
     }
+
+    /// `digits` scaled down by 10^`scale`, as DECIMAL text (`-12.30` for -1230, 2).
+    fn decimal_text(digits: i64, scale: u32) -> String {
+        let sign = if digits < 0 { "-" } else { "" };
+        let abs = digits.unsigned_abs().to_string();
+        let scale = scale as usize;
+        if scale == 0 {
+            return format!("{sign}{abs}");
+        }
+        let padded = format!("{abs:0>width$}", width = scale + 1);
+        let (int, frac) = padded.split_at(padded.len() - scale);
+        format!("{sign}{int}.{frac}")
+    }
+
+    proptest::proptest! {
+        /// Exact decimal order agrees with integer order at a common scale.
+        #[test]
+        fn decimal_order_matches_integers(a in -10_000_000i64..10_000_000, sa in 0u32..5, b in -10_000_000i64..10_000_000, sb in 0u32..5) {
+            let scale = sa.max(sb);
+            let ia = i128::from(a) * 10i128.pow(scale - sa);
+            let ib = i128::from(b) * 10i128.pow(scale - sb);
+            let (ta, tb) = (decimal_text(a, sa), decimal_text(b, sb));
+            proptest::prop_assert!(is_decimal(&ta) && is_decimal(&tb));
+            proptest::prop_assert_eq!(cmp_decimal(&ta, &tb), ia.cmp(&ib), "{} vs {}", ta, tb);
+            // And through the where language, DECIMAL text against a number literal.
+            let e = event(EventType::Insert, json!({"amount": ta}), None);
+            let f = Filter::parse(&format!("amount < {tb}")).unwrap();
+            proptest::prop_assert_eq!(f.eval(&e), Ok(ia < ib));
+        }
+    }
 }
