@@ -774,6 +774,7 @@ mod tests {
             ("old.id == id", true), // unchanged column: before == after
             (r#"data.status == "paid""#, true),
             ("`odd name` == 'x'", true),
+            ("status != 'héllo 🌊' && status != \"it\\\"s\"", true),
             ("status == 'x' or id == 7 and status == 'paid'", true),
             ("(id == 1 || id == 7) && !(status == 'new')", true),
             ("id == 1 || id == 2 || id == 7", true),
@@ -848,6 +849,7 @@ mod tests {
             ("", "expected a column, text, number, list, true, false or null at the end (character 1)"),
             ("a == )", "expected a column, text, number, list, true, false or null at character 6, found `)`"),
             ("`a == 1", "column name quoted with ` at character 1 is not closed"),
+            ("é == 1", "unexpected `é` at character 1; quote text with \"...\" and odd column names with `...`"),
         ];
         for (text, want) in cases {
             assert_eq!(Filter::parse(text), Err(want.to_owned()), "{text}");
