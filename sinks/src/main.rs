@@ -35,10 +35,46 @@ enum Command {
         #[arg(long)]
         group: Option<String>,
     },
+    /// Backfill a new Elasticsearch index for one rule, then swap the rule's alias to it
+    /// (docs/elasticsearch.md).
+    Reindex {
+        #[arg(long)]
+        config: PathBuf,
+        /// The rule (its index must be a fixed name: the alias to swap).
+        #[arg(long)]
+        rule: String,
+        /// The new index, e.g. orders_v2.
+        #[arg(long)]
+        to: String,
+        /// `earliest` (default) or an RFC 3339 time: where the backfill starts reading.
+        #[arg(long, default_value = "earliest")]
+        start_at: StartAt,
+        /// Settings/mappings JSON for the new index (default: the rule's create_index).
+        #[arg(long)]
+        create_index: Option<PathBuf>,
+        /// The rule's index is a concrete index: delete it and put the alias in its place.
+        #[arg(long)]
+        replace_index: bool,
+    },
     /// Validate the config and rules, connect to Kafka and every target.
     Check {
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Compare a MySQL rule's source tables with its replica table by key ranges (row count and
+    /// checksum per chunk); exits non-zero when they differ.
+    Verify {
+        #[arg(long)]
+        config: PathBuf,
+        /// The rule (by name) whose tables are compared.
+        #[arg(long)]
+        rule: String,
+        /// The source server, mysql://user:password@host:port (default: the replica's server).
+        #[arg(long, env = "SLUICE_SOURCE_URL", hide_env_values = true)]
+        source_url: Option<String>,
+        /// Source rows per chunk.
+        #[arg(long, default_value_t = sluice_sinks::target::mysql::verify::DEFAULT_CHUNK_ROWS)]
+        chunk_rows: u64,
     },
 }
 
@@ -105,6 +141,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", offsets::render_table(&rows));
             Ok(())
         }
+        Command::Reindex {
+            config,
+            rule,
+            to,
+            start_at,
+            create_index,
+            replace_index,
+        } => {
+            let config = SinkConfig::load(&config)?;
+            observe::init_logging(&config.log);
+            let job = sluice_sinks::target::elasticsearch::Reindex {
+                rule,
+                to,
+                start_at,
+                create_index,
+                replace_index,
+            };
+            let cancel = CancellationToken::new();
+            tokio::spawn(signals(cancel.clone()));
+            let report =
+                sluice_sinks::target::elasticsearch::reindex(&config, &job, cancel, |m| {
+                    println!("{m}")
+                })
+                .await?;
+            println!(
+                "reindexed rule {} into {}; alias {} now points to it",
+                job.rule, report.to, report.alias
+            );
+            Ok(())
+        }
         Command::Check { config } => {
             let config = SinkConfig::load(&config)?;
             println!(
@@ -127,6 +193,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 target.check().await?;
                 println!("target {name} ({}): ok", target.kind());
             }
+            Ok(())
+        }
+        Command::Verify {
+            config,
+            rule,
+            source_url,
+            chunk_rows,
+        } => {
+            let config = SinkConfig::load(&config)?;
+            let report = sluice_sinks::target::mysql::verify::verify(
+                &config,
+                &rule,
+                source_url.as_deref(),
+                chunk_rows,
+            )
+            .await?;
+            println!("{report}");
+            anyhow::ensure!(
+                report.is_equal(),
+                "the replica differs from the source in {} key ranges (listed above)",
+                report.differences.len()
+            );
             Ok(())
         }
     }
