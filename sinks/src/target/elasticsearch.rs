@@ -4,6 +4,7 @@
 
 mod config;
 mod encoder;
+pub mod reindex;
 mod retry;
 mod service;
 
@@ -12,7 +13,8 @@ pub use config::{
     DEFAULT_ES_TIMEOUT_MS,
 };
 pub use encoder::{encode, Action, Op};
-pub use service::{ensure_index, name_kind, swap_alias, NameKind};
+pub use reindex::{reindex, Reindex, ReindexError, Report};
+pub use service::{ensure_index, name_kind, replace_index_with_alias, swap_alias, NameKind};
 
 use super::{Item, Outcome, TargetError, Write};
 use elasticsearch::Elasticsearch;

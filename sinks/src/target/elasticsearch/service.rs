@@ -247,6 +247,35 @@ pub async fn swap_alias(
     }
 }
 
+/// Deletes the concrete index `name` and creates the alias `name` → `to` in one atomic
+/// `_aliases` request (`remove_index` + `add`), so readers of `name` never see it missing.
+pub async fn replace_index_with_alias(
+    es: &Elasticsearch,
+    name: &str,
+    to: &str,
+) -> Result<(), String> {
+    let body = serde_json::json!({"actions": [
+        {"remove_index": {"index": name}},
+        {"add": {"index": to, "alias": name}}
+    ]});
+    let r = es
+        .indices()
+        .update_aliases()
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("cannot replace index `{name}` by an alias of `{to}`: {e}"))?;
+    let status = r.status_code().as_u16();
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        let text = r.text().await.unwrap_or_default();
+        Err(format!(
+            "cannot replace index `{name}` by an alias of `{to}`: HTTP {status}: {text}"
+        ))
+    }
+}
+
 #[derive(Deserialize)]
 struct BulkResponse {
     items: Vec<BulkItem>,
