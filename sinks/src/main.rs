@@ -35,6 +35,27 @@ enum Command {
         #[arg(long)]
         group: Option<String>,
     },
+    /// Backfill a new Elasticsearch index for one rule, then swap the rule's alias to it
+    /// (docs/elasticsearch.md).
+    Reindex {
+        #[arg(long)]
+        config: PathBuf,
+        /// The rule (its index must be a fixed name: the alias to swap).
+        #[arg(long)]
+        rule: String,
+        /// The new index, e.g. orders_v2.
+        #[arg(long)]
+        to: String,
+        /// `earliest` (default) or an RFC 3339 time: where the backfill starts reading.
+        #[arg(long, default_value = "earliest")]
+        start_at: StartAt,
+        /// Settings/mappings JSON for the new index (default: the rule's create_index).
+        #[arg(long)]
+        create_index: Option<PathBuf>,
+        /// The rule's index is a concrete index: delete it and put the alias in its place.
+        #[arg(long)]
+        replace_index: bool,
+    },
     /// Validate the config and rules, connect to Kafka and every target.
     Check {
         #[arg(long)]
@@ -118,6 +139,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .context("offsets task")??;
             print!("{}", offsets::render_table(&rows));
+            Ok(())
+        }
+        Command::Reindex {
+            config,
+            rule,
+            to,
+            start_at,
+            create_index,
+            replace_index,
+        } => {
+            let config = SinkConfig::load(&config)?;
+            observe::init_logging(&config.log);
+            let job = sluice_sinks::target::elasticsearch::Reindex {
+                rule,
+                to,
+                start_at,
+                create_index,
+                replace_index,
+            };
+            let cancel = CancellationToken::new();
+            tokio::spawn(signals(cancel.clone()));
+            let report =
+                sluice_sinks::target::elasticsearch::reindex(&config, &job, cancel, |m| {
+                    println!("{m}")
+                })
+                .await?;
+            println!(
+                "reindexed rule {} into {}; alias {} now points to it",
+                job.rule, report.to, report.alias
+            );
             Ok(())
         }
         Command::Check { config } => {
