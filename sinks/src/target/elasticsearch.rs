@@ -164,16 +164,26 @@ impl ElasticsearchTarget {
         }
     }
 
-    /// True if this versioned item was acknowledged by an earlier write (and forgets it).
-    fn take_acked(&self, item: &Item) -> bool {
-        let Ok(mut acked) = self.acked.lock() else {
+    /// True if this versioned item was acknowledged by an earlier write.
+    fn was_acked(&self, item: &Item) -> bool {
+        let Ok(acked) = self.acked.lock() else {
             return false;
         };
         if acked.is_empty() {
             return false;
         }
         let key = (item.rule, item.mapped.id.clone(), item.mapped.seq);
-        matches!(acked.remove(&key), Some(at) if at.elapsed() < ACK_TTL)
+        matches!(acked.get(&key), Some(at) if at.elapsed() < ACK_TTL)
+    }
+
+    /// Forgets acknowledgements the runtime will not ask about again.
+    fn forget_acked(&self, items: &[Item], which: &[usize]) {
+        if let Ok(mut acked) = self.acked.lock() {
+            for &i in which {
+                let item = &items[i];
+                acked.remove(&(item.rule, item.mapped.id.clone(), item.mapped.seq));
+            }
+        }
     }
 
     fn remember_acked(&self, items: &[Item], done: impl Iterator<Item = usize>) {
@@ -205,6 +215,8 @@ impl Write for ElasticsearchTarget {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; items.len()];
         let mut body = Vec::with_capacity(items.iter().map(|i| i.bytes + 160).sum());
         let mut encoded: Vec<Encoded> = Vec::with_capacity(items.len());
+        // Items answered from `acked`: kept there while this batch still has retries.
+        let mut skipped: Vec<usize> = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let Some(rule) = self.rules.get(&item.rule) else {
                 outcomes[i] = Some(Outcome::Reject(format!(
@@ -215,8 +227,9 @@ impl Write for ElasticsearchTarget {
             };
             // A re-send after a partial failure: versioned items already written need not go
             // again (the index holds this version or a newer one either way).
-            if rule.mode == Mode::Index && self.take_acked(item) {
+            if rule.mode == Mode::Index && self.was_acked(item) {
                 outcomes[i] = Some(Outcome::Done);
+                skipped.push(i);
                 continue;
             }
             let start = body.len();
@@ -293,6 +306,10 @@ impl Write for ElasticsearchTarget {
                     "not sent: an earlier item of this batch must be retried first".to_owned(),
                 );
             }
+        }
+        if !any_retry && !skipped.is_empty() {
+            // The runtime re-sends only batches with retries: this one is finished.
+            self.forget_acked(items, &skipped);
         }
         if any_retry {
             let done = encoded

@@ -1,0 +1,894 @@
+//! End-to-end tests: the Elasticsearch target against the local OpenSearch-compatible server
+//! (osmem), with the real sink runtime in-process and change events produced by the tests.
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::{json, Value};
+use sluice_event::{ChangeEvent, EventType, Position, Row, Source};
+use sluice_integration::{create_topic, es_url, kafka_brokers, unique_name};
+use sluice_sinks::offsets::{self, StartAt};
+use sluice_sinks::runtime::HEADER_ERROR;
+use sluice_sinks::{Sink, SinkConfig, SinkError};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+// ---------------------------------------------------------------------------------------------
+// Events, config, the running sink
+// ---------------------------------------------------------------------------------------------
+
+/// `seq` as the capture makes it (`ts_ms << 20`) from one base per test run, plus `n` so
+/// tests can order events.
+fn seq(n: i64) -> i64 {
+    static BASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(|| {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        ms << 20
+    });
+    base + n
+}
+
+fn change(table: &str, kind: EventType, seq: i64, data: Value, old: Option<Value>) -> ChangeEvent {
+    let row = |v: Value| -> Row { v.as_object().cloned().unwrap_or_default() };
+    ChangeEvent {
+        v: 1,
+        seq,
+        source: Source::Binlog,
+        instance: "shop-main".into(),
+        database: "shop".into(),
+        table: table.into(),
+        kind,
+        ts_ms: seq >> 20,
+        capture_ms: seq >> 20,
+        pos: Position {
+            file: "binlog.000001".into(),
+            offset: 4,
+            row: 0,
+            gtid: None,
+        },
+        xid: None,
+        txn_last: true,
+        pk: vec!["id".into()],
+        data: row(data),
+        old: old.map(row),
+        sql: None,
+    }
+}
+
+/// Produces `events` in order (each under its key, so one row stays in one partition).
+async fn produce(topic: &str, events: &[ChangeEvent]) {
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "2")
+        .create()
+        .unwrap();
+    for e in events {
+        let (key, value) = (e.key(), e.encode());
+        let mut headers = OwnedHeaders::new();
+        for (k, v) in e.headers().iter() {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            });
+        }
+        let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
+            .key(key.as_slice())
+            .payload(value.as_slice())
+            .headers(headers);
+        p.send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+}
+
+/// A sink config reading `topic` with one Elasticsearch target `search` at `url`.
+fn sink_config(topic: &str, group: &str, url: &str, rules: &str) -> SinkConfig {
+    let text = format!(
+        r#"
+[kafka]
+brokers = ["{brokers}"]
+options = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000" }}
+[consumer]
+group_id = "{group}"
+topics = ["{topic}"]
+commit_interval_ms = 100
+drain_timeout_ms = 5000
+[batch]
+linger_ms = 20
+max_items = 50
+[retry]
+initial_backoff_ms = 20
+max_backoff_ms = 200
+[metrics]
+listen = "127.0.0.1:0"
+[targets.search]
+type = "elasticsearch"
+urls = ["{url}"]
+timeout_ms = 10000
+{rules}
+"#,
+        brokers = kafka_brokers()
+    );
+    sluice_config::parse::<SinkConfig>(&text, Path::new("es-test.toml"), |_| None).unwrap()
+}
+
+struct Running {
+    cancel: CancellationToken,
+    task: JoinHandle<Result<(), SinkError>>,
+}
+
+fn run(config: &SinkConfig) -> Running {
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(Sink::new(config.clone()).run(cancel.clone()));
+    Running { cancel, task }
+}
+
+impl Running {
+    async fn stop(self) {
+        self.cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("the sink did not stop within 30 s")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// The group's committed offsets, per partition.
+async fn committed(config: &SinkConfig) -> Vec<Option<i64>> {
+    positions(config)
+        .await
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect()
+}
+
+/// (committed, high watermark) per partition of the group of `config`.
+async fn positions(config: &SinkConfig) -> Vec<(Option<i64>, i64)> {
+    let c = config.clone();
+    tokio::task::spawn_blocking(move || offsets::list(&c, &c.consumer.group_id))
+        .await
+        .unwrap()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.committed, r.high))
+        .collect()
+}
+
+/// Waits until the group has committed everything produced so far.
+async fn until_caught_up(config: &SinkConfig) {
+    until(60, "the sink committed every message", || async {
+        positions(config)
+            .await
+            .iter()
+            .all(|(c, high)| *c == Some(*high))
+    })
+    .await;
+}
+
+async fn until<F, Fut>(secs: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited {secs} s for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server
+// ---------------------------------------------------------------------------------------------
+
+/// `(version, _source)` of a document, or None if it does not exist.
+async fn get_doc(index: &str, id: &str) -> Option<(i64, Value)> {
+    let r = reqwest::get(format!("{}/{index}/_doc/{id}", es_url()))
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    if v["found"] != json!(true) {
+        return None;
+    }
+    Some((v["_version"].as_i64().unwrap(), v["_source"].clone()))
+}
+
+/// Every document of `index` as id → _source.
+async fn all_docs(index: &str) -> HashMap<String, Value> {
+    let http = reqwest::Client::new();
+    http.post(format!("{}/{index}/_refresh", es_url()))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = http
+        .post(format!("{}/{index}/_search", es_url()))
+        .json(&json!({"size": 1000, "query": {"match_all": {}}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["hits"]["hits"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|h| (h["_id"].as_str().unwrap().to_owned(), h["_source"].clone()))
+        .collect()
+}
+
+/// Every message of `topic` with its headers, read from the beginning.
+fn read_topic(topic: &str, expect: usize) -> Vec<HashMap<String, String>> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .set("group.id", unique_name("es_reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while out.len() < expect && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            let headers = m
+                .headers()
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_owned(),
+                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(headers);
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elasticsearch_every_column_type_reaches_the_document_with_conversions() {
+    let topic = unique_name("es_types");
+    let index = unique_name("es_types");
+    create_topic(&topic, 1).await.unwrap();
+    create_topic(&format!("{topic}.dlq"), 1).await.unwrap();
+    // BIGINT UNSIGNED above i64::MAX needs an unsigned_long mapping: dynamic mapping makes the
+    // field a long and the server refuses the document.
+    let mapping = std::env::temp_dir().join(format!("{index}.json"));
+    std::fs::write(
+        &mapping,
+        r#"{"mappings":{"properties":{"ubig":{"type":"unsigned_long"}}}}"#,
+    )
+    .unwrap();
+    let rules = format!(
+        r#"
+[[rules]]
+name = "types"
+target = "search"
+match = {{ tables = ["shop.types"] }}
+[rules.fields]
+exclude = ["secret"]
+rename = {{ name = "title" }}
+constants = {{ origin = "shop-main" }}
+[rules.fields.convert]
+tags = "split"
+created_ms = "epoch_millis_to_datetime"
+status_code = {{ type = "map", map = {{ "0" = "new", "1" = "paid" }}, default = "other" }}
+attrs = "parse_json"
+[rules.fields.json_path]
+city = {{ column = "js", path = "$.address.city" }}
+skus = {{ column = "js", path = "$.items[*].sku", all = true }}
+[rules.elasticsearch]
+index = "{index}"
+create_index = "{mapping}"
+"#,
+        mapping = mapping.display()
+    );
+    let config = sink_config(&topic, &unique_name("g"), &es_url(), &rules);
+    // One value of every type of the capture's type table, as the event format encodes it.
+    let row = json!({
+        "id": 1, "tiny": -128, "big": 9223372036854775807u64, "ubig": 18446744073709551615u64,
+        "dec": "12.30", "f": 1.5, "dbl": -2.25e-5,
+        "d": "2026-11-21", "dt": "2026-11-21T09:15:02.123456", "ts": "2026-11-21T09:15:02.123Z",
+        "tm": "-838:59:59.000000", "yr": 2026,
+        "name": "Zoë \"quoted\"", "bin": "AAEC/w==", "en": "paid", "set": ["a", "b"], "bit": 5,
+        "js": {"address": {"city": "Oslo"}, "items": [{"sku": "A"}, {"sku": "B"}]},
+        "geo": {"srid": 0, "wkb": "AQEAAAAAAAAAAADwPwAAAAAAAABA"}, "nul": null,
+        "tags": "x, y,,z", "created_ms": 1763716502123i64, "status_code": 1,
+        "attrs": "{\"k\":[1,2]}", "secret": "pw"
+    });
+    let s = seq(1);
+    produce(&topic, &[change("types", EventType::Insert, s, row, None)]).await;
+    let sink = run(&config);
+    until_caught_up(&config).await;
+    sink.stop().await;
+
+    let (version, source) = get_doc(&index, "1").await.expect("document 1 not indexed");
+    assert_eq!(version, s, "the document's version is the event's seq");
+    let want = json!({
+        "id": 1, "tiny": -128, "big": 9223372036854775807u64, "ubig": 18446744073709551615u64,
+        "dec": "12.30", "f": 1.5, "dbl": -2.25e-5,
+        "d": "2026-11-21", "dt": "2026-11-21T09:15:02.123456", "ts": "2026-11-21T09:15:02.123Z",
+        "tm": "-838:59:59.000000", "yr": 2026,
+        "title": "Zoë \"quoted\"", "bin": "AAEC/w==", "en": "paid", "set": ["a", "b"], "bit": 5,
+        "js": {"address": {"city": "Oslo"}, "items": [{"sku": "A"}, {"sku": "B"}]},
+        "geo": {"srid": 0, "wkb": "AQEAAAAAAAAAAADwPwAAAAAAAABA"}, "nul": null,
+        "tags": ["x", "y", "z"], "created_ms": "2025-11-21T09:15:02.123Z", "status_code": "paid",
+        "attrs": {"k": [1, 2]},
+        "city": "Oslo", "skus": ["A", "B"], "origin": "shop-main"
+    });
+    assert_eq!(source, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elasticsearch_out_of_order_older_event_never_overwrites_newer() {
+    let topic = unique_name("es_order");
+    let index = unique_name("es_order");
+    create_topic(&topic, 1).await.unwrap();
+    create_topic(&format!("{topic}.dlq"), 1).await.unwrap();
+    let rules = format!(
+        "[[rules]]\nname = \"o\"\ntarget = \"search\"\nmatch = {{ tables = [\"shop.orders\"] }}\n[rules.elasticsearch]\nindex = \"{index}\"\n"
+    );
+    let config = sink_config(&topic, &unique_name("g"), &es_url(), &rules);
+    let doc = |id: i64, status: &str| json!({"id": id, "status": status});
+    produce(
+        &topic,
+        &[
+            // Newer first, then the older one of the same row.
+            change("orders", EventType::Update, seq(20), doc(1, "newer"), None),
+            change("orders", EventType::Update, seq(10), doc(1, "older"), None),
+            // A delete, then an older insert of the same row: it stays deleted.
+            change("orders", EventType::Insert, seq(5), doc(2, "first"), None),
+            change("orders", EventType::Delete, seq(30), doc(2, "first"), None),
+            change("orders", EventType::Insert, seq(25), doc(2, "late"), None),
+            change("orders", EventType::Insert, seq(40), doc(3, "only"), None),
+        ],
+    )
+    .await;
+    let sink = run(&config);
+    until_caught_up(&config).await;
+    sink.stop().await;
+    assert_eq!(get_doc(&index, "1").await, Some((seq(20), doc(1, "newer"))));
+    assert_eq!(get_doc(&index, "2").await, None, "a deleted row came back");
+    assert_eq!(get_doc(&index, "3").await, Some((seq(40), doc(3, "only"))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elasticsearch_replay_from_an_earlier_start_at_never_regresses() {
+    let topic = unique_name("es_replay");
+    let index = unique_name("es_replay");
+    create_topic(&topic, 2).await.unwrap();
+    create_topic(&format!("{topic}.dlq"), 1).await.unwrap();
+    let rules = format!(
+        "[[rules]]\nname = \"o\"\ntarget = \"search\"\nmatch = {{ tables = [\"shop.orders\"] }}\n[rules.elasticsearch]\nindex = \"{index}\"\n"
+    );
+    let config = sink_config(&topic, &unique_name("g"), &es_url(), &rules);
+    let doc = |id: i64, status: &str| json!({"id": id, "status": status});
+    let mut events = Vec::new();
+    for id in 1..=6 {
+        events.push(change(
+            "orders",
+            EventType::Insert,
+            seq(id),
+            doc(id, "v1"),
+            None,
+        ));
+    }
+    for id in 1..=6 {
+        events.push(change(
+            "orders",
+            EventType::Update,
+            seq(10 + id),
+            doc(id, "v2"),
+            Some(json!({"status": "v1"})),
+        ));
+    }
+    events.push(change(
+        "orders",
+        EventType::Delete,
+        seq(30),
+        doc(3, "v2"),
+        None,
+    ));
+    events.push(change(
+        "orders",
+        EventType::Update,
+        seq(31),
+        doc(4, "v3"),
+        None,
+    ));
+    let before_all = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 1_000;
+    produce(&topic, &events).await;
+
+    let sink = run(&config);
+    until_caught_up(&config).await;
+    sink.stop().await;
+    let first = all_docs(&index).await;
+    let mut want: HashMap<String, Value> = HashMap::new();
+    for id in [1, 2, 5, 6] {
+        want.insert(id.to_string(), doc(id, "v2"));
+    }
+    want.insert("4".into(), doc(4, "v3"));
+    assert_eq!(first, want);
+
+    // Replay everything from before the first event: the group really goes back...
+    let c = config.clone();
+    let set =
+        tokio::task::spawn_blocking(move || offsets::apply_start_at(&c, StartAt::Time(before_all)))
+            .await
+            .unwrap()
+            .unwrap();
+    assert!(set.iter().all(|(_, _, o)| *o == 0), "{set:?}");
+    assert!(committed(&config).await.iter().all(|c| *c == Some(0)));
+    // ...and comes back to the same documents and versions: no older version won.
+    let sink = run(&config);
+    until_caught_up(&config).await;
+    sink.stop().await;
+    assert_eq!(all_docs(&index).await, want);
+    assert_eq!(get_doc(&index, "4").await.map(|d| d.0), Some(seq(31)));
+    assert_eq!(get_doc(&index, "1").await.map(|d| d.0), Some(seq(11)));
+    assert_eq!(get_doc(&index, "3").await, None, "a deleted row came back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elasticsearch_mapping_conflict_goes_to_the_dlq_with_the_server_reason() {
+    let topic = unique_name("es_dlq");
+    let index = unique_name("es_dlq");
+    create_topic(&topic, 1).await.unwrap();
+    create_topic(&format!("{topic}.dlq"), 1).await.unwrap();
+    let dir = std::env::temp_dir().join(unique_name("es_mapping"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mapping = dir.join("orders.json");
+    std::fs::write(
+        &mapping,
+        r#"{"mappings":{"properties":{"n":{"type":"long"},"status":{"type":"keyword"}}}}"#,
+    )
+    .unwrap();
+    let rules = format!(
+        "[[rules]]\nname = \"o\"\ntarget = \"search\"\nmatch = {{ tables = [\"shop.orders\"] }}\n[rules.elasticsearch]\nindex = \"{index}\"\ncreate_index = \"{}\"\n",
+        mapping.display()
+    );
+    let config = sink_config(&topic, &unique_name("g"), &es_url(), &rules);
+    produce(
+        &topic,
+        &[
+            change(
+                "orders",
+                EventType::Insert,
+                seq(1),
+                json!({"id": 1, "n": 5}),
+                None,
+            ),
+            change(
+                "orders",
+                EventType::Insert,
+                seq(2),
+                json!({"id": 2, "n": "abc"}),
+                None,
+            ),
+            change(
+                "orders",
+                EventType::Insert,
+                seq(3),
+                json!({"id": 3, "n": 7}),
+                None,
+            ),
+        ],
+    )
+    .await;
+    let sink = run(&config);
+    until_caught_up(&config).await;
+    sink.stop().await;
+
+    // create_index made the index with the file's mapping.
+    let m: Value = reqwest::get(format!("{}/{index}/_mapping", es_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(m[&index]["mappings"]["properties"]["n"]["type"], "long");
+    assert!(get_doc(&index, "1").await.is_some());
+    assert!(get_doc(&index, "2").await.is_none());
+    assert!(get_doc(&index, "3").await.is_some());
+    let dlq = read_topic(&format!("{topic}.dlq"), 1);
+    assert_eq!(dlq.len(), 1, "{dlq:?}");
+    let error = &dlq[0][HEADER_ERROR];
+    assert!(
+        error.starts_with(&format!(
+            "elasticsearch rejected the index of document `2` in index `{index}`: HTTP 400 mapper_parsing_exception: failed to parse field [n] of type [long]"
+        )),
+        "{error}"
+    );
+    assert_eq!(dlq[0]["sluice-original-offset"], "1");
+    assert_eq!(dlq[0]["sluice-rule"], "o");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elasticsearch_sharded_tables_into_one_index_with_where_and_json_path() {
+    let topic = unique_name("es_shards");
+    let index = unique_name("es_orders");
+    create_topic(&topic, 4).await.unwrap();
+    create_topic(&format!("{topic}.dlq"), 1).await.unwrap();
+    let rules = format!(
+        r#"
+[[rules]]
+name = "orders"
+target = "search"
+match = {{ tables = ["shop.orders_[0-9][0-9]"] }}
+where = 'status != "deleted" && amount > 10'
+id = "{{tenant}}-{{id}}"
+[rules.fields]
+include = ["id", "tenant", "status", "amount"]
+[rules.fields.json_path]
+city = {{ column = "shipping", path = "$.address.city" }}
+[rules.elasticsearch]
+index = "{index}"
+routing = "{{tenant}}"
+"#
+    );
+    let config = sink_config(&topic, &unique_name("g"), &es_url(), &rules);
+    let mut events = Vec::new();
+    let mut want = HashMap::new();
+    for shard in 0..4 {
+        for n in 0..5i64 {
+            let id = shard * 100 + n;
+            let status = if n == 4 { "deleted" } else { "paid" };
+            let amount = if n == 3 { "5.00" } else { "12.50" };
+            let city = format!("city{shard}");
+            let row = json!({"id": id, "tenant": "t1", "status": status, "amount": amount,
+                "note": "internal", "shipping": format!("{{\"address\":{{\"city\":\"{city}\"}}}}")});
+            if n < 3 {
+                want.insert(
+                    format!("t1-{id}"),
+                    json!({"id": id, "tenant": "t1", "status": status, "amount": amount, "city": city}),
+                );
+            }
+            events.push(change(
+                &format!("orders_{shard:02}"),
+                EventType::Insert,
+                seq(id),
+                row,
+                None,
+            ));
+        }
+    }
+    // Another table of the database does not match.
+    events.push(change(
+        "orders_archive",
+        EventType::Insert,
+        seq(999),
+        json!({"id": 1}),
+        None,
+    ));
+    produce(&topic, &events).await;
+    let sink = run(&config);
+    until_caught_up(&config).await;
+    sink.stop().await;
+    assert_eq!(all_docs(&index).await, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elasticsearch_upsert_mode_merges_rules_and_deletes_only_its_fields() {
+    let topic = unique_name("es_upsert");
+    let index = unique_name("es_upsert");
+    create_topic(&topic, 1).await.unwrap();
+    create_topic(&format!("{topic}.dlq"), 1).await.unwrap();
+    // Two tables feed one document per order: the order's own row and its shipping row.
+    let rules = format!(
+        r#"
+[[rules]]
+name = "order"
+target = "search"
+match = {{ tables = ["shop.orders"] }}
+[rules.elasticsearch]
+index = "{index}"
+mode = "upsert"
+[[rules]]
+name = "shipping"
+target = "search"
+match = {{ tables = ["shop.shipping"] }}
+id = "{{order_id}}"
+[rules.fields]
+include = ["order_id", "carrier"]
+[rules.elasticsearch]
+index = "{index}"
+mode = "upsert"
+delete = "fields"
+"#
+    );
+    let config = sink_config(&topic, &unique_name("g"), &es_url(), &rules);
+    produce(
+        &topic,
+        &[
+            change(
+                "orders",
+                EventType::Insert,
+                seq(1),
+                json!({"id": 7, "status": "paid"}),
+                None,
+            ),
+            change(
+                "shipping",
+                EventType::Insert,
+                seq(2),
+                json!({"id": 70, "order_id": 7, "carrier": "DHL"}),
+                None,
+            ),
+            change(
+                "orders",
+                EventType::Update,
+                seq(3),
+                json!({"id": 7, "status": "shipped"}),
+                None,
+            ),
+            change(
+                "shipping",
+                EventType::Delete,
+                seq(4),
+                json!({"id": 70, "order_id": 7, "carrier": "DHL"}),
+                None,
+            ),
+            change(
+                "orders",
+                EventType::Insert,
+                seq(5),
+                json!({"id": 8, "status": "new"}),
+                None,
+            ),
+            change(
+                "orders",
+                EventType::Delete,
+                seq(6),
+                json!({"id": 8, "status": "new"}),
+                None,
+            ),
+        ],
+    )
+    .await;
+    let sink = run(&config);
+    until_caught_up(&config).await;
+    sink.stop().await;
+    let docs = all_docs(&index).await;
+    assert_eq!(
+        docs.get("7"),
+        Some(&json!({"id": 7, "status": "shipped", "order_id": null, "carrier": null}))
+    );
+    assert!(!docs.contains_key("8"), "{docs:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item-level 429 through a fault-injecting proxy
+// ---------------------------------------------------------------------------------------------
+
+/// An HTTP/1.1 proxy in front of the server that answers the bulk actions of chosen document
+/// ids with an item-level 429 (without passing them on) while `failing` is set, and counts how
+/// often each id was sent.
+#[derive(Default)]
+struct Proxy {
+    fail_ids: Mutex<HashSet<String>>,
+    failing: AtomicBool,
+    sent: Mutex<HashMap<String, usize>>,
+}
+
+impl Proxy {
+    async fn start(self: &Arc<Self>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let proxy = self.clone();
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                tokio::spawn(proxy.clone().serve(conn));
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn sent(&self, id: &str) -> usize {
+        self.sent.lock().unwrap().get(id).copied().unwrap_or(0)
+    }
+
+    async fn serve(self: Arc<Self>, conn: TcpStream) {
+        let http = reqwest::Client::new();
+        let mut conn = BufReader::new(conn);
+        loop {
+            let mut line = String::new();
+            if conn.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return;
+            }
+            let mut parts = line.split_whitespace();
+            let method = parts.next().unwrap_or("GET").to_owned();
+            let path = parts.next().unwrap_or("/").to_owned();
+            let mut length = 0usize;
+            let mut content_type = "application/json".to_owned();
+            loop {
+                let mut h = String::new();
+                conn.read_line(&mut h).await.unwrap();
+                let h = h.trim_end();
+                if h.is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = h.split_once(':') {
+                    match k.to_ascii_lowercase().as_str() {
+                        "content-length" => length = v.trim().parse().unwrap(),
+                        "content-type" => content_type = v.trim().to_owned(),
+                        _ => {}
+                    }
+                }
+            }
+            let mut body = vec![0; length];
+            conn.read_exact(&mut body).await.unwrap();
+            let (status, answer) = if path.starts_with("/_bulk") {
+                self.bulk(&http, &path, &body).await
+            } else {
+                let r = http
+                    .request(method.parse().unwrap(), format!("{}{path}", es_url()))
+                    .header("content-type", content_type)
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+            };
+            let head = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                answer.len()
+            );
+            let stream = conn.get_mut();
+            stream.write_all(head.as_bytes()).await.unwrap();
+            stream.write_all(&answer).await.unwrap();
+        }
+    }
+
+    /// Passes on the actions of ids that do not fail; answers the others with 429.
+    async fn bulk(&self, http: &reqwest::Client, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        let text = String::from_utf8_lossy(body);
+        let mut lines = text.lines();
+        let mut forward = String::new();
+        // Per action: Some(id) if it is failed here, None if passed on.
+        let mut plan: Vec<(String, Option<String>)> = Vec::new();
+        while let Some(action) = lines.next() {
+            let meta: Value = serde_json::from_str(action).unwrap();
+            let (op, m) = meta.as_object().unwrap().iter().next().unwrap();
+            let id = m["_id"].as_str().unwrap().to_owned();
+            let source = (op != "delete").then(|| lines.next().unwrap().to_owned());
+            *self.sent.lock().unwrap().entry(id.clone()).or_default() += 1;
+            let fail =
+                self.failing.load(Ordering::SeqCst) && self.fail_ids.lock().unwrap().contains(&id);
+            if fail {
+                plan.push((op.clone(), Some(id)));
+            } else {
+                plan.push((op.clone(), None));
+                forward.push_str(action);
+                forward.push('\n');
+                if let Some(s) = source {
+                    forward.push_str(&s);
+                    forward.push('\n');
+                }
+            }
+        }
+        let mut passed: Vec<Value> = Vec::new();
+        if !forward.is_empty() {
+            let r: Value = http
+                .post(format!("{}{path}", es_url()))
+                .header("content-type", "application/x-ndjson")
+                .body(forward)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            passed = r["items"].as_array().cloned().unwrap();
+        }
+        let mut passed = passed.into_iter();
+        let items: Vec<Value> = plan
+            .into_iter()
+            .map(|(op, failed)| match failed {
+                Some(id) => json!({ op: {"_id": id, "status": 429, "error": {
+                    "type": "es_rejected_execution_exception",
+                    "reason": "rejected execution of coordinating operation (injected)"}}}),
+                None => passed.next().unwrap(),
+            })
+            .collect();
+        let answer = json!({"took": 1, "errors": true, "items": items});
+        (200, serde_json::to_vec(&answer).unwrap())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elasticsearch_item_level_429_retries_only_those_items_and_the_offset_waits() {
+    let topic = unique_name("es_429");
+    let index = unique_name("es_429");
+    create_topic(&topic, 1).await.unwrap();
+    create_topic(&format!("{topic}.dlq"), 1).await.unwrap();
+    let proxy = Arc::new(Proxy::default());
+    proxy
+        .fail_ids
+        .lock()
+        .unwrap()
+        .extend(["3".to_owned(), "7".to_owned()]);
+    proxy.failing.store(true, Ordering::SeqCst);
+    let url = proxy.start().await;
+    let rules = format!(
+        "[[rules]]\nname = \"o\"\ntarget = \"search\"\nmatch = {{ tables = [\"shop.orders\"] }}\n[rules.elasticsearch]\nindex = \"{index}\"\n"
+    );
+    let config = sink_config(&topic, &unique_name("g"), &url, &rules);
+    let events: Vec<ChangeEvent> = (1..=10)
+        .map(|id| {
+            change(
+                "orders",
+                EventType::Insert,
+                seq(id),
+                json!({"id": id}),
+                None,
+            )
+        })
+        .collect();
+    produce(&topic, &events).await;
+    let sink = run(&config);
+
+    // While 3 and 7 are refused: they are tried again and again, the others arrive, and the
+    // committed offset stays before message 2 (id 3).
+    until(30, "ids 3 and 7 retried", || async {
+        proxy.sent("3") >= 3 && proxy.sent("7") >= 2
+    })
+    .await;
+    let present = all_docs(&index).await;
+    for id in [1, 2, 4, 5, 6, 8, 9, 10] {
+        assert!(
+            present.contains_key(&id.to_string()),
+            "{id} missing: {present:?}"
+        );
+    }
+    assert!(!present.contains_key("3") && !present.contains_key("7"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let c = committed(&config).await[0];
+    assert!(
+        c.is_none_or(|o| o <= 2),
+        "committed {c:?} past the refused id 3"
+    );
+
+    // Recovery: everything lands, the offset reaches the end.
+    proxy.failing.store(false, Ordering::SeqCst);
+    until_caught_up(&config).await;
+    sink.stop().await;
+    assert_eq!(all_docs(&index).await.len(), 10);
+    // The items the server took were not sent again.
+    for id in [4, 5, 6, 8, 9, 10] {
+        assert_eq!(proxy.sent(&id.to_string()), 1, "id {id} was re-sent");
+    }
+    assert!(proxy.sent("3") >= 3);
+}
