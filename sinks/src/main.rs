@@ -160,11 +160,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let cancel = CancellationToken::new();
             tokio::spawn(signals(cancel.clone()));
-            let report =
-                sluice_sinks::target::elasticsearch::reindex(&config, &job, cancel, |m| {
-                    println!("{m}")
-                })
-                .await?;
+            let report = sluice_sinks::target::elasticsearch::reindex(&config, &job, cancel, |m| {
+                println!("{m}")
+            })
+            .await?;
             println!(
                 "reindexed rule {} into {}; alias {} now points to it",
                 job.rule, report.to, report.alias
