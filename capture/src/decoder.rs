@@ -61,6 +61,10 @@ pub struct Decoder {
     boundary: Checkpoint,
     /// Set by a DDL statement: cached schema lookups are stale.
     pub schema_changed: bool,
+    /// The server checksums events; until the stream's FORMAT_DESCRIPTION arrives, nobody has
+    /// stripped the checksum from the leading artificial ROTATE event.
+    checksums: bool,
+    seen_fde: bool,
 }
 
 impl Decoder {
@@ -81,11 +85,18 @@ impl Decoder {
             held: None,
             boundary: from.clone(),
             schema_changed: false,
+            checksums: false,
+            seen_fde: false,
         };
         if let Some(g) = &from.gtid {
             d.set_gtid_state(g);
         }
         d
+    }
+
+    /// Whether the server writes event checksums (`binlog_checksum` is not NONE).
+    pub fn set_checksums(&mut self, on: bool) {
+        self.checksums = on;
     }
 
     /// Where to resume after a lost connection: the last transaction boundary.
@@ -100,6 +111,7 @@ impl Decoder {
         self.pos = self.boundary.pos;
         self.seq = SeqGenerator::new(self.boundary.seq);
         self.held = None;
+        self.seen_fde = false;
         self.in_txn = false;
         self.txn_gtid = None;
         self.txn_maria = None;
@@ -146,7 +158,13 @@ impl Decoder {
             detail: e.0,
         };
         match h.event_type {
+            code::FORMAT_DESCRIPTION => self.seen_fde = true,
             code::ROTATE => {
+                let data = if self.checksums && !self.seen_fde {
+                    &data[..data.len().saturating_sub(4)]
+                } else {
+                    data
+                };
                 let (file, pos) =
                     mariadb::parse_rotate(data).map_err(|e| corrupt(&self.file, e))?;
                 self.file = file;

@@ -74,9 +74,12 @@ pub struct Prepared {
     /// MariaDB GTID state to start from (first connection only).
     pub gtid: Option<String>,
     pub checks: Vec<CheckResult>,
+    /// The server checksums binlog events.
+    pub checksums: bool,
 }
 
 /// Connects, runs the start-up checks and resolves the start position (checkpoint first).
+/// A start position that cannot be resolved becomes a failed `position` check.
 pub async fn prepare(
     cfg: &CaptureConfig,
     checkpoint: Option<Checkpoint>,
@@ -86,15 +89,62 @@ pub async fn prepare(
     let mut conn = client.connect().await?;
     let facts = client.facts(&mut conn).await?;
     let flavor = facts.flavor();
-    let (start, gtid) = match (checkpoint, start_override.unwrap_or_else(|| cfg.start_at())) {
+    let resolved = resolve_start(
+        &client,
+        &mut conn,
+        &facts,
+        checkpoint,
+        start_override.unwrap_or_else(|| cfg.start_at()),
+    )
+    .await;
+    let _ = conn.disconnect().await;
+    let (start, gtid, mut checks) = match resolved {
+        Ok((start, gtid)) => {
+            let position = (!start.file.is_empty()).then_some(start.file.as_str());
+            let checks = facts.checks(&client.addr, cfg.source.allow_partial_row_image, position);
+            (start, gtid, checks)
+        }
+        Err(e) => {
+            let mut checks = facts.checks(&client.addr, cfg.source.allow_partial_row_image, None);
+            checks.push(CheckResult {
+                name: "position",
+                status: CheckStatus::Fail,
+                message: e.to_string(),
+            });
+            (fresh(String::new(), 4), None, checks)
+        }
+    };
+    checks.sort_by_key(|c| c.name == "position");
+    let checksums = facts
+        .variables
+        .get("binlog_checksum")
+        .is_none_or(|v| !v.eq_ignore_ascii_case("NONE"));
+    Ok(Prepared {
+        client,
+        flavor,
+        start,
+        gtid,
+        checks,
+        checksums,
+    })
+}
+
+async fn resolve_start(
+    client: &SourceClient,
+    conn: &mut mysql_async::Conn,
+    facts: &crate::source::ServerFacts,
+    checkpoint: Option<Checkpoint>,
+    start: StartAt,
+) -> Result<(Checkpoint, Option<String>), CaptureError> {
+    Ok(match (checkpoint, start) {
         (Some(cp), _) => (cp, None),
         (None, StartAt::End) => {
-            let (file, pos) = client.current_end(&mut conn).await?;
+            let (file, pos) = client.current_end(conn).await?;
             (fresh(file, pos), None)
         }
         (None, StartAt::Oldest) => {
             let file = facts.binlogs.first().cloned().ok_or_else(|| {
-                CaptureError::Check(format!("SHOW BINARY LOGS on {} lists no files: the binary log is off; set log_bin in my.cnf", client.addr))
+                CaptureError::Check(format!("SHOW BINARY LOGS on {} lists no files (binary log off, or the user lacks REPLICATION CLIENT / BINLOG MONITOR)", client.addr))
             })?;
             (fresh(file, 4), None)
         }
@@ -104,16 +154,6 @@ pub async fn prepare(
             cp.gtid = Some(g.clone());
             (cp, Some(g))
         }
-    };
-    let position = (!start.file.is_empty()).then_some(start.file.as_str());
-    let checks = facts.checks(&client.addr, cfg.source.allow_partial_row_image, position);
-    let _ = conn.disconnect().await;
-    Ok(Prepared {
-        client,
-        flavor,
-        start,
-        gtid,
-        checks,
     })
 }
 
@@ -167,6 +207,7 @@ pub async fn read_binlog(
     let filter =
         Filter::new(&cfg.filter).map_err(|e| CaptureError::Check(format!("filter: {e}")))?;
     let mut decoder = Decoder::new(&cfg.instance, filter, prep.start.clone());
+    decoder.set_checksums(prep.checksums);
     let mut schema = SchemaCache::new(prep.flavor);
     let mut backoff = Backoff::default();
     let mut gtid = prep.gtid.clone();

@@ -66,7 +66,12 @@ impl<'a> RowsEvent<'a> {
             let extra = usize::from(c.u16()?);
             c.take(extra.saturating_sub(2))?;
         }
-        let columns = c.lenenc_len()?;
+        let columns = c.lenenc()?;
+        // MySQL and MariaDB allow at most 4096 columns per table.
+        let columns = usize::try_from(columns)
+            .ok()
+            .filter(|n| *n <= 4096)
+            .ok_or_else(|| Malformed::new(format!("rows event claims {columns} columns")))?;
         let present = c.take(columns.div_ceil(8))?;
         let present_after = if kind == RowsKind::Update {
             c.take(columns.div_ceil(8))?

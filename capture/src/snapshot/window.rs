@@ -1,0 +1,107 @@
+//! The DBLog window: between a chunk's low and high watermark, every key the binlog changes in
+//! the chunk's table is remembered; at the high watermark the chunk rows with those keys are
+//! dropped (the binlog already carries a newer version of them), the rest are emitted.
+
+use std::collections::HashSet;
+
+/// Keys changed in one table while a chunk was being read.
+#[derive(Debug, Clone, Default)]
+pub struct Window {
+    database: String,
+    table: String,
+    open: bool,
+    changed: HashSet<Vec<u8>>,
+}
+
+impl Window {
+    /// A closed window for `database.table`.
+    pub fn new(database: &str, table: &str) -> Window {
+        Window {
+            database: database.to_owned(),
+            table: table.to_owned(),
+            open: false,
+            changed: HashSet::new(),
+        }
+    }
+
+    /// The low watermark passed: from now on changes count.
+    pub fn open(&mut self) {
+        self.open = true;
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
+    /// A binlog row change of `database.table` with Kafka key `key`.
+    pub fn observe(&mut self, database: &str, table: &str, key: &[u8]) {
+        if self.open && self.table == table && self.database == database {
+            self.changed.insert(key.to_vec());
+        }
+    }
+
+    /// Keys seen changing so far.
+    pub fn changed(&self) -> usize {
+        self.changed.len()
+    }
+
+    /// The high watermark passed: the chunk rows to emit, with their index in the chunk.
+    pub fn close<T>(self, rows: Vec<(Vec<u8>, T)>) -> Vec<(usize, T)> {
+        surviving(rows, &self.changed)
+    }
+}
+
+/// Chunk rows (key, row) whose key is not in `changed`, in chunk order, with their index.
+pub fn surviving<T>(rows: Vec<(Vec<u8>, T)>, changed: &HashSet<Vec<u8>>) -> Vec<(usize, T)> {
+    rows.into_iter()
+        .enumerate()
+        .filter(|(_, (key, _))| !changed.contains(key))
+        .map(|(i, (_, row))| (i, row))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(n: u32) -> Vec<u8> {
+        format!("[\"d\",\"t\",{n}]").into_bytes()
+    }
+
+    #[test]
+    fn surviving_rows_table() {
+        // (chunk keys, changed keys, expected surviving (index, key))
+        let cases: &[(&[u32], &[u32], &[(usize, u32)])] = &[
+            (&[1, 2, 3], &[], &[(0, 1), (1, 2), (2, 3)]),
+            (&[1, 2, 3], &[2], &[(0, 1), (2, 3)]),
+            (&[1, 2, 3], &[1, 2, 3], &[]),
+            // Keys outside the chunk (inserted past its end, or before it) change nothing.
+            (&[1, 2, 3], &[0, 4, 99], &[(0, 1), (1, 2), (2, 3)]),
+            (&[], &[1], &[]),
+            (&[5], &[5, 5], &[]),
+        ];
+        for (chunk, changed, want) in cases {
+            let rows: Vec<(Vec<u8>, u32)> = chunk.iter().map(|n| (k(*n), *n)).collect();
+            let changed: HashSet<Vec<u8>> = changed.iter().map(|n| k(*n)).collect();
+            let got = surviving(rows, &changed);
+            assert_eq!(&got, want, "chunk {chunk:?} changed {changed:?}");
+        }
+    }
+
+    #[test]
+    fn only_changes_inside_the_window_and_table_count() {
+        let mut w = Window::new("d", "t");
+        // Before the low watermark: the chunk SELECT sees the result, nothing to drop.
+        w.observe("d", "t", &k(1));
+        assert_eq!(w.changed(), 0);
+        w.open();
+        assert!(w.is_open());
+        w.observe("d", "t", &k(2));
+        // Another table with the same key bytes, another database: not this chunk.
+        w.observe("d", "other", &k(3));
+        w.observe("x", "t", &k(3));
+        assert_eq!(w.changed(), 1);
+        let rows = vec![(k(1), "a"), (k(2), "b"), (k(3), "c")];
+        assert_eq!(w.close(rows), vec![(0, "a"), (2, "c")]);
+    }
+}
