@@ -30,6 +30,14 @@ say "3. building sluice-capture and sluice-sink"
 cargo build --release --bins --quiet
 
 # --- capture step (issue 3): start sluice-capture on config/examples/capture.toml ---
+say "3a. sluice-capture: the binlog of 127.0.0.1:3307 into the Kafka topic sluice.shop-main"
+export MYSQL_PASSWORD="${MYSQL_PASSWORD:-sluice}"
+target/release/sluice-capture check --config config/examples/capture.toml
+target/release/sluice-capture run --config config/examples/capture.toml >"$DEMO/capture.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do curl -sf http://127.0.0.1:9465/readyz >/dev/null && break; sleep 0.2; done
+curl -sf http://127.0.0.1:9465/readyz >/dev/null || { echo "sluice-capture did not get ready; see $DEMO/capture.log"; exit 1; }
+echo "sluice-capture is streaming (log: $DEMO/capture.log, metrics: http://127.0.0.1:9465/metrics)"
 # --- end capture step ---
 
 # --- sink step (issue 4): start sluice-sink on config/examples/sink.toml ---
@@ -41,5 +49,9 @@ sql -t -e "SELECT id, email, name FROM shop.users; SELECT id, user_id, status, a
 
 say "5. where each row landed"
 # --- landed step: each target issue prints what reached its target ---
+sleep 2
+echo "Kafka topic sluice.shop-main: events sluice-capture published, by table and type:"
+curl -s http://127.0.0.1:9465/metrics | grep '^sluice_capture_events_total' || true
+target/release/sluice-capture position --config config/examples/capture.toml
 # --- end landed step ---
 echo "(the capture and sink steps are added by their issues; until then the demo ends here)"

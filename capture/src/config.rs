@@ -340,7 +340,7 @@ mod tests {
             sluice_config::parse::<CaptureConfig>(&text, &path, |_| Some("x".into())).unwrap();
         assert_eq!(cfg.instance, "shop-main");
         assert_eq!(cfg.start_at(), StartAt::End);
-        assert_eq!(cfg.filter.drop_columns["shop.users"], vec!["password_hash"]);
+        assert_eq!(cfg.filter.drop_columns["shop.users"], vec!["password"]);
     }
 
     #[test]

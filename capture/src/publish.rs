@@ -37,7 +37,7 @@ pub fn producer_config(cfg: &CaptureConfig) -> ClientConfig {
     .set("linger.ms", "5")
     .set("batch.num.messages", "10000")
     .set("queue.buffering.max.messages", "200000")
-    .set("queue.buffering.max.kbytes", "262144");
+    .set("queue.buffering.max.kbytes", "65536");
     for (k, v) in cfg.kafka.client_properties() {
         c.set(k, v);
     }
