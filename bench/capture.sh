@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Capture throughput on one binlog of ROWS row events (ints, decimal, varchar, text, datetime(3),
+# json), measured in one run for:
+#   (a) mariadb-binlog --read-from-remote-server --raw   the transfer ceiling
+#   (b) python-mysql-replication + json.dumps            the baseline (venv in bench/.venv)
+#   (c) sluice-capture tail > /dev/null                  decode + JSON encode
+#   (d) sluice-capture run into the benchmark broker     until the last event is acknowledged
+#   (e) a plain rdkafka producer, same count and size    the broker's ceiling in this run
+# and prints rows/s, the ratios c/b, c/a, d/b, d/e, and peak RSS of (c) and (d).
+# BIG_TXN_MB=1024 also pushes one transaction of that size through tail and run, for peak RSS.
+# Needs: scripts/services.sh up --bench (MariaDB on 3307, tansu memory broker on 9095).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+ROWS="${ROWS:-300000}"
+BIG_TXN_MB="${BIG_TXN_MB:-0}"
+BROKER="${SLUICE_BENCH_KAFKA:-127.0.0.1:9095}"
+MYSQL_HOST=127.0.0.1 MYSQL_PORT=3307 MYSQL_USER=sluice MYSQL_PW=sluice
+DB=bench_capture
+WORK="$ROOT/.state/bench-capture"
+rm -rf "$WORK" && mkdir -p "$WORK"
+sql() { mariadb --no-defaults -h "$MYSQL_HOST" -P "$MYSQL_PORT" -u"$MYSQL_USER" -p"$MYSQL_PW" "$@"; }
+now() { date +%s.%N; }
+rate() { python3 -c "import sys; r, s = float(sys.argv[1]), float(sys.argv[2]); print(int(r / s) if s > 0 else 0)" "$1" "$2"; }
+ratio() { python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); print(f'{a / b:.2f}' if b > 0 else 'n/a')" "$1" "$2"; }
+
+bash scripts/services.sh up --bench >/dev/null
+echo "building sluice-capture (release) ..."
+cargo build --release --quiet -p sluice-capture --bin sluice-capture --example producer_ceiling
+BIN="$ROOT/target/release/sluice-capture"
+CEILING="$ROOT/target/release/examples/producer_ceiling"
+
+if [ ! -x bench/.venv/bin/python ]; then
+    echo "creating bench/.venv with python-mysql-replication ..."
+    python3 -m venv bench/.venv
+    bench/.venv/bin/pip install --quiet mysql-replication==1.0.17 pymysql
+fi
+
+echo "writing $ROWS rows in transactions of 1000 ..."
+sql -e "DROP DATABASE IF EXISTS $DB; CREATE DATABASE $DB; CREATE TABLE $DB.orders (
+  id BIGINT UNSIGNED PRIMARY KEY, user_id INT NOT NULL, amount DECIMAL(12,2) NOT NULL,
+  status VARCHAR(20) NOT NULL, note TEXT, created_at DATETIME(3) NOT NULL, items JSON NOT NULL)"
+read -r START_FILE START_POS < <(sql -N -e "SHOW MASTER STATUS" | awk '{print $1, $2}')
+{
+    for ((lo = 1; lo <= ROWS; lo += 1000)); do
+        hi=$((lo + 999)); [ "$hi" -gt "$ROWS" ] && hi=$ROWS
+        echo "INSERT INTO $DB.orders SELECT seq, seq % 5000, (seq % 100000) / 100, ELT(1 + seq % 4, 'new', 'paid', 'shipped', 'cancelled'), CONCAT('note for order ', seq, ': leave at the door'), TIMESTAMPADD(SECOND, seq, '2026-01-01 00:00:00.123'), JSON_OBJECT('sku', CONCAT('A-', seq % 97), 'qty', seq % 7, 'tags', JSON_ARRAY('x', 'y')) FROM seq_${lo}_to_${hi};"
+    done
+} | sql
+read -r END_FILE END_POS < <(sql -N -e "SHOW MASTER STATUS" | awk '{print $1, $2}')
+echo "binlog: $START_FILE:$START_POS .. $END_FILE:$END_POS"
+
+cat >"$WORK/capture.toml" <<TOML
+instance = "bench-$$"
+[source]
+url = "mysql://$MYSQL_USER:$MYSQL_PW@$MYSQL_HOST:$MYSQL_PORT"
+server_id = 7078
+start = "$START_FILE:$START_POS"
+[kafka]
+brokers = ["$BROKER"]
+[publish]
+create_topics = true
+partitions = 6
+[checkpoint]
+dir = "$WORK/state"
+interval_ms = 100
+[filter]
+include = ["^$DB\\\\."]
+[metrics]
+listen = "127.0.0.1:19466"
+[log]
+level = "warn"
+TOML
+
+# (a) transfer ceiling
+t0=$(now)
+(cd "$WORK" && mariadb-binlog --no-defaults --read-from-remote-server --raw -h "$MYSQL_HOST" -P "$MYSQL_PORT" -u"$MYSQL_USER" -p"$MYSQL_PW" \
+    --start-position="$START_POS" --to-last-log "$START_FILE" >/dev/null 2>&1 || true)
+A_S=$(python3 -c "import time,sys; print(time.time() - float(sys.argv[1]))" "$t0")
+A=$(rate "$ROWS" "$A_S")
+rm -f "$WORK"/binlog.*
+
+# (b) python-mysql-replication
+read -r B_ROWS B_S < <(bench/.venv/bin/python bench/capture_pyrepl.py "$MYSQL_HOST" "$MYSQL_PORT" "$MYSQL_USER" "$MYSQL_PW" "$DB" "$START_FILE" "$START_POS" "$ROWS")
+B=$(rate "$B_ROWS" "$B_S")
+
+# (c) sluice-capture tail
+t0=$(now)
+/usr/bin/time -f "%M" -o "$WORK/tail.rss" "$BIN" tail --config "$WORK/capture.toml" --until-end | wc -lc >"$WORK/tail.count"
+C_S=$(python3 -c "import time,sys; print(time.time() - float(sys.argv[1]))" "$t0")
+read -r C_ROWS C_BYTES <"$WORK/tail.count"
+C=$(rate "$C_ROWS" "$C_S")
+AVG_SIZE=$((C_BYTES / (C_ROWS > 0 ? C_ROWS : 1)))
+
+# (d) sluice-capture run until the checkpoint reaches the end position
+t0=$(now)
+/usr/bin/time -f "%M" -o "$WORK/run.rss" "$BIN" run --config "$WORK/capture.toml" 2>"$WORK/run.log" &
+RUN_PID=$!
+CP="$WORK/state/bench-$$.checkpoint.json"
+while :; do
+    if [ -f "$CP" ] && python3 - "$CP" "$END_FILE" "$END_POS" <<'PY'
+import json, sys
+cp = json.load(open(sys.argv[1]))
+sys.exit(0 if (cp["file"], cp["pos"]) >= (sys.argv[2], int(sys.argv[3])) else 1)
+PY
+    then break; fi
+    if ! kill -0 "$RUN_PID" 2>/dev/null; then echo "sluice-capture run stopped:"; cat "$WORK/run.log"; exit 1; fi
+    sleep 0.05
+done
+D_S=$(python3 -c "import time,sys; print(time.time() - float(sys.argv[1]))" "$t0")
+kill -TERM "$RUN_PID"; wait "$RUN_PID" || true
+D=$(rate "$ROWS" "$D_S")
+
+# (e) plain producer, same count and size, same broker
+read -r E_ROWS E_S < <("$CEILING" "$BROKER" "bench-ceiling-$$" "$ROWS" "$AVG_SIZE" 6)
+E=$(rate "$E_ROWS" "$E_S")
+
+echo
+echo "rows: $ROWS (tail counted $C_ROWS events, $AVG_SIZE bytes each on average)"
+printf '%-52s %12s rows/s\n' "(a) mariadb-binlog --raw (transfer ceiling)" "$A"
+printf '%-52s %12s rows/s\n' "(b) python-mysql-replication + json.dumps" "$B"
+printf '%-52s %12s rows/s\n' "(c) sluice-capture tail > /dev/null" "$C"
+printf '%-52s %12s rows/s\n' "(d) sluice-capture run -> $BROKER (acked)" "$D"
+printf '%-52s %12s rows/s\n' "(e) plain rdkafka producer, same size" "$E"
+echo "c/b $(ratio "$C" "$B")   c/a $(ratio "$C" "$A")   d/b $(ratio "$D" "$B")   d/e $(ratio "$D" "$E")"
+echo "peak RSS: tail $(( $(cat "$WORK/tail.rss") / 1024 )) MB, run $(( $(cat "$WORK/run.rss") / 1024 )) MB"
+
+if [ "$BIG_TXN_MB" -gt 0 ]; then
+    echo
+    echo "one transaction of ~$BIG_TXN_MB MB ..."
+    sql -e "CREATE TABLE IF NOT EXISTS $DB.big (id BIGINT PRIMARY KEY, body TEXT)"
+    read -r BS_FILE BS_POS < <(sql -N -e "SHOW MASTER STATUS" | awk '{print $1, $2}')
+    sql -e "SET SESSION max_statement_time = 0; INSERT INTO $DB.big SELECT seq, REPEAT('b', 1000) FROM seq_1_to_$((BIG_TXN_MB * 1024))"
+    sed -e "s/^start = .*/start = \"$BS_FILE:$BS_POS\"/" -e "s/instance = \"bench-$$\"/instance = \"big-$$\"/" "$WORK/capture.toml" >"$WORK/big.toml"
+    /usr/bin/time -f "%M" -o "$WORK/bigtail.rss" "$BIN" tail --config "$WORK/big.toml" --until-end | wc -l >"$WORK/big.count"
+    read -r BE_FILE BE_POS < <(sql -N -e "SHOW MASTER STATUS" | awk '{print $1, $2}')
+    /usr/bin/time -f "%M" -o "$WORK/bigrun.rss" "$BIN" run --config "$WORK/big.toml" 2>"$WORK/bigrun.log" &
+    RUN_PID=$!
+    CP="$WORK/state/big-$$.checkpoint.json"
+    until [ -f "$CP" ] && python3 -c "import json,sys; cp=json.load(open(sys.argv[1])); sys.exit(0 if (cp['file'], cp['pos']) >= (sys.argv[2], int(sys.argv[3])) else 1)" "$CP" "$BE_FILE" "$BE_POS"; do
+        kill -0 "$RUN_PID" 2>/dev/null || { cat "$WORK/bigrun.log"; exit 1; }
+        sleep 0.2
+    done
+    kill -TERM "$RUN_PID"; wait "$RUN_PID" || true
+    echo "big transaction: $(cat "$WORK/big.count") rows; peak RSS tail $(( $(cat "$WORK/bigtail.rss") / 1024 )) MB, run $(( $(cat "$WORK/bigrun.rss") / 1024 )) MB"
+    sql -e "DROP TABLE $DB.big"
+fi
