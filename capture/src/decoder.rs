@@ -104,6 +104,14 @@ impl Decoder {
         &self.boundary
     }
 
+    /// A `seq` for an event added between transactions (snapshot rows at a watermark); the
+    /// resume point moves past it, so a reconnect never hands it out again.
+    pub fn next_seq(&mut self, ts_ms: i64) -> i64 {
+        let s = self.seq.next(ts_ms);
+        self.boundary.seq = self.boundary.seq.max(s);
+        s
+    }
+
     /// Forgets the open transaction after a lost connection; re-reading it from the boundary
     /// gives its events the same `seq` again.
     pub fn rewind(&mut self) {
