@@ -43,6 +43,9 @@ pub struct CaptureConfig {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub log: LogConfig,
+    /// Snapshots and backfills (docs/snapshots.md); without this section none run.
+    #[serde(default)]
+    pub snapshot: Option<crate::snapshot::SnapshotConfig>,
 }
 
 /// The MySQL/MariaDB server to read.
@@ -247,6 +250,9 @@ impl Validate for CaptureConfig {
         }
         if self.checkpoint.interval_ms == 0 {
             p.add("checkpoint.interval_ms", "must be 1 or more");
+        }
+        if let Some(s) = &self.snapshot {
+            s.validate(&self.filter, p);
         }
     }
 }

@@ -11,4 +11,5 @@ pub mod http;
 pub mod kafka_store;
 pub mod publish;
 pub mod run;
+pub mod snapshot;
 pub mod source;

@@ -217,10 +217,18 @@ mod tests {
         let cases: Vec<(Kind, Value, serde_json::Value)> = vec![
             (Kind::Int, Value::Int(-5), json!(-5)),
             (Kind::Int, Value::UInt(u64::MAX), json!(u64::MAX)),
-            (Kind::Decimal, Value::Bytes(b"-12.30".to_vec()), json!("-12.30")),
+            (
+                Kind::Decimal,
+                Value::Bytes(b"-12.30".to_vec()),
+                json!("-12.30"),
+            ),
             (Kind::Float, Value::Float(1.1), json!(1.1)),
             (Kind::Double, Value::Double(-2.5e-300), json!(-2.5e-300)),
-            (Kind::Date, Value::Date(2026, 11, 21, 0, 0, 0, 0), json!("2026-11-21")),
+            (
+                Kind::Date,
+                Value::Date(2026, 11, 21, 0, 0, 0, 0),
+                json!("2026-11-21"),
+            ),
             (
                 Kind::DateTime { fsp: 3 },
                 Value::Date(2026, 11, 21, 9, 15, 2, 123_000),
@@ -247,14 +255,22 @@ mod tests {
                 json!("-838:59:59"),
             ),
             (Kind::Year, Value::Int(2155), json!(2155)),
-            (Kind::Text, Value::Bytes("héllo 🌊".as_bytes().to_vec()), json!("héllo 🌊")),
+            (
+                Kind::Text,
+                Value::Bytes("héllo 🌊".as_bytes().to_vec()),
+                json!("héllo 🌊"),
+            ),
             (Kind::Bytes, Value::Bytes(vec![0, 255]), json!("AP8=")),
             (Kind::Enum, Value::Bytes(b"paid".to_vec()), json!("paid")),
             (Kind::Set, Value::Bytes(b"a,c".to_vec()), json!(["a", "c"])),
             (Kind::Set, Value::Bytes(Vec::new()), json!([])),
             (Kind::Bit, Value::Bytes(vec![0xff; 8]), json!(u64::MAX)),
             (Kind::Bit, Value::Bytes(vec![1]), json!(1)),
-            (Kind::Json, Value::Bytes(b"{\"a\":[1]}".to_vec()), json!({"a":[1]})),
+            (
+                Kind::Json,
+                Value::Bytes(b"{\"a\":[1]}".to_vec()),
+                json!({"a":[1]}),
+            ),
             (
                 Kind::Geometry,
                 Value::Bytes(vec![0xe6, 0x10, 0, 0, 1, 2]),
@@ -271,9 +287,18 @@ mod tests {
     #[test]
     fn kinds_from_information_schema() {
         assert_eq!(Kind::of("BIGINT", None, None, false), Kind::Int);
-        assert_eq!(Kind::of("datetime", None, Some(6), false), Kind::DateTime { fsp: 6 });
-        assert_eq!(Kind::of("longtext", Some("utf8mb4"), None, true), Kind::Json);
-        assert_eq!(Kind::of("longtext", Some("utf8mb4"), None, false), Kind::Text);
+        assert_eq!(
+            Kind::of("datetime", None, Some(6), false),
+            Kind::DateTime { fsp: 6 }
+        );
+        assert_eq!(
+            Kind::of("longtext", Some("utf8mb4"), None, true),
+            Kind::Json
+        );
+        assert_eq!(
+            Kind::of("longtext", Some("utf8mb4"), None, false),
+            Kind::Text
+        );
         assert_eq!(Kind::of("point", None, None, false), Kind::Geometry);
         assert_eq!(Kind::of("varbinary", None, None, false), Kind::Bytes);
     }
