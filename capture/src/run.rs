@@ -193,6 +193,8 @@ pub struct ReadOptions {
     pub until_end: bool,
     /// Set once the stream is open (for /readyz).
     pub ready: Arc<AtomicBool>,
+    /// Sees every decoded event to merge snapshot chunks into the stream (`run` only).
+    pub snapshot: Option<crate::snapshot::Hook>,
 }
 
 /// Reads the binlog from `prep.start` into `emit` until cancelled, reconnecting with backoff
@@ -324,6 +326,9 @@ async fn read_stream(
             _ => {}
         }
         decoder.handle(h, event.data(), now_ms(), &mut out)?;
+        if let Some(s) = &opts.snapshot {
+            s.observe(decoder, h.event_type, &mut out);
+        }
         if let Some(Output::Event(ev)) = out.last() {
             metrics::gauge!("sluice_capture_lag_seconds")
                 .set(((now_ms() - ev.ts_ms).max(0) as f64) / 1000.0);
@@ -391,8 +396,10 @@ async fn run_once(
     cancel: &CancellationToken,
     ready: &Arc<AtomicBool>,
 ) -> Result<(), CaptureError> {
+    let resumed_seq = checkpoint.as_ref().map(|c| c.seq);
     let prep = prepare(cfg, checkpoint, None).await?;
     enforce(&prep.checks)?;
+    let snapshots = crate::snapshot::start(cfg, &prep, resumed_seq, cancel).await?;
     let producer = publish::producer(cfg)?;
     let mut topics = Topics::new(cfg);
     if let Some(t) = topics.fixed_name() {
@@ -416,8 +423,12 @@ async fn run_once(
     let opts = ReadOptions {
         until_end: false,
         ready: Arc::clone(ready),
+        snapshot: snapshots.as_ref().map(|s| s.hook()),
     };
     let read = read_binlog(cfg, &prep, &mut emit, &opts, cancel).await;
+    if let Some(s) = snapshots {
+        s.stop().await;
+    }
     ready.store(false, Ordering::Relaxed);
     drop(emit);
     // Let the publisher drain what was read (bounded, in case the broker is down).
@@ -457,6 +468,7 @@ pub async fn tail(
     let opts = ReadOptions {
         until_end,
         ready: Arc::new(AtomicBool::new(false)),
+        snapshot: None,
     };
     read_binlog(cfg, &prep, &mut emit, &opts, &cancel).await?;
     emit.flush()
@@ -470,6 +482,7 @@ pub async fn collect(cfg: &CaptureConfig, start: StartAt) -> Result<Vec<Output>,
     let opts = ReadOptions {
         until_end: true,
         ready: Arc::new(AtomicBool::new(false)),
+        snapshot: None,
     };
     read_binlog(cfg, &prep, &mut emit, &opts, &CancellationToken::new()).await?;
     match emit {
