@@ -47,6 +47,8 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Backfill tables through the running capture (`--tables db.t`), or show snapshot progress.
+    Snapshot(sluice_capture::snapshot::SnapshotArgs),
 }
 
 fn load(path: &Path) -> anyhow::Result<CaptureConfig> {
@@ -132,6 +134,10 @@ async fn main() -> anyhow::Result<()> {
             for line in run::position(&cfg).await? {
                 println!("{line}");
             }
+        }
+        Command::Snapshot(args) => {
+            let cfg = load(&args.config)?;
+            sluice_capture::snapshot::command(&cfg, &args, cancel).await?;
         }
     }
     Ok(())
