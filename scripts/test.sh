@@ -9,15 +9,15 @@ bash scripts/services.sh up
 
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "[test] installing cargo-nextest" >&2
-    cargo install cargo-nextest --locked
+    cargo install cargo-nextest
 fi
 
 echo "[test] cargo fmt --check" >&2
 cargo fmt --all --check
 echo "[test] cargo clippy" >&2
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 # End-to-end tests start sluice-capture / sluice-sink as processes: build them first.
 echo "[test] cargo build (binaries for the end-to-end tests)" >&2
-cargo build --workspace --bins --locked
+cargo build --workspace --bins
 echo "[test] cargo nextest run" >&2
-cargo nextest run --workspace --locked --no-fail-fast "$@"
+cargo nextest run --workspace --no-fail-fast "$@"
