@@ -9,7 +9,7 @@ bash scripts/services.sh up
 
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "[test] installing cargo-nextest" >&2
-    cargo install cargo-nextest
+    cargo install cargo-nextest --locked
 fi
 
 echo "[test] cargo fmt --check" >&2
