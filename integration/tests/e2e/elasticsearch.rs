@@ -10,6 +10,7 @@ use sluice_event::{ChangeEvent, EventType, Position, Row, Source};
 use sluice_integration::{create_topic, es_url, kafka_brokers, unique_name};
 use sluice_sinks::offsets::{self, StartAt};
 use sluice_sinks::runtime::HEADER_ERROR;
+use sluice_sinks::target::elasticsearch::{reindex, Reindex};
 use sluice_sinks::{Sink, SinkConfig, SinkError};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -149,32 +150,31 @@ impl Running {
 
 /// The group's committed offsets, per partition.
 async fn committed(config: &SinkConfig) -> Vec<Option<i64>> {
-    positions(config)
-        .await
-        .into_iter()
-        .map(|(c, _)| c)
-        .collect()
+    loop {
+        if let Some(p) = positions(config).await {
+            return p.into_iter().map(|(c, _)| c).collect();
+        }
+    }
 }
 
-/// (committed, high watermark) per partition of the group of `config`.
-async fn positions(config: &SinkConfig) -> Vec<(Option<i64>, i64)> {
+/// (committed, high watermark) per partition of the group of `config`; None when the broker
+/// did not answer in time (a busy shared broker), so callers ask again.
+async fn positions(config: &SinkConfig) -> Option<Vec<(Option<i64>, i64)>> {
     let c = config.clone();
-    tokio::task::spawn_blocking(move || offsets::list(&c, &c.consumer.group_id))
+    let rows = tokio::task::spawn_blocking(move || offsets::list(&c, &c.consumer.group_id))
         .await
         .unwrap()
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.committed, r.high))
-        .collect()
+        .ok()?;
+    Some(rows.into_iter().map(|r| (r.committed, r.high)).collect())
 }
 
-/// Waits until the group has committed everything produced so far.
+/// Waits until the group has committed everything produced so far (an empty partition has
+/// nothing to commit).
 async fn until_caught_up(config: &SinkConfig) {
-    until(60, "the sink committed every message", || async {
+    until(90, "the sink committed every message", || async {
         positions(config)
             .await
-            .iter()
-            .all(|(c, high)| *c == Some(*high))
+            .is_some_and(|p| p.iter().all(|(c, high)| c.unwrap_or(0) == *high))
     })
     .await;
 }
@@ -891,4 +891,147 @@ async fn elasticsearch_item_level_429_retries_only_those_items_and_the_offset_wa
         assert_eq!(proxy.sent(&id.to_string()), 1, "id {id} was re-sent");
     }
     assert!(proxy.sent("3") >= 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reindex with an alias swap
+// ---------------------------------------------------------------------------------------------
+
+/// `_aliases` actions against the server.
+async fn aliases(actions: Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/_aliases", es_url()))
+        .json(&json!({ "actions": actions }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+}
+
+/// The indices `alias` points to.
+async fn alias_targets(alias: &str) -> Vec<String> {
+    let v: Value = reqwest::get(format!("{}/_alias/{alias}", es_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut names: Vec<String> = v
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elasticsearch_reindex_backfills_a_new_index_and_swaps_the_alias() {
+    let topic = unique_name("es_reindex");
+    let alias = unique_name("es_ri");
+    let (v1, v2) = (format!("{alias}_v1"), format!("{alias}_v2"));
+    create_topic(&topic, 2).await.unwrap();
+    create_topic(&format!("{topic}.dlq"), 1).await.unwrap();
+    reqwest::Client::new()
+        .put(format!("{}/{v1}", es_url()))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    aliases(json!([{"add": {"index": v1, "alias": alias}}])).await;
+    let rules = format!(
+        "[[rules]]\nname = \"orders\"\ntarget = \"search\"\nmatch = {{ tables = [\"shop.orders\"] }}\n[rules.elasticsearch]\nindex = \"{alias}\"\n"
+    );
+    let config = sink_config(&topic, &unique_name("g"), &es_url(), &rules);
+    let doc = |id: i64, status: &str| json!({"id": id, "status": status});
+    let first: Vec<ChangeEvent> = (1..=5)
+        .map(|id| change("orders", EventType::Insert, seq(id), doc(id, "new"), None))
+        .collect();
+    produce(&topic, &first).await;
+    // The live sink writes through the alias into v1.
+    let live = run(&config);
+    until_caught_up(&config).await;
+    assert_eq!(all_docs(&v1).await.len(), 5);
+    produce(
+        &topic,
+        &[
+            change("orders", EventType::Update, seq(10), doc(2, "paid"), None),
+            change("orders", EventType::Delete, seq(11), doc(5, "new"), None),
+        ],
+    )
+    .await;
+
+    // The new mapping makes `status` a keyword.
+    let mapping = std::env::temp_dir().join(format!("{v2}.json"));
+    std::fs::write(
+        &mapping,
+        r#"{"mappings":{"properties":{"status":{"type":"keyword"}}}}"#,
+    )
+    .unwrap();
+    let job = Reindex {
+        rule: "orders".into(),
+        to: v2.clone(),
+        start_at: StartAt::Earliest,
+        create_index: Some(mapping),
+        replace_index: false,
+    };
+    let steps = Mutex::new(Vec::new());
+    let report = reindex(&config, &job, CancellationToken::new(), |m| {
+        steps.lock().unwrap().push(m.to_owned())
+    })
+    .await
+    .unwrap();
+    assert_eq!(report.before, vec![v1.clone()]);
+    assert_eq!(alias_targets(&alias).await, vec![v2.clone()]);
+    let m: Value = reqwest::get(format!("{}/{v2}/_mapping", es_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        m[&v2]["mappings"]["properties"]["status"]["type"],
+        "keyword"
+    );
+    let mut want: HashMap<String, Value> = HashMap::new();
+    for (id, status) in [(1, "new"), (2, "paid"), (3, "new"), (4, "new")] {
+        want.insert(id.to_string(), doc(id, status));
+    }
+    assert_eq!(all_docs(&v2).await, want, "steps: {steps:?}");
+
+    // After the swap the live sink writes into the new index through the alias.
+    produce(
+        &topic,
+        &[change(
+            "orders",
+            EventType::Insert,
+            seq(20),
+            doc(6, "new"),
+            None,
+        )],
+    )
+    .await;
+    until_caught_up(&config).await;
+    live.stop().await;
+    assert_eq!(get_doc(&v2, "6").await, Some((seq(20), doc(6, "new"))));
+    assert_eq!(get_doc(&v1, "6").await, None);
+
+    // A rule whose index is a concrete index needs --replace-index.
+    let job = Reindex {
+        to: format!("{alias}_v3"),
+        ..job
+    };
+    let concrete = sink_config(
+        &topic,
+        &unique_name("g"),
+        &es_url(),
+        &rules.replace(&format!("\"{alias}\""), &format!("\"{v1}\"")),
+    );
+    let err = reindex(&concrete, &job, CancellationToken::new(), |_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!("reindex: `{v1}` is an index, not an alias, so it cannot be swapped; add --replace-index to delete it and create the alias `{v1}` → `{alias}_v3` in one atomic request (searches of `{v1}` keep working)")
+    );
 }
