@@ -13,7 +13,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 /// How long one metadata, offsets or watermark request may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where `sluice-sink run --start-at` puts the group before consuming.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
