@@ -339,6 +339,24 @@ urls = ["http://127.0.0.1:9200"]
     }
 
     #[test]
+    fn example_config_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let path = dir.join("config/examples/sink-search.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        // create_index paths are relative to the working directory: the repository root.
+        let text = text.replace(
+            "\"config/examples/",
+            &format!("\"{}/config/examples/", dir.display()),
+        );
+        let c = sluice_config::parse::<SinkConfig>(&text, &path, |_| None).unwrap();
+        assert_eq!(c.rules.len(), 1);
+        assert!(matches!(
+            c.targets["search"],
+            crate::target::TargetConfig::Elasticsearch(_)
+        ));
+    }
+
+    #[test]
     fn a_valid_rule_parses() {
         let c = parse(&with_rule(
             "gzip = true\ntimeout_ms = 5000\n",
