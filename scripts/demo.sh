@@ -41,6 +41,14 @@ echo "sluice-capture is streaming (log: $DEMO/capture.log, metrics: http://127.0
 # --- end capture step ---
 
 # --- sink step (issue 4): start sluice-sink on config/examples/sink.toml ---
+say "3c. sluice-sink: the order shards orders_00 .. orders_03 into one OpenSearch index, orders"
+# A fresh index each run (the sample database is recreated too); create_index gives its mapping.
+curl -s -XDELETE http://127.0.0.1:9200/orders >/dev/null || true
+target/release/sluice-sink run --config config/examples/sink-search.toml >"$DEMO/sink-search.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do curl -sf http://127.0.0.1:9466/readyz >/dev/null && break; sleep 0.2; done
+curl -sf http://127.0.0.1:9466/readyz >/dev/null || { echo "sluice-sink (search) did not get ready; see $DEMO/sink-search.log"; exit 1; }
+echo "sluice-sink (search) is consuming (log: $DEMO/sink-search.log)"
 # --- end sink step ---
 
 say "4. writes in MariaDB"
@@ -53,5 +61,16 @@ sleep 2
 echo "Kafka topic sluice.shop-main: events sluice-capture published, by table and type:"
 curl -s http://127.0.0.1:9465/metrics | grep '^sluice_capture_events_total' || true
 target/release/sluice-capture position --config config/examples/capture.toml
+# elasticsearch: three orders in one index (102 was deleted), each at the version of its last change.
+for _ in $(seq 50); do curl -s http://127.0.0.1:9200/orders/_count | grep -q '"count":3' && break; sleep 0.2; done
+echo "OpenSearch index orders, search status:paid OR total >= 50:"
+curl -s -XPOST 'http://127.0.0.1:9200/orders/_search' -H 'content-type: application/json' \
+    -d '{"query":{"bool":{"should":[{"term":{"status":"paid"}},{"range":{"total":{"gte":50}}}]}}}' |
+    python3 -c 'import json, sys
+hits = json.load(sys.stdin)["hits"]["hits"]
+for h in sorted(hits, key=lambda h: h["_id"]):
+    s = h["_source"]
+    print("  _id", h["_id"], "status", s.get("status"), "total", s.get("total"), "skus", s.get("skus"), "user", s.get("user_id"))
+print("  (" + str(len(hits)) + " hits)")'
 # --- end landed step ---
 echo "(the capture and sink steps are added by their issues; until then the demo ends here)"
