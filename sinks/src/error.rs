@@ -11,11 +11,11 @@ pub enum SinkError {
     #[error(transparent)]
     Target(#[from] TargetError),
     /// A Kafka client could not be created or a Kafka request failed at start-up.
-    #[error("Kafka ({brokers}): cannot {what}: {source}; check [kafka] brokers and credentials and that the broker is up")]
+    #[error("Kafka ({brokers}): cannot {what}: {error}; check [kafka] brokers and credentials and that the broker is up")]
     Kafka {
         brokers: String,
         what: String,
-        source: Box<KafkaError>,
+        error: Box<KafkaError>,
     },
     /// A configured topic is not on the broker.
     #[error("topic `{topic}` does not exist on {brokers}; create it or fix consumer.topics")]

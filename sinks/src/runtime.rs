@@ -588,6 +588,6 @@ pub(crate) fn kafka_error(
     SinkError::Kafka {
         brokers: config.kafka.brokers.join(","),
         what: what.to_owned(),
-        source: Box::new(source),
+        error: Box::new(source),
     }
 }

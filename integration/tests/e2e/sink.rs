@@ -530,7 +530,7 @@ async fn sink_rule_with_on_error_stop_halts_at_the_message() {
     let memory = MemoryTarget::default();
     let faults = Faults::default();
     let sink = start(config.clone(), &memory, &faults);
-    let result = tokio::time::timeout(Duration::from_secs(30), sink.task)
+    let result = tokio::time::timeout(Duration::from_secs(90), sink.task)
         .await
         .expect("the sink did not stop on its own")
         .unwrap();
