@@ -4,5 +4,6 @@
 
 mod capture;
 mod elasticsearch;
+mod mysql_replica;
 mod sink;
 mod smoke;

@@ -357,6 +357,32 @@ mod tests {
     }
 
     #[test]
+    fn example_config_loads() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../config/examples/sink-replica.toml");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        let c = sluice_config::parse::<crate::SinkConfig>(&text, &path, |_| None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Some(crate::target::TargetConfig::Mysql(t)) = c.targets.get("replica") else {
+            panic!("targets.replica is not a mysql target");
+        };
+        assert_eq!(
+            t.url.expose(),
+            "mysql://sluice:sluice@127.0.0.1:3307/shop_replica"
+        );
+        let mut problems = Problems::default();
+        let set = RuleSet::compile(&c.rules, &mut problems);
+        let orders = MysqlRule::parse("rules[1]", set.rule(1), &mut problems);
+        let users = MysqlRule::parse("rules[0]", set.rule(0), &mut problems);
+        assert!(problems.is_empty(), "{problems}");
+        let orders = orders.unwrap_or_else(|| panic!("orders rule"));
+        assert!(matches!(&orders.table, TableName::Fixed(t) if t == "orders"));
+        assert_eq!(orders.version_column.as_deref(), Some("version"));
+        let users = users.unwrap_or_else(|| panic!("users rule"));
+        assert!(matches!(&users.table, TableName::Fixed(t) if t == "users"));
+    }
+
+    #[test]
     fn source_table_is_the_one_exact_name() {
         let s = |v: &[&str]| source_table(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
         assert_eq!(s(&["shop.orders"]), Some("orders".into()));

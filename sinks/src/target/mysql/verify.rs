@@ -2,7 +2,8 @@
 //! of keys (row count and `BIT_XOR(CRC32(...))` of the compared columns per chunk) and reports
 //! the key ranges that differ.
 //!
-//! Chunk boundaries are keys of the (first) source table, every `chunk_rows` rows in key order;
+//! Chunk boundaries are keys of the source table (of the replica when shards merge into it),
+//! every `chunk_rows` rows in key order;
 //! the first chunk is open below and the last open above, so rows the replica has and the source
 //! does not are counted too.
 
@@ -184,24 +185,31 @@ pub async fn verify(
         .as_ref()
         .map(|c| format!("{} IS NULL", quote(c)));
 
-    // Boundaries: every chunk_rows-th key of the first source table.
+    // Boundaries: every chunk_rows-th key of the source table, or of the replica when several
+    // source tables (shards) merge into it; any bounds are correct, these make even chunks.
+    let (bound_pool, bound_meta, bound_keys, bound_address) = if sources.len() == 1 {
+        (&source, first, &source_keys, &source_address)
+    } else {
+        (&replica, &replica_meta, &replica_keys, &replica_address)
+    };
     let mut bounds: Vec<Vec<String>> = Vec::new();
     loop {
-        let select: Vec<String> = source_keys
+        let select: Vec<String> = bound_keys
             .iter()
             .zip(&key_kinds)
             .map(|(k, kind)| text_of(k, *kind))
             .collect();
-        let mut sql = format!("SELECT {} FROM {}", select.join(", "), first.qualified());
+        let mut sql = format!(
+            "SELECT {} FROM {}",
+            select.join(", "),
+            bound_meta.qualified()
+        );
         if !bounds.is_empty() {
-            sql.push_str(&format!(
-                " WHERE {}",
-                compare(&source_keys, &key_kinds, ">=")
-            ));
+            sql.push_str(&format!(" WHERE {}", compare(bound_keys, &key_kinds, ">=")));
         }
         sql.push_str(&format!(
             " ORDER BY {} LIMIT 1 OFFSET {}",
-            quoted(&source_keys).join(", "),
+            quoted(bound_keys).join(", "),
             chunk_rows.max(1)
         ));
         let mut q = sqlx::query(&sql);
@@ -211,15 +219,15 @@ pub async fn verify(
             }
         }
         let row = q
-            .fetch_optional(&source)
+            .fetch_optional(bound_pool)
             .await
-            .map_err(|e| sql_error("reading chunk boundaries", &source_address, e))?;
+            .map_err(|e| sql_error("reading chunk boundaries", bound_address, e))?;
         let Some(row) = row else { break };
-        let mut b = Vec::with_capacity(source_keys.len());
-        for i in 0..source_keys.len() {
+        let mut b = Vec::with_capacity(bound_keys.len());
+        for i in 0..bound_keys.len() {
             let v: Option<String> = row
                 .try_get(i)
-                .map_err(|e| sql_error("reading chunk boundaries", &source_address, e))?;
+                .map_err(|e| sql_error("reading chunk boundaries", bound_address, e))?;
             b.push(v.unwrap_or_default());
         }
         bounds.push(b);

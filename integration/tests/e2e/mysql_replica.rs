@@ -1,0 +1,956 @@
+//! End-to-end tests: the MySQL replica target, MariaDB as source and replica (two databases).
+//!
+//! The tests play the capture: they change the source table, read the changed rows back in the
+//! event's JSON form (docs/event-format.md) and produce the change events with rdkafka. The
+//! process tests start `target/debug/sluice-sink` (build it first: `cargo build -p sluice-sinks`).
+
+use mysql_async::prelude::Queryable;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message};
+use serde_json::Value;
+use sluice_event::{ChangeEvent, EventType, Position, Row, Source};
+use sluice_integration::{create_topic, kafka_brokers, mysql_url, unique_name};
+use sluice_sinks::target::{Item, Outcome, Target, Write};
+use sluice_sinks::SinkConfig;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Column, SQL type, the SQL expression that renders the event's JSON for it, and how the
+/// workload makes a random value (as a SQL expression with `?` for one parameter).
+const COLUMNS: &[(&str, &str, &str)] = &[
+    ("id", "BIGINT NOT NULL", "CAST(id AS CHAR)"),
+    ("u", "BIGINT UNSIGNED", "CAST(u AS CHAR)"),
+    ("small", "SMALLINT", "CAST(small AS CHAR)"),
+    ("amount", "DECIMAL(12,2)", "JSON_QUOTE(CAST(amount AS CHAR))"),
+    ("ratio", "FLOAT", "CAST(ratio AS CHAR)"),
+    ("score", "DOUBLE", "CAST(score AS CHAR)"),
+    ("day", "DATE", "JSON_QUOTE(DATE_FORMAT(day, '%Y-%m-%d'))"),
+    ("at", "DATETIME(6)", "JSON_QUOTE(DATE_FORMAT(at, '%Y-%m-%dT%H:%i:%s.%f'))"),
+    ("ts", "TIMESTAMP(3) NULL", "JSON_QUOTE(CONCAT(LEFT(DATE_FORMAT(ts, '%Y-%m-%dT%H:%i:%s.%f'), 23), 'Z'))"),
+    ("dur", "TIME(2)", "JSON_QUOTE(CAST(dur AS CHAR))"),
+    ("yr", "YEAR", "CAST(yr + 0 AS CHAR)"),
+    ("name", "VARCHAR(40) CHARACTER SET utf8mb4", "JSON_QUOTE(name)"),
+    ("note", "TEXT", "JSON_QUOTE(note)"),
+    ("raw", "VARBINARY(16)", "JSON_QUOTE(REPLACE(TO_BASE64(raw), CHAR(10), ''))"),
+    ("blob_", "BLOB", "JSON_QUOTE(REPLACE(TO_BASE64(blob_), CHAR(10), ''))"),
+    ("status", "ENUM('new','paid','shipped')", "JSON_QUOTE(status)"),
+    ("colors", "SET('red','green','blue')", "CONCAT('[', IF(colors = '', '', CONCAT('\"', REPLACE(colors, ',', '\",\"'), '\"')), ']')"),
+    ("flags", "BIT(10)", "CAST(flags + 0 AS CHAR)"),
+    ("attrs", "JSON", "attrs"),
+    ("place", "GEOMETRY", "CONCAT('{\"srid\":', ST_SRID(place), ',\"wkb\":', JSON_QUOTE(REPLACE(TO_BASE64(ST_AsBinary(place)), CHAR(10), '')), '}')"),
+];
+
+fn ddl(db: &str) -> String {
+    let cols: Vec<String> = COLUMNS
+        .iter()
+        .map(|(c, t, _)| format!("`{c}` {t}"))
+        .collect();
+    format!(
+        "CREATE TABLE {db}.t ({}, PRIMARY KEY (id)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        cols.join(", ")
+    )
+}
+
+async fn conn() -> mysql_async::Conn {
+    let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(&mysql_url()).unwrap())
+        .await
+        .unwrap();
+    c.query_drop("SET time_zone = '+00:00'").await.unwrap();
+    c
+}
+
+/// A source database and a replica database, each with table `t`.
+async fn databases(prefix: &str) -> (String, String) {
+    let (src, rep) = (
+        unique_name(&format!("{prefix}_src")),
+        unique_name(&format!("{prefix}_rep")),
+    );
+    let mut c = conn().await;
+    for db in [&src, &rep] {
+        c.query_drop(format!("CREATE DATABASE {db}")).await.unwrap();
+        c.query_drop(ddl(db)).await.unwrap();
+    }
+    (src, rep)
+}
+
+/// Rows of `db.t` in the event's JSON form, by id.
+async fn rows(c: &mut mysql_async::Conn, db: &str, ids: Option<&[i64]>) -> BTreeMap<i64, Row> {
+    let exprs: Vec<String> = COLUMNS
+        .iter()
+        .map(|(_, _, e)| format!("IFNULL({e}, 'null')"))
+        .collect();
+    let filter = match ids {
+        Some(ids) if ids.is_empty() => return BTreeMap::new(),
+        Some(ids) => {
+            let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+            format!(" WHERE id IN ({})", list.join(","))
+        }
+        None => String::new(),
+    };
+    let sql = format!(
+        "SELECT {} FROM {db}.t{filter} ORDER BY id",
+        exprs.join(", ")
+    );
+    let result: Vec<mysql_async::Row> = c.query(sql).await.unwrap();
+    let mut out = BTreeMap::new();
+    for r in result {
+        let mut row = Row::new();
+        for (i, (name, _, _)) in COLUMNS.iter().enumerate() {
+            let text: String = r.get(i).unwrap();
+            let v: Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {text}: {e}"));
+            row.insert((*name).to_owned(), v);
+        }
+        let id = row["id"].as_i64().unwrap();
+        out.insert(id, row);
+    }
+    out
+}
+
+/// SQL literals for one random row (every column may be NULL except the key).
+fn random_values(rng: &mut StdRng, id: i64) -> Vec<String> {
+    let names = [
+        "Ann",
+        "Bøb",
+        "Zoë 🌊",
+        "O'Hara",
+        "back\\\\slash",
+        "\"q\"",
+        "",
+    ];
+    let mut v = vec![id.to_string()];
+    v.push(String::from(format!("{}", rng.random::<u64>())));
+    v.push(String::from(format!("{}", rng.random::<i16>())));
+    v.push(String::from(format!(
+        "'{}.{:02}'",
+        rng.random_range(-9_999_999_999i64..9_999_999_999),
+        rng.random_range(0..100)
+    )));
+    v.push(String::from(format!(
+        "{}",
+        f64::from(rng.random_range(-4000..4000)) / 4.0
+    )));
+    v.push(String::from(format!(
+        "{}",
+        f64::from(rng.random_range(-80000..80000)) / 8.0
+    )));
+    v.push(String::from(format!(
+        "'{}-{:02}-{:02}'",
+        rng.random_range(1000..9999),
+        rng.random_range(1..13),
+        rng.random_range(1..29)
+    )));
+    v.push(String::from(format!(
+        "'{}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}'",
+        rng.random_range(1000..9999),
+        rng.random_range(1..13),
+        rng.random_range(1..29),
+        rng.random_range(0..24),
+        rng.random_range(0..60),
+        rng.random_range(0..60),
+        rng.random_range(0..1_000_000)
+    )));
+    v.push(String::from(format!(
+        "'{}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}'",
+        rng.random_range(1971..2037),
+        rng.random_range(1..13),
+        rng.random_range(1..29),
+        rng.random_range(0..24),
+        rng.random_range(0..60),
+        rng.random_range(0..60),
+        rng.random_range(0..1000)
+    )));
+    v.push(String::from(format!(
+        "'{}{}:{:02}:{:02}.{:02}'",
+        if rng.random() { "-" } else { "" },
+        rng.random_range(0..839),
+        rng.random_range(0..60),
+        rng.random_range(0..60),
+        rng.random_range(0..100)
+    )));
+    v.push(String::from(format!("{}", rng.random_range(1901..2156))));
+    v.push(String::from(format!(
+        "'{}'",
+        names[rng.random_range(0..names.len())].replace('\'', "''")
+    )));
+    v.push(String::from(format!(
+        "REPEAT('txt ', {})",
+        rng.random_range(0..50)
+    )));
+    v.push(String::from(format!("x'{}'", hex(&random_bytes(rng, 16)))));
+    v.push(String::from(format!("x'{}'", hex(&random_bytes(rng, 300)))));
+    v.push(String::from(
+        ["'new'", "'paid'", "'shipped'"][rng.random_range(0..3)],
+    ));
+    v.push(String::from(
+        ["''", "'red'", "'green,blue'", "'red,green,blue'"][rng.random_range(0..4)],
+    ));
+    v.push(String::from(format!("{}", rng.random_range(0..1024))));
+    v.push(String::from(format!("'{}'", serde_json::json!({"n": rng.random_range(0..1000), "tags": ["a", "ü"], "deep": {"ok": rng.random::<bool>()}}))));
+    v.push(String::from(format!(
+        "ST_GeomFromText('POINT({} {})', {})",
+        rng.random_range(-90..90),
+        rng.random_range(-90..90),
+        [0, 4326][rng.random_range(0..2)]
+    )));
+    // Any column but the key may be NULL.
+    for x in v.iter_mut().skip(1) {
+        if rng.random_ratio(1, 12) {
+            *x = "NULL".into();
+        }
+    }
+    v
+}
+
+fn random_bytes(rng: &mut StdRng, max: usize) -> Vec<u8> {
+    let n = rng.random_range(0..=max);
+    (0..n).map(|_| rng.random()).collect()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A v1 change event of `db.table` with primary key `id`.
+fn event(
+    db: &str,
+    table: &str,
+    kind: EventType,
+    seq: i64,
+    data: Row,
+    old: Option<Row>,
+) -> ChangeEvent {
+    ChangeEvent {
+        v: 1,
+        seq,
+        source: Source::Binlog,
+        instance: "src".into(),
+        database: db.into(),
+        table: table.into(),
+        kind,
+        ts_ms: seq >> 20,
+        capture_ms: now_ms(),
+        pos: Position {
+            file: "binlog.000001".into(),
+            offset: 4,
+            row: 0,
+            gtid: None,
+        },
+        xid: None,
+        txn_last: true,
+        pk: vec!["id".into()],
+        data,
+        old,
+        sql: None,
+    }
+}
+
+/// Plays the capture: turns row changes into events with increasing `seq`.
+struct Capture {
+    db: String,
+    seq: i64,
+    events: Vec<ChangeEvent>,
+}
+
+impl Capture {
+    fn new(db: &str) -> Capture {
+        Capture {
+            db: db.to_owned(),
+            seq: now_ms() << 20,
+            events: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, kind: EventType, data: Row, old: Option<Row>) {
+        self.seq += 1;
+        self.events
+            .push(event(&self.db, "t", kind, self.seq, data, old));
+    }
+
+    fn update(&mut self, before: &Row, after: Row) {
+        let old: Row = before
+            .iter()
+            .filter(|(k, v)| after.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self.push(EventType::Update, after, Some(old));
+    }
+}
+
+/// Runs `n` random transactions of 1-4 changes on `db.t` (ids below `max_id`) and records
+/// their events in order: inserts, updates of random columns, primary-key changes (a DELETE of
+/// the old key and an INSERT of the new one, as the capture emits them) and deletes.
+async fn workload(
+    c: &mut mysql_async::Conn,
+    cap: &mut Capture,
+    rng: &mut StdRng,
+    n: usize,
+    max_id: i64,
+) {
+    let db = cap.db.clone();
+    for _ in 0..n {
+        let mut tx = c
+            .start_transaction(mysql_async::TxOpts::default())
+            .await
+            .unwrap();
+        for _ in 0..rng.random_range(1..=4) {
+            let id = rng.random_range(1..max_id);
+            let roll = rng.random_range(0..100);
+            let Some(before) = rows_in(&mut tx, &db, id).await else {
+                let values = random_values(rng, id);
+                tx.query_drop(format!("INSERT INTO {db}.t VALUES ({})", values.join(",")))
+                    .await
+                    .unwrap();
+                let after = rows_in(&mut tx, &db, id).await.unwrap();
+                cap.push(EventType::Insert, after, None);
+                continue;
+            };
+            if roll < 15 {
+                tx.query_drop(format!("DELETE FROM {db}.t WHERE id = {id}"))
+                    .await
+                    .unwrap();
+                cap.push(EventType::Delete, before, None);
+            } else if roll < 25 {
+                let to = rng.random_range(1..max_id);
+                if rows_in(&mut tx, &db, to).await.is_none() {
+                    tx.query_drop(format!("UPDATE {db}.t SET id = {to} WHERE id = {id}"))
+                        .await
+                        .unwrap();
+                    cap.push(EventType::Delete, before, None);
+                    let after = rows_in(&mut tx, &db, to).await.unwrap();
+                    cap.push(EventType::Insert, after, None);
+                }
+            } else {
+                let values = random_values(rng, id);
+                let sets: Vec<String> = COLUMNS
+                    .iter()
+                    .zip(&values)
+                    .skip(1)
+                    .filter(|_| rng.random_ratio(1, 3))
+                    .map(|((c, _, _), v)| format!("`{c}` = {v}"))
+                    .collect();
+                if !sets.is_empty() {
+                    tx.query_drop(format!(
+                        "UPDATE {db}.t SET {} WHERE id = {id}",
+                        sets.join(", ")
+                    ))
+                    .await
+                    .unwrap();
+                    let after = rows_in(&mut tx, &db, id).await.unwrap();
+                    if after != before {
+                        cap.update(&before, after);
+                    }
+                }
+            }
+        }
+        tx.commit().await.unwrap();
+    }
+}
+
+async fn rows_in(tx: &mut mysql_async::Transaction<'_>, db: &str, id: i64) -> Option<Row> {
+    let exprs: Vec<String> = COLUMNS
+        .iter()
+        .map(|(_, _, e)| format!("IFNULL({e}, 'null')"))
+        .collect();
+    let r: Option<mysql_async::Row> = tx
+        .query_first(format!(
+            "SELECT {} FROM {db}.t WHERE id = {id}",
+            exprs.join(", ")
+        ))
+        .await
+        .unwrap();
+    let r = r?;
+    let mut row = Row::new();
+    for (i, (name, _, _)) in COLUMNS.iter().enumerate() {
+        let text: String = r.get(i).unwrap();
+        row.insert(
+            (*name).to_owned(),
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {text}: {e}")),
+        );
+    }
+    Some(row)
+}
+
+fn producer() -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "5")
+        .create()
+        .unwrap()
+}
+
+/// Produces `events` in order, each under its key with the sluice headers.
+async fn produce(topic: &str, events: &[ChangeEvent]) {
+    let p = producer();
+    for chunk in events.chunks(200) {
+        let sends = chunk.iter().map(|e| {
+            let mut headers = OwnedHeaders::new();
+            for (k, v) in e.headers() {
+                headers = headers.insert(Header {
+                    key: k,
+                    value: Some(v.as_bytes()),
+                });
+            }
+            let key = e.key();
+            let value = e.encode();
+            let p = &p;
+            async move {
+                let r: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
+                    .key(key.as_slice())
+                    .payload(value.as_slice())
+                    .headers(headers);
+                p.send(r, Duration::from_secs(10))
+                    .await
+                    .map_err(|(e, _)| e)
+                    .unwrap();
+            }
+        });
+        futures::future::join_all(sends).await;
+    }
+}
+
+fn config_text(topic: &str, group: &str, src: &str, rep: &str, rule_extra: &str) -> String {
+    let url = mysql_url();
+    // The password comes from the environment, as in a deployment.
+    let url = url.replacen(":sluice@", ":${REPLICA_PASSWORD}@", 1);
+    format!(
+        r#"
+[kafka]
+brokers = ["{brokers}"]
+options = {{ "session.timeout.ms" = "20000", "heartbeat.interval.ms" = "2000" }}
+[consumer]
+group_id = "{group}"
+topics = ["{topic}"]
+commit_interval_ms = 100
+drain_timeout_ms = 5000
+[batch]
+linger_ms = 10
+max_items = 200
+[retry]
+initial_backoff_ms = 20
+max_backoff_ms = 500
+[metrics]
+listen = "127.0.0.1:0"
+[targets.replica]
+type = "mysql"
+url = "{url}/{rep}"
+pool_size = 4
+[[rules]]
+name = "t"
+target = "replica"
+match = {{ tables = ["{src}.t"] }}
+{rule_extra}
+"#,
+        brokers = kafka_brokers()
+    )
+}
+
+fn password() -> String {
+    let url = mysql_url();
+    let creds = url
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split('@').next())
+        .unwrap_or("");
+    creds.split(':').nth(1).unwrap_or("").to_owned()
+}
+
+fn parse_config(text: &str) -> SinkConfig {
+    let pw = password();
+    sluice_config::parse::<SinkConfig>(text, Path::new("test.toml"), |n| {
+        (n == "REPLICA_PASSWORD").then(|| pw.clone())
+    })
+    .unwrap()
+}
+
+fn write_config(text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique_name("mysqlcfg"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("sink.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn sink_binary() -> PathBuf {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let bin = dir.join("debug/sluice-sink");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first with `cargo build -p sluice-sinks`",
+        bin.display()
+    );
+    bin
+}
+
+fn spawn_sink(config: &Path, log: &str, args: &[&str]) -> tokio::process::Child {
+    let file = std::fs::File::create(config.with_file_name(log)).unwrap();
+    tokio::process::Command::new(sink_binary())
+        .arg("run")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env("REPLICA_PASSWORD", password())
+        .stdout(Stdio::null())
+        .stderr(file)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+async fn kill9(child: &mut tokio::process::Child) {
+    let pid = child.id().unwrap();
+    let status = std::process::Command::new("kill")
+        .arg("-9")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _ = child.wait().await;
+}
+
+/// SIGTERM, and wait for the drain and final commit.
+async fn stop(child: &mut tokio::process::Child) {
+    let pid = child.id().unwrap();
+    let status = std::process::Command::new("kill")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+}
+
+/// Sum of the group's committed offsets over the topic's partitions; `None` when the broker
+/// did not answer in time (tansu is slow under load; the caller polls again).
+async fn committed(config: &SinkConfig) -> Option<i64> {
+    let c = config.clone();
+    let group = c.consumer.group_id.clone();
+    let rows = tokio::task::spawn_blocking(move || sluice_sinks::offsets::list(&c, &group))
+        .await
+        .unwrap()
+        .ok()?;
+    Some(rows.iter().map(|r| r.committed.unwrap_or(0)).sum())
+}
+
+async fn wait_committed(config: &SinkConfig, at_least: i64, secs: u64, log: &Path) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    let mut last = None;
+    while tokio::time::Instant::now() < deadline {
+        last = committed(config).await.or(last);
+        if last.is_some_and(|n| n >= at_least) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "not committed up to {at_least} within {secs} s (at {last:?}); log:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+async fn verify(config: &Path) -> (bool, String) {
+    let out = tokio::process::Command::new(sink_binary())
+        .args(["verify", "--config"])
+        .arg(config)
+        .args(["--rule", "t", "--chunk-rows", "50"])
+        .env("REPLICA_PASSWORD", password())
+        .output()
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+async fn checksum(c: &mut mysql_async::Conn, db: &str) -> u64 {
+    let row: mysql_async::Row = c
+        .query_first(format!("CHECKSUM TABLE {db}.t"))
+        .await
+        .unwrap()
+        .unwrap();
+    row.get::<u64, _>(1).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_replica_random_workload_with_kills_and_replay_converges() {
+    let (src, rep) = databases("wl").await;
+    let topic = unique_name("mysql_wl");
+    create_topic(&topic, 4).await.unwrap();
+    create_topic(&format!("{topic}.dlq"), 1).await.unwrap();
+    let group = unique_name("g");
+    let text = config_text(&topic, &group, &src, &rep, "");
+    let config = parse_config(&text);
+    let path = write_config(&text);
+    let log = |n: &str| path.with_file_name(n);
+    let mut rng = StdRng::seed_from_u64(0x5_1u64 ^ 6);
+    let mut c = conn().await;
+    let mut cap = Capture::new(&src);
+
+    // Three rounds: changes arrive, a sink runs for a while and is killed with SIGKILL.
+    let mut produced = 0;
+    for round in 0..3 {
+        workload(&mut c, &mut cap, &mut rng, 250, 300).await;
+        produce(&topic, &cap.events[produced..]).await;
+        produced = cap.events.len();
+        let name = format!("run{round}.log");
+        let mut sink = spawn_sink(&path, &name, &[]);
+        let target = if round < 2 {
+            produced as i64 / 2
+        } else {
+            produced as i64
+        };
+        wait_committed(&config, target, 240, &log(&name)).await;
+        if round < 2 {
+            kill9(&mut sink).await;
+        } else {
+            // The last one stops cleanly, so the replay's member owns every partition at once.
+            stop(&mut sink).await;
+        }
+    }
+    // One replay of everything from the start: the replica must not move away from the source.
+    let mut replay = spawn_sink(&path, "replay.log", &["--start-at", "earliest"]);
+    for _ in 0..300 {
+        let text = std::fs::read_to_string(log("replay.log")).unwrap_or_default();
+        if text.contains("start at") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Changes made during the replay land too.
+    workload(&mut c, &mut cap, &mut rng, 100, 300).await;
+    produce(&topic, &cap.events[produced..]).await;
+    produced = cap.events.len();
+    wait_committed(&config, produced as i64, 240, &log("replay.log")).await;
+    replay.start_kill().unwrap();
+    let _ = replay.wait().await;
+
+    let kinds = |k: EventType| cap.events.iter().filter(|e| e.kind == k).count();
+    assert!(
+        kinds(EventType::Insert) > 100
+            && kinds(EventType::Update) > 100
+            && kinds(EventType::Delete) > 50,
+        "workload too small"
+    );
+    let source = rows(&mut c, &src, None).await;
+    let replica = rows(&mut c, &rep, None).await;
+    assert!(source.len() > 50, "{}", source.len());
+    assert_eq!(source.len(), replica.len());
+    for (id, row) in &source {
+        assert_eq!(Some(row), replica.get(id), "row {id}");
+    }
+    assert_eq!(checksum(&mut c, &src).await, checksum(&mut c, &rep).await);
+    let (ok, out) = verify(&path).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("\nequal"), "{out}");
+
+    // verify sees a changed and a missing row, and names their key ranges.
+    let ids: Vec<i64> = source.keys().copied().collect();
+    c.query_drop(format!(
+        "UPDATE {rep}.t SET name = 'changed' WHERE id = {}",
+        ids[3]
+    ))
+    .await
+    .unwrap();
+    c.query_drop(format!(
+        "DELETE FROM {rep}.t WHERE id = {}",
+        ids[ids.len() - 1]
+    ))
+    .await
+    .unwrap();
+    let (ok, out) = verify(&path).await;
+    assert!(!ok, "{out}");
+    assert_eq!(out.matches("differs: keys").count(), 2, "{out}");
+    assert!(out.contains("differs: keys [start, ("), "{out}");
+    assert!(
+        out.contains("the replica differs from the source in 2 key ranges"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_replica_every_column_type_round_trips_and_a_bad_row_goes_to_the_dlq() {
+    let (src, rep) = databases("rt").await;
+    let topic = unique_name("mysql_rt");
+    create_topic(&topic, 2).await.unwrap();
+    create_topic(&format!("{topic}.dlq"), 1).await.unwrap();
+    let group = unique_name("g");
+    let text = config_text(&topic, &group, &src, &rep, "");
+    let config = parse_config(&text);
+    let path = write_config(&text);
+    let mut c = conn().await;
+    let mut rng = StdRng::seed_from_u64(42);
+    // Edge values, a row of NULLs, and random rows.
+    let edges = [
+        "1, 18446744073709551615, -32768, '-9999999999.99', -1.25, 1e300, '1000-01-01', '9999-12-31 23:59:59.999999', '2038-01-19 03:14:07.999', '-838:59:59.00', 2155, 'naïve 🌊 \"q\" \\\\ ''', REPEAT('x', 2000), x'00ff0001', x'', 'shipped', 'red,green,blue', 1023, '{\"a\":[1,{\"b\":null}],\"s\":\"ü\"}', ST_GeomFromText('LINESTRING(0 0, 1 1, 2 5)', 4326)",
+        "2, 0, 0, '0.00', 0, 0, '0000-00-00', '0000-00-00 00:00:00', '1970-01-01 00:00:01', '00:00:00', 0, '', '', x'00', x'00', 'new', '', 0, '[]', ST_GeomFromText('POINT(0 0)')",
+    ];
+    for e in edges {
+        c.query_drop(format!("INSERT INTO {src}.t VALUES ({e})"))
+            .await
+            .unwrap();
+    }
+    c.query_drop(format!("INSERT INTO {src}.t (id) VALUES (3)"))
+        .await
+        .unwrap();
+    for id in 4..60 {
+        c.query_drop(format!(
+            "INSERT INTO {src}.t VALUES ({})",
+            random_values(&mut rng, id).join(",")
+        ))
+        .await
+        .unwrap();
+    }
+    let source = rows(&mut c, &src, None).await;
+    let mut cap = Capture::new(&src);
+    for row in source.values() {
+        cap.push(EventType::Insert, row.clone(), None);
+    }
+    // A row the replica refuses (DECIMAL(12,2) out of range), in the middle of the stream.
+    let mut bad = source[&5].clone();
+    bad.insert("id".into(), Value::from(1_000_000));
+    bad.insert("amount".into(), Value::from("123456789012345.00"));
+    cap.events.insert(30, cap.events[0].clone());
+    cap.events[30].data = bad;
+    produce(&topic, &cap.events).await;
+
+    let mut sink = spawn_sink(&path, "run.log", &[]);
+    wait_committed(
+        &config,
+        cap.events.len() as i64,
+        90,
+        &path.with_file_name("run.log"),
+    )
+    .await;
+    sink.start_kill().unwrap();
+    let _ = sink.wait().await;
+
+    let replica = rows(&mut c, &rep, None).await;
+    assert_eq!(replica.len(), source.len());
+    for (id, row) in &source {
+        assert_eq!(Some(row), replica.get(id), "row {id}");
+    }
+    assert_eq!(checksum(&mut c, &src).await, checksum(&mut c, &rep).await);
+    let (ok, out) = verify(&path).await;
+    assert!(ok && out.contains("\nequal"), "{out}");
+
+    // The refused row is in the dead-letter topic with the server's message.
+    let dlq = read_topic(&format!("{topic}.dlq"), 1).await;
+    assert_eq!(dlq.len(), 1);
+    let (key, error) = &dlq[0];
+    assert!(key.contains("1000000"), "{key}");
+    assert!(
+        error.contains("error 1264") && error.contains("Out of range value for column 'amount'"),
+        "{error}"
+    );
+}
+
+/// (key, sluice-error header) of the first `expect` messages of `topic`.
+async fn read_topic(topic: &str, expect: usize) -> Vec<(String, String)> {
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", kafka_brokers())
+            .set("group.id", unique_name("dlqread"))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        consumer.subscribe(&[&topic]).unwrap();
+        let mut out = Vec::new();
+        for _ in 0..300 {
+            if out.len() >= expect {
+                // A little longer: nothing more must arrive.
+                if consumer.poll(Duration::from_secs(2)).is_none() {
+                    break;
+                }
+            }
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+                let error = m
+                    .headers()
+                    .and_then(|h| {
+                        h.iter()
+                            .find(|h| h.key == "sluice-error")
+                            .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
+                    })
+                    .unwrap_or_default();
+                out.push((key, error));
+            }
+        }
+        out
+    })
+    .await
+    .unwrap()
+}
+
+/// The target alone, fed items directly: versioned writes, soft deletes, key changes, and one
+/// bad row among good ones, with the outcome of each.
+#[tokio::test]
+async fn mysql_replica_versions_soft_deletes_and_per_row_outcomes() {
+    let db = unique_name("mysql_v");
+    let mut c = conn().await;
+    c.query_drop(format!("CREATE DATABASE {db}")).await.unwrap();
+    c.query_drop(format!("CREATE TABLE {db}.u (id INT PRIMARY KEY, email VARCHAR(20) NOT NULL, n TINYINT, deleted_at DATETIME(3) NULL, version BIGINT NULL)")).await.unwrap();
+    let text = config_text(
+        "unused",
+        "unused",
+        "shop",
+        &db,
+        "[rules.mysql]\ntable = 'u'\nsoft_delete = 'deleted_at'\nversion_column = 'version'",
+    )
+    .replace("\"shop.t\"", "\"shop.users\"");
+    let config = parse_config(&text);
+    let mut problems = sluice_config::Problems::default();
+    let rules = sluice_rules::RuleSet::compile(&config.rules, &mut problems);
+    let target = Target::connect("replica", &config.targets["replica"], &rules)
+        .await
+        .unwrap();
+    target.check().await.unwrap();
+    let item = |kind: EventType, seq: i64, data: Value, old: Option<Value>| {
+        let row = |v: Value| v.as_object().unwrap().clone();
+        let e = event("shop", "users", kind, seq, row(data), old.map(row));
+        Item {
+            rule: 0,
+            mapped: rules.rule(0).apply(&e).unwrap().unwrap(),
+            bytes: 100,
+        }
+    };
+    use serde_json::json;
+    let seq = 1_763_716_502_000i64 << 20;
+    let batch = vec![
+        item(
+            EventType::Insert,
+            seq + 1,
+            json!({"id": 1, "email": "a@x", "n": 1}),
+            None,
+        ),
+        item(
+            EventType::Insert,
+            seq + 2,
+            json!({"id": 2, "email": "b@x", "n": 300}),
+            None,
+        ),
+        item(
+            EventType::Insert,
+            seq + 3,
+            json!({"id": 3, "email": "c@x", "n": 3}),
+            None,
+        ),
+        item(
+            EventType::Update,
+            seq + 4,
+            json!({"id": 4, "email": "c@x", "n": 3}),
+            Some(json!({"id": 3})),
+        ),
+        item(
+            EventType::Insert,
+            seq + 5,
+            json!({"id": 5, "email": null, "n": 5}),
+            None,
+        ),
+        item(
+            EventType::Delete,
+            seq + 6,
+            json!({"id": 1, "email": "a@x", "n": 1}),
+            None,
+        ),
+    ];
+    let outcomes = target.write(&batch).await;
+    assert_eq!(outcomes[0], Outcome::Done);
+    assert!(
+        matches!(&outcomes[1], Outcome::Reject(r) if r.contains("error 1264") && r.contains("'n'")),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[2], Outcome::Done);
+    assert_eq!(outcomes[3], Outcome::Done);
+    assert!(
+        matches!(&outcomes[4], Outcome::Reject(r) if r.contains("error 1048") && r.contains("'email'")),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[5], Outcome::Done);
+    // 1 soft-deleted, 2 and 5 rejected, 3 moved to 4 (its old key soft-deleted).
+    let want = vec![
+        (1, "a@x".into(), Some(1), true, Some(seq + 6)),
+        (3, "c@x".into(), Some(3), true, Some(seq + 4)),
+        (4, "c@x".into(), Some(3), false, Some(seq + 4)),
+    ];
+    assert_eq!(versioned(&mut c, &db).await, want);
+    // An older replay changes nothing; a newer write revives the soft-deleted row.
+    let replay = vec![
+        item(
+            EventType::Insert,
+            seq + 1,
+            json!({"id": 1, "email": "old@x", "n": 1}),
+            None,
+        ),
+        item(
+            EventType::Update,
+            seq + 2,
+            json!({"id": 4, "email": "old@x", "n": 0}),
+            Some(json!({"n": 3})),
+        ),
+        item(
+            EventType::Delete,
+            seq + 3,
+            json!({"id": 4, "email": "c@x", "n": 3}),
+            None,
+        ),
+    ];
+    assert_eq!(target.write(&replay).await, vec![Outcome::Done; 3]);
+    assert_eq!(versioned(&mut c, &db).await, want);
+    let newer = vec![item(
+        EventType::Insert,
+        seq + 7,
+        json!({"id": 1, "email": "new@x", "n": 7}),
+        None,
+    )];
+    assert_eq!(target.write(&newer).await, vec![Outcome::Done]);
+    assert_eq!(
+        versioned(&mut c, &db).await[0],
+        (1, "new@x".into(), Some(7), false, Some(seq + 7))
+    );
+
+    // A missing replica table is an error at start-up, with the fix.
+    let missing = text.replace("table = 'u'", "table = 'nope'");
+    let config = parse_config(&missing);
+    let rules = sluice_rules::RuleSet::compile(&config.rules, &mut problems);
+    let err = Target::connect("replica", &config.targets["replica"], &rules)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "rules[0].mysql.table: replica table `{db}`.`nope` does not exist"
+        )),
+        "{err}"
+    );
+    c.query_drop(format!("DROP DATABASE {db}")).await.unwrap();
+}
+
+type Versioned = (i64, String, Option<i64>, bool, Option<i64>);
+
+async fn versioned(c: &mut mysql_async::Conn, db: &str) -> Vec<Versioned> {
+    let sql =
+        format!("SELECT id, email, n, deleted_at IS NOT NULL, version FROM {db}.u ORDER BY id");
+    c.query(sql).await.unwrap()
+}
