@@ -4,6 +4,7 @@
 use crate::target::Item;
 use sluice_event::ChangeEvent;
 use sluice_rules::{OnError, RuleSet};
+use std::collections::HashMap;
 
 /// The rules and which target each one writes to.
 pub struct Routing {
@@ -11,6 +12,31 @@ pub struct Routing {
     /// `rule_target[i]` is the index (in `target_names`) of rule `i`'s target.
     pub rule_target: Vec<usize>,
     pub target_names: Vec<String>,
+}
+
+/// The rules matching each (instance, database, table) seen so far; one per partition worker.
+#[derive(Debug, Default)]
+pub struct MatchCache {
+    rules: HashMap<(String, String, String), Vec<usize>>,
+}
+
+impl MatchCache {
+    fn get<'a>(&'a mut self, rules: &RuleSet, event: &ChangeEvent) -> &'a [usize] {
+        let key = (
+            event.instance.clone(),
+            event.database.clone(),
+            event.table.clone(),
+        );
+        if !self.rules.contains_key(&key) {
+            let found = rules.matching(&event.instance, &event.database, &event.table);
+            // Bounded: a table that keeps changing names (shards) cannot grow this forever.
+            if self.rules.len() >= 10_000 {
+                self.rules.clear();
+            }
+            self.rules.insert(key.clone(), found);
+        }
+        self.rules.get(&key).map(Vec::as_slice).unwrap_or(&[])
+    }
 }
 
 /// What one message turned into.
@@ -36,7 +62,7 @@ pub struct Failure {
 
 impl Routing {
     /// Decodes `payload` and applies every matching rule.
-    pub fn prepare(&self, payload: Option<&[u8]>) -> Prepared {
+    pub fn prepare(&self, payload: Option<&[u8]>, cache: &mut MatchCache) -> Prepared {
         let mut out = Prepared::default();
         // A tombstone (null value) is not a change event and carries nothing to write.
         let Some(payload) = payload else {
@@ -54,10 +80,7 @@ impl Routing {
                 return out;
             }
         };
-        for i in self
-            .rules
-            .matching(&event.instance, &event.database, &event.table)
-        {
+        for &i in cache.get(&self.rules, &event) {
             let rule = self.rules.rule(i);
             let target = self.rule_target.get(i).copied().unwrap_or(0);
             match rule.apply(&event) {
@@ -89,5 +112,92 @@ impl Routing {
     /// Whether rule `i` stops the sink on a definite failure.
     pub fn stops(&self, i: usize) -> bool {
         self.rules.rule(i).on_error() == OnError::Stop
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_config::Problems;
+    use sluice_rules::RuleConfig;
+
+    fn routing(rules_toml: &str) -> Routing {
+        #[derive(serde::Deserialize)]
+        struct File {
+            rules: Vec<RuleConfig>,
+        }
+        let file: File = toml::from_str(rules_toml).unwrap();
+        let mut problems = Problems::default();
+        let rules = RuleSet::compile(&file.rules, &mut problems);
+        assert!(problems.is_empty(), "{problems}");
+        Routing {
+            rule_target: vec![0; rules.len()],
+            rules,
+            target_names: vec!["out".into()],
+        }
+    }
+
+    fn event(table: &str, data: serde_json::Value) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "v": 1, "seq": 7, "source": "binlog", "instance": "i", "database": "shop",
+            "table": table, "type": "INSERT", "ts_ms": 1, "capture_ms": 1,
+            "pos": {"file": "b.1", "offset": 4}, "pk": ["id"], "data": data
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn messages_become_items_or_failures() {
+        let r = routing(
+            r#"
+[[rules]]
+name = "a"
+target = "out"
+match = { tables = ["shop.users"] }
+id = "{id}-{email}"
+[[rules]]
+name = "b"
+target = "out"
+match = { tables = ["shop.*"] }
+on_error = "stop"
+"#,
+        );
+        let mut cache = MatchCache::default();
+        let p = r.prepare(
+            Some(&event("users", serde_json::json!({"id": 1, "email": "e"}))),
+            &mut cache,
+        );
+        let ids: Vec<(usize, &str)> = p
+            .items
+            .iter()
+            .map(|(_, i)| (i.rule, i.mapped.id.as_str()))
+            .collect();
+        assert_eq!(ids, [(0, "1-e"), (1, "1")]);
+        assert!(p.failures.is_empty());
+
+        let p = r.prepare(
+            Some(&event("orders", serde_json::json!({"id": 2}))),
+            &mut cache,
+        );
+        assert_eq!(p.items.len(), 1);
+
+        let p = r.prepare(
+            Some(&event("users", serde_json::json!({"id": 3}))),
+            &mut cache,
+        );
+        assert_eq!(p.items.len(), 1, "rule b still maps it");
+        assert_eq!(p.failures.len(), 1);
+        assert_eq!(p.failures[0].rule.as_deref(), Some("a"));
+        assert!(!p.failures[0].stop);
+
+        let p = r.prepare(Some(b"nope"), &mut cache);
+        assert_eq!(p.failures.len(), 1);
+        assert_eq!(p.failures[0].rule, None);
+        assert!(p.failures[0]
+            .reason
+            .starts_with("message is not a Sluice change event"));
+
+        let p = r.prepare(None, &mut cache);
+        assert!(p.items.is_empty() && p.failures.is_empty());
     }
 }

@@ -3,10 +3,11 @@
 
 use super::backoff::{backoff, RateLimit};
 use super::dlq::DeadLetter;
-use super::prepare::{Failure, Prepared};
+use super::prepare::{Failure, MatchCache, Prepared};
 use super::{Env, Msg};
 use crate::error::SinkError;
 use crate::target::{Item, Outcome, Write};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -45,6 +46,7 @@ pub async fn run(
         partition,
         stop,
         log_limit: Mutex::new(RateLimit::new(Duration::from_secs(10))),
+        matching: MatchCache::default(),
     };
     let linger = Duration::from_millis(worker.env.config.batch.linger_ms);
     let max_items = worker.env.config.batch.max_items;
@@ -94,15 +96,17 @@ struct Worker {
     partition: i32,
     stop: Stop,
     log_limit: Mutex<RateLimit>,
+    matching: MatchCache,
 }
 
 impl Worker {
     /// Writes one batch of messages to every target until each item is done or dead-lettered.
     async fn process(&mut self, batch: &[Msg]) -> Result<(), Halt> {
         let routing = &self.env.routing;
+        let cache = &mut self.matching;
         let prepared: Vec<Prepared> = batch
             .iter()
-            .map(|m| routing.prepare(m.payload.as_deref()))
+            .map(|m| routing.prepare(m.payload.as_deref(), cache))
             .collect();
         let mut failures: Vec<(usize, Failure)> = Vec::new();
         let mut per_target: Vec<Vec<(usize, Item)>> = vec![Vec::new(); self.env.targets.len()];
@@ -165,23 +169,21 @@ impl Worker {
             metrics::histogram!("sluice_sink_write_seconds", "target" => name.clone())
                 .record(began.elapsed().as_secs_f64());
             let mut first_retry: Option<(usize, String)> = None;
+            // Counted per (rule, outcome) and reported once per write: labels cost allocations.
+            let mut counts: BTreeMap<(usize, &'static str), u64> = BTreeMap::new();
             for (k, item) in items[start..].iter().enumerate() {
                 let outcome = outcomes.get(k).cloned().unwrap_or_else(|| {
                     Outcome::Retry(format!(
                         "target `{name}` returned fewer outcomes than items"
                     ))
                 });
-                let rule = self.env.routing.rule_name(item.rule).to_owned();
-                metrics::counter!("sluice_sink_items_total",
-                    "topic" => self.topic.clone(), "rule" => rule.clone(),
-                    "target" => name.clone(), "outcome" => outcome.label())
-                .increment(1);
+                *counts.entry((item.rule, outcome.label())).or_default() += 1;
                 match outcome {
                     Outcome::Done => {}
                     Outcome::Reject(reason) => rejected.push((
                         idx[start + k],
                         Failure {
-                            rule: Some(rule),
+                            rule: Some(self.env.routing.rule_name(item.rule).to_owned()),
                             target: Some(name.clone()),
                             reason,
                             stop: self.env.routing.stops(item.rule),
@@ -192,6 +194,13 @@ impl Worker {
                         break;
                     }
                 }
+            }
+            for ((rule, outcome), n) in counts {
+                metrics::counter!("sluice_sink_items_total",
+                    "topic" => self.topic.clone(),
+                    "rule" => self.env.routing.rule_name(rule).to_owned(),
+                    "target" => name.clone(), "outcome" => outcome)
+                .increment(n);
             }
             let Some((from, reason)) = first_retry else {
                 return Ok(rejected);

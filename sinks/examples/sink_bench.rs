@@ -1,0 +1,278 @@
+//! The helper behind `bench/sink.sh`: produce N change events, time a plain rdkafka consumer
+//! that only reads them, and time a `sluice-sink` process from start until its group has
+//! committed every message, with the process's peak RSS.
+
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde_json::json;
+use sluice_event::{ChangeEvent, EventType, Position, Row, Source};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Cli {
+    /// Bootstrap servers of the benchmark broker.
+    #[arg(long, default_value = "127.0.0.1:9095")]
+    brokers: String,
+    #[arg(long)]
+    topic: String,
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the topic and produce `events` UPDATEs of `shop.users` (100,000 distinct users).
+    Produce {
+        #[arg(long, default_value_t = 8)]
+        partitions: i32,
+    },
+    /// Read `events` messages with a plain consumer group and print the rate.
+    Plain,
+    /// Start `bin run --config config`, wait until `group` committed `events`, print rate and RSS.
+    Sink {
+        #[arg(long)]
+        bin: PathBuf,
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        label: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Produce { partitions } => produce(&cli, *partitions),
+        Command::Plain => plain(&cli),
+        Command::Sink {
+            bin,
+            config,
+            group,
+            label,
+        } => sink(&cli, bin, config, group, label),
+    }
+}
+
+fn event(i: u64) -> ChangeEvent {
+    let id = i % 100_000;
+    let mut data = Row::new();
+    data.insert("id".into(), json!(id));
+    data.insert("email".into(), json!(format!("user{id}@example.com")));
+    data.insert("name".into(), json!(format!("User number {id}")));
+    data.insert("status".into(), json!("active"));
+    data.insert("balance".into(), json!("1234.50"));
+    let mut old = Row::new();
+    old.insert("name".into(), json!(format!("User {id}")));
+    ChangeEvent {
+        v: 1,
+        seq: (1_763_716_502_000i64 << 20) + i as i64,
+        source: Source::Binlog,
+        instance: "bench".into(),
+        database: "shop".into(),
+        table: "users".into(),
+        kind: EventType::Update,
+        ts_ms: 1_763_716_502_000,
+        capture_ms: 1_763_716_502_013,
+        pos: Position {
+            file: "binlog.000001".into(),
+            offset: 4 + i,
+            row: 0,
+            gtid: None,
+        },
+        xid: Some(i),
+        txn_last: true,
+        pk: vec!["id".into()],
+        data,
+        old: Some(old),
+        sql: None,
+    }
+}
+
+fn produce(cli: &Cli, partitions: i32) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &cli.brokers)
+            .create()?;
+        let topic = NewTopic::new(&cli.topic, partitions, TopicReplication::Fixed(1));
+        for r in admin.create_topics([&topic], &AdminOptions::new()).await? {
+            r.map_err(|(t, e)| anyhow::anyhow!("create topic {t}: {e}"))?;
+        }
+        anyhow::Ok(())
+    })?;
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &cli.brokers)
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "500000")
+        .create()?;
+    let started = Instant::now();
+    let mut value = Vec::with_capacity(512);
+    for i in 0..cli.events {
+        let e = event(i);
+        value.clear();
+        e.encode_into(&mut value);
+        let key = e.key();
+        let hs = e.headers();
+        let mut headers = OwnedHeaders::new_with_capacity(3);
+        for (k, v) in &hs {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            });
+        }
+        let mut record = BaseRecord::to(&cli.topic)
+            .key(&key)
+            .payload(&value)
+            .headers(headers);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((e, r)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((e, _)) => bail!("produce: {e}"),
+            }
+        }
+    }
+    producer
+        .flush(Duration::from_secs(120))
+        .context("flush the producer")?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "produce: {} events in {secs:.2} s = {:.0} events/s",
+        cli.events,
+        cli.events as f64 / secs
+    );
+    Ok(())
+}
+
+fn plain(cli: &Cli) -> anyhow::Result<()> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &cli.brokers)
+        .set("group.id", format!("{}-plain", cli.topic))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    let started = Instant::now();
+    consumer.subscribe(&[&cli.topic])?;
+    let mut seen = 0u64;
+    let mut bytes = 0usize;
+    let deadline = started + Duration::from_secs(600);
+    while seen < cli.events {
+        if Instant::now() > deadline {
+            bail!(
+                "plain consumer read only {seen} of {} messages in 600 s",
+                cli.events
+            );
+        }
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            let m = m?;
+            bytes += m.payload().map_or(0, <[u8]>::len);
+            seen += 1;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "plain: {seen} events ({} MB) in {secs:.2} s = {:.0} events/s",
+        bytes / 1_000_000,
+        seen as f64 / secs
+    );
+    Ok(())
+}
+
+fn sink(
+    cli: &Cli,
+    bin: &PathBuf,
+    config: &PathBuf,
+    group: &str,
+    label: &str,
+) -> anyhow::Result<()> {
+    let probe: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &cli.brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let md = probe.fetch_metadata(Some(&cli.topic), Duration::from_secs(30))?;
+    let mut tpl = TopicPartitionList::new();
+    for t in md.topics() {
+        for p in t.partitions() {
+            tpl.add_partition(&cli.topic, p.id());
+        }
+    }
+    let started = Instant::now();
+    let mut child = std::process::Command::new(bin)
+        .arg("run")
+        .arg("--config")
+        .arg(config)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("start {}", bin.display()))?;
+    let pid = child.id();
+    let deadline = started + Duration::from_secs(900);
+    let mut peak_kb = 0u64;
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        peak_kb = peak_kb.max(vm_hwm_kb(pid).unwrap_or(0));
+        if let Some(status) = child.try_wait()? {
+            bail!("{label}: sluice-sink exited early with {status}");
+        }
+        let committed = probe.committed_offsets(tpl.clone(), Duration::from_secs(10))?;
+        let total: i64 = committed
+            .elements()
+            .iter()
+            .map(|e| match e.offset() {
+                Offset::Offset(o) => o,
+                _ => 0,
+            })
+            .sum();
+        if total as u64 >= cli.events {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("{label}: only {total} of {} committed in 900 s", cli.events);
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    peak_kb = peak_kb.max(vm_hwm_kb(pid).unwrap_or(0));
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+    let _ = child.wait();
+    println!(
+        "{label}: {} events committed in {secs:.2} s = {:.0} events/s, peak RSS {} MB",
+        cli.events,
+        cli.events as f64 / secs,
+        peak_kb / 1024
+    );
+    Ok(())
+}
+
+/// Peak resident set size of a process, from /proc (Linux).
+fn vm_hwm_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
