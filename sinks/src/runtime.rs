@@ -187,8 +187,12 @@ impl ConsumerContext for Ctx {
         }
     }
 
-    fn post_rebalance(&self, _base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
+            // A partition paused for backpressure before a revoke starts afresh when it returns.
+            if let Err(e) = base.resume(tpl) {
+                tracing::debug!("resume of newly assigned partitions: {e}");
+            }
             let mut state = self.shared.lock();
             for e in tpl.elements() {
                 state.assigned.insert((e.topic().to_owned(), e.partition()));

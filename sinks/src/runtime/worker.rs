@@ -301,3 +301,152 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SinkConfig;
+    use crate::runtime::Routing;
+    use crate::target::fault::{FaultTarget, Faults};
+    use crate::target::memory::MemoryTarget;
+    use crate::target::Target;
+    use sluice_config::Problems;
+    use sluice_rules::RuleSet;
+
+    const CONFIG: &str = r#"
+[kafka]
+brokers = ["127.0.0.1:1"]
+[consumer]
+group_id = "g"
+topics = ["t"]
+[batch]
+max_items = 3
+linger_ms = 1
+[retry]
+initial_backoff_ms = 1
+max_backoff_ms = 4
+[targets.out]
+type = "noop"
+[[rules]]
+name = "users"
+target = "out"
+match = { tables = ["shop.users"] }
+"#;
+
+    fn env(faults: &Faults, memory: &MemoryTarget, extra: &str) -> Arc<Env> {
+        let config: SinkConfig = sluice_config::parse(
+            &format!("{CONFIG}{extra}"),
+            std::path::Path::new("t.toml"),
+            |_| None,
+        )
+        .unwrap();
+        let mut problems = Problems::default();
+        let rules = RuleSet::compile(&config.rules, &mut problems);
+        let producer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .create()
+            .unwrap();
+        Arc::new(Env {
+            config,
+            routing: Routing {
+                rule_target: vec![0; rules.len()],
+                rules,
+                target_names: vec!["out".into()],
+            },
+            targets: vec![Target::Fault(Box::new(FaultTarget::new(
+                Target::Memory(memory.clone()),
+                faults.clone(),
+            )))],
+            producer,
+        })
+    }
+
+    fn msg(offset: i64) -> Msg {
+        let payload = serde_json::json!({
+            "v": 1, "seq": offset, "source": "binlog", "instance": "i", "database": "shop",
+            "table": "users", "type": "INSERT", "ts_ms": 1, "capture_ms": 1,
+            "pos": {"file": "b.1", "offset": 4}, "pk": ["id"], "data": {"id": offset}
+        });
+        Msg {
+            offset,
+            key: None,
+            payload: Some(serde_json::to_vec(&payload).unwrap()),
+            headers: Vec::new(),
+        }
+    }
+
+    async fn until(what: &str, check: impl Fn() -> bool) {
+        for _ in 0..2_000 {
+            if check() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("never happened: {what}");
+    }
+
+    #[tokio::test]
+    async fn watermark_waits_for_failed_writes_and_moves_after_recovery() {
+        let (faults, memory) = (Faults::default(), MemoryTarget::default());
+        faults.down();
+        let (tx, rx) = mpsc::channel(100);
+        let done = Arc::new(AtomicI64::new(-1));
+        let stop = Stop::default();
+        let task = tokio::spawn(run(
+            env(&faults, &memory, ""),
+            "t".into(),
+            0,
+            rx,
+            done.clone(),
+            stop.clone(),
+        ));
+        for o in 0..7 {
+            tx.send(msg(o)).await.unwrap();
+        }
+        until("ten failed tries", || faults.writes() >= 10).await;
+        assert_eq!(
+            done.load(Ordering::Acquire),
+            -1,
+            "moved past a failed write"
+        );
+        assert!(memory.written().is_empty());
+
+        faults.recover();
+        until("all seven done", || done.load(Ordering::Acquire) == 7).await;
+        let seqs: Vec<i64> = memory.written().iter().map(|i| i.mapped.seq).collect();
+        assert_eq!(seqs, (0..7).collect::<Vec<_>>());
+
+        // A second outage, then a stop: the batch in hand is abandoned, the watermark stays.
+        faults.down();
+        let before = faults.writes();
+        tx.send(msg(7)).await.unwrap();
+        until("a failed try", || faults.writes() > before).await;
+        stop.drain.cancel();
+        stop.abandon.cancel();
+        task.await.unwrap().unwrap();
+        assert_eq!(done.load(Ordering::Acquire), 7);
+    }
+
+    #[tokio::test]
+    async fn rule_with_on_error_stop_halts_before_writing_its_batch() {
+        let (faults, memory) = (Faults::default(), MemoryTarget::default());
+        let (tx, rx) = mpsc::channel(100);
+        let done = Arc::new(AtomicI64::new(-1));
+        let task = tokio::spawn(run(
+            env(&faults, &memory, "id = \"{email}\"\non_error = \"stop\"\n"),
+            "t".into(),
+            0,
+            rx,
+            done.clone(),
+            Stop::default(),
+        ));
+        tx.send(msg(0)).await.unwrap();
+        let err = task.await.unwrap().unwrap_err().to_string();
+        assert!(
+            err.starts_with("stopped by rule `users` (on_error = \"stop\") at t/0@0: "),
+            "{err}"
+        );
+        assert_eq!(done.load(Ordering::Acquire), -1);
+        assert!(memory.written().is_empty());
+    }
+}
