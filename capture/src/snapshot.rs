@@ -409,8 +409,8 @@ struct Pending {
     id: String,
     window: Window,
     rows: Option<Vec<(Vec<u8>, ChangeEvent)>>,
-    /// Position mode: the window spans the binlog from `from` to `to`.
-    from: Option<(String, u64)>,
+    /// Position mode: the window ends once the reader passed this binlog position (read
+    /// after the SELECT); it starts when the driver posts the chunk, before the SELECT.
     to: Option<(String, u64)>,
 }
 
@@ -493,14 +493,8 @@ impl Hook {
                 }
                 Output::Event(ev) => {
                     if let Some(c) = st.chunk.as_mut() {
-                        let inside = match &c.from {
-                            Some((file, pos)) => {
-                                (ev.pos.file.as_str(), ev.pos.offset) >= (file.as_str(), *pos)
-                            }
-                            None => true,
-                        };
-                        if inside && ev.kind != EventType::Ddl {
-                            c.window.observe(&ev.database, &ev.table, &ev.key());
+                        if ev.kind != EventType::Ddl && c.window.wants(&ev.database, &ev.table) {
+                            c.window.observe(&ev.database, &ev.table, ev.key());
                         }
                     }
                     result.push(Output::Event(ev));
@@ -665,9 +659,18 @@ impl Snapshots {
     }
 
     /// Stops the driver (a chunk in flight is read again by the next run).
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.stop.cancel();
-        let _ = self.task.await;
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for Snapshots {
+    /// A run loop dropped without `stop` (an aborted task) must not leave the driver writing
+    /// watermarks nobody reads.
+    fn drop(&mut self) {
+        self.stop.cancel();
+        self.task.abort();
     }
 }
 
@@ -1043,11 +1046,12 @@ impl Driver {
                 id: id.clone(),
                 window: Window::new(&database, &table),
                 rows: None,
-                from: None,
                 to: None,
             };
             if self.hook.shared.watermarks == Watermarks::Position {
-                pending.from = Some(self.client.current_end(&mut conn).await?);
+                // Every event the reader handles from now on counts: that includes all
+                // transactions the SELECT below might not see (see docs/snapshots.md for the
+                // one race this leaves).
                 pending.window.open();
             }
             self.hook.lock().chunk = Some(pending);

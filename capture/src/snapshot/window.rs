@@ -33,10 +33,15 @@ impl Window {
         self.open
     }
 
+    /// Whether changes of `database.table` count now (so callers build keys only for those).
+    pub fn wants(&self, database: &str, table: &str) -> bool {
+        self.open && self.table == table && self.database == database
+    }
+
     /// A binlog row change of `database.table` with Kafka key `key`.
-    pub fn observe(&mut self, database: &str, table: &str, key: &[u8]) {
-        if self.open && self.table == table && self.database == database {
-            self.changed.insert(key.to_vec());
+    pub fn observe(&mut self, database: &str, table: &str, key: Vec<u8>) {
+        if self.wants(database, table) {
+            self.changed.insert(key);
         }
     }
 
@@ -92,14 +97,14 @@ mod tests {
     fn only_changes_inside_the_window_and_table_count() {
         let mut w = Window::new("d", "t");
         // Before the low watermark: the chunk SELECT sees the result, nothing to drop.
-        w.observe("d", "t", &k(1));
+        w.observe("d", "t", k(1));
         assert_eq!(w.changed(), 0);
         w.open();
         assert!(w.is_open());
-        w.observe("d", "t", &k(2));
+        w.observe("d", "t", k(2));
         // Another table with the same key bytes, another database: not this chunk.
-        w.observe("d", "other", &k(3));
-        w.observe("x", "t", &k(3));
+        w.observe("d", "other", k(3));
+        w.observe("x", "t", k(3));
         assert_eq!(w.changed(), 1);
         let rows = vec![(k(1), "a"), (k(2), "b"), (k(3), "c")];
         assert_eq!(w.close(rows), vec![(0, "a"), (2, "c")]);

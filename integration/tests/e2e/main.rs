@@ -7,3 +7,4 @@ mod elasticsearch;
 mod mysql_replica;
 mod sink;
 mod smoke;
+mod snapshot;
