@@ -46,7 +46,7 @@ read -r START_FILE START_POS < <(sql -N -e "SHOW MASTER STATUS" | awk '{print $1
         hi=$((lo + 999)); [ "$hi" -gt "$ROWS" ] && hi=$ROWS
         echo "INSERT INTO $DB.orders SELECT seq, seq % 5000, (seq % 100000) / 100, ELT(1 + seq % 4, 'new', 'paid', 'shipped', 'cancelled'), CONCAT('note for order ', seq, ': leave at the door'), TIMESTAMPADD(SECOND, seq, '2026-01-01 00:00:00.123'), JSON_OBJECT('sku', CONCAT('A-', seq % 97), 'qty', seq % 7, 'tags', JSON_ARRAY('x', 'y')) FROM seq_${lo}_to_${hi};"
     done
-} | sql
+} | sql "$DB"
 read -r END_FILE END_POS < <(sql -N -e "SHOW MASTER STATUS" | awk '{print $1, $2}')
 echo "binlog: $START_FILE:$START_POS .. $END_FILE:$END_POS"
 
@@ -75,7 +75,7 @@ TOML
 # (a) transfer ceiling
 t0=$(now)
 (cd "$WORK" && mariadb-binlog --no-defaults --read-from-remote-server --raw -h "$MYSQL_HOST" -P "$MYSQL_PORT" -u"$MYSQL_USER" -p"$MYSQL_PW" \
-    --start-position="$START_POS" --to-last-log "$START_FILE" >/dev/null 2>&1 || true)
+    --start-position="$START_POS" --stop-position="$END_POS" --to-last-log "$START_FILE" >/dev/null 2>&1 || true)
 A_S=$(python3 -c "import time,sys; print(time.time() - float(sys.argv[1]))" "$t0")
 A=$(rate "$ROWS" "$A_S")
 rm -f "$WORK"/binlog.*
@@ -86,7 +86,7 @@ B=$(rate "$B_ROWS" "$B_S")
 
 # (c) sluice-capture tail
 t0=$(now)
-/usr/bin/time -f "%M" -o "$WORK/tail.rss" "$BIN" tail --config "$WORK/capture.toml" --until-end | wc -lc >"$WORK/tail.count"
+/usr/bin/time -f "%M" -o "$WORK/tail.rss" "$BIN" tail --config "$WORK/capture.toml" --until "$END_FILE:$END_POS" | wc -lc >"$WORK/tail.count"
 C_S=$(python3 -c "import time,sys; print(time.time() - float(sys.argv[1]))" "$t0")
 read -r C_ROWS C_BYTES <"$WORK/tail.count"
 C=$(rate "$C_ROWS" "$C_S")
@@ -108,7 +108,8 @@ PY
     sleep 0.05
 done
 D_S=$(python3 -c "import time,sys; print(time.time() - float(sys.argv[1]))" "$t0")
-kill -TERM "$RUN_PID"; wait "$RUN_PID" || true
+# /usr/bin/time does not pass the signal on: stop the capture it runs.
+pkill -TERM -P "$RUN_PID" || true; wait "$RUN_PID" || true
 D=$(rate "$ROWS" "$D_S")
 
 # (e) plain producer, same count and size, same broker
@@ -123,14 +124,15 @@ printf '%-52s %12s rows/s\n' "(c) sluice-capture tail > /dev/null" "$C"
 printf '%-52s %12s rows/s\n' "(d) sluice-capture run -> $BROKER (acked)" "$D"
 printf '%-52s %12s rows/s\n' "(e) plain rdkafka producer, same size" "$E"
 echo "c/b $(ratio "$C" "$B")   c/a $(ratio "$C" "$A")   d/b $(ratio "$D" "$B")   d/e $(ratio "$D" "$E")"
-echo "peak RSS: tail $(( $(cat "$WORK/tail.rss") / 1024 )) MB, run $(( $(cat "$WORK/run.rss") / 1024 )) MB"
+rss_mb() { awk '/^[0-9]+$/ { print int($1 / 1024) " MB"; found = 1 } END { if (!found) print "n/a" }' "$1"; }
+echo "peak RSS: tail $(rss_mb "$WORK/tail.rss"), run $(rss_mb "$WORK/run.rss")"
 
 if [ "$BIG_TXN_MB" -gt 0 ]; then
     echo
     echo "one transaction of ~$BIG_TXN_MB MB ..."
     sql -e "CREATE TABLE IF NOT EXISTS $DB.big (id BIGINT PRIMARY KEY, body TEXT)"
     read -r BS_FILE BS_POS < <(sql -N -e "SHOW MASTER STATUS" | awk '{print $1, $2}')
-    sql -e "SET SESSION max_statement_time = 0; INSERT INTO $DB.big SELECT seq, REPEAT('b', 1000) FROM seq_1_to_$((BIG_TXN_MB * 1024))"
+    sql "$DB" -e "SET SESSION max_statement_time = 0; INSERT INTO $DB.big SELECT seq, REPEAT('b', 1000) FROM seq_1_to_$((BIG_TXN_MB * 1024))"
     sed -e "s/^start = .*/start = \"$BS_FILE:$BS_POS\"/" -e "s/instance = \"bench-$$\"/instance = \"big-$$\"/" "$WORK/capture.toml" >"$WORK/big.toml"
     /usr/bin/time -f "%M" -o "$WORK/bigtail.rss" "$BIN" tail --config "$WORK/big.toml" --until-end | wc -l >"$WORK/big.count"
     read -r BE_FILE BE_POS < <(sql -N -e "SHOW MASTER STATUS" | awk '{print $1, $2}')
@@ -141,7 +143,7 @@ if [ "$BIG_TXN_MB" -gt 0 ]; then
         kill -0 "$RUN_PID" 2>/dev/null || { cat "$WORK/bigrun.log"; exit 1; }
         sleep 0.2
     done
-    kill -TERM "$RUN_PID"; wait "$RUN_PID" || true
-    echo "big transaction: $(cat "$WORK/big.count") rows; peak RSS tail $(( $(cat "$WORK/bigtail.rss") / 1024 )) MB, run $(( $(cat "$WORK/bigrun.rss") / 1024 )) MB"
+    pkill -TERM -P "$RUN_PID" || true; wait "$RUN_PID" || true
+    echo "big transaction: $(cat "$WORK/big.count") rows; peak RSS tail $(rss_mb "$WORK/bigtail.rss"), run $(rss_mb "$WORK/bigrun.rss")"
     sql -e "DROP TABLE $DB.big"
 fi

@@ -53,9 +53,13 @@ impl CaptureError {
                         | mysql_async::DriverError::PoolDisconnected
                 ),
                 // 1236 (purged/unknown position), access denied and syntax errors are not going
-                // to fix themselves; server shutdown (1053) and too-many-connections (1040) are.
+                // to fix themselves; shutdown (1053), too many connections (1040) and a killed
+                // connection (1317, 1927, 3169) are.
                 mysql_async::Error::Server(s) => {
-                    matches!(s.code, 1040 | 1053 | 1205 | 1213 | 2006 | 2013)
+                    matches!(
+                        s.code,
+                        1040 | 1053 | 1205 | 1213 | 1317 | 1927 | 2006 | 2013 | 3169
+                    )
                 }
                 _ => false,
             },

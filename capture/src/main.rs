@@ -41,6 +41,9 @@ enum Command {
         /// Stop at the current end of the binlog.
         #[arg(long)]
         until_end: bool,
+        /// Stop once this position (<file>:<pos>) is reached.
+        #[arg(long)]
+        until: Option<String>,
     },
     /// Show the stored checkpoint and the server's current position.
     Position {
@@ -119,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
             config,
             from,
             until_end,
+            until,
         } => {
             let cfg = load(&config)?;
             init_logs(&cfg);
@@ -127,7 +131,12 @@ async fn main() -> anyhow::Result<()> {
                 .transpose()
                 .map_err(anyhow::Error::msg)
                 .context("--from")?;
-            run::tail(&cfg, start, until_end, cancel).await?;
+            let until = match until.as_deref().map(StartAt::parse) {
+                None => None,
+                Some(Ok(StartAt::File { file, pos })) => Some((file, pos)),
+                Some(_) => anyhow::bail!("--until takes <file>:<pos>, e.g. binlog.000003:4711"),
+            };
+            run::tail(&cfg, start, until_end, until, cancel).await?;
         }
         Command::Position { config } => {
             let cfg = load(&config)?;

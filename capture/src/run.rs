@@ -195,6 +195,8 @@ pub struct ReadOptions {
     pub ready: Arc<AtomicBool>,
     /// Sees every decoded event to merge snapshot chunks into the stream (`run` only).
     pub snapshot: Option<crate::snapshot::Hook>,
+    /// Stop once this binlog position is reached (tail --until, benchmarks).
+    pub until: Option<(String, u64)>,
 }
 
 /// Reads the binlog from `prep.start` into `emit` until cancelled, reconnecting with backoff
@@ -334,6 +336,12 @@ async fn read_stream(
                 .set(((now_ms() - ev.ts_ms).max(0) as f64) / 1000.0);
         }
         emit.emit(&mut out).await?;
+        if let Some((file, pos)) = &opts.until {
+            let here = decoder.position();
+            if !here.0.is_empty() && (here.0, here.1) >= (file.as_str(), *pos) {
+                return Ok(());
+            }
+        }
     }
 }
 
@@ -424,6 +432,7 @@ async fn run_once(
         until_end: false,
         ready: Arc::clone(ready),
         snapshot: snapshots.as_ref().map(|s| s.hook()),
+        until: None,
     };
     let read = read_binlog(cfg, &prep, &mut emit, &opts, cancel).await;
     if let Some(s) = snapshots {
@@ -457,6 +466,7 @@ pub async fn tail(
     cfg: &CaptureConfig,
     start: Option<StartAt>,
     until_end: bool,
+    until: Option<(String, u64)>,
     cancel: CancellationToken,
 ) -> Result<(), CaptureError> {
     let prep = prepare(cfg, None, start).await?;
@@ -469,6 +479,7 @@ pub async fn tail(
         until_end,
         ready: Arc::new(AtomicBool::new(false)),
         snapshot: None,
+        until,
     };
     read_binlog(cfg, &prep, &mut emit, &opts, &cancel).await?;
     emit.flush()
@@ -483,6 +494,7 @@ pub async fn collect(cfg: &CaptureConfig, start: StartAt) -> Result<Vec<Output>,
         until_end: true,
         ready: Arc::new(AtomicBool::new(false)),
         snapshot: None,
+        until: None,
     };
     read_binlog(cfg, &prep, &mut emit, &opts, &CancellationToken::new()).await?;
     match emit {

@@ -23,9 +23,10 @@ async fn conn() -> mysql_async::Conn {
         .unwrap()
 }
 
-fn config(instance: &str, extra: &str, state: &Path) -> CaptureConfig {
+/// A capture of the tables of database `instance` only (other tests write to the same server).
+fn config(instance: &str, state: &Path) -> CaptureConfig {
     let text = format!(
-        "instance = \"{instance}\"\n[source]\nurl = \"{}\"\nserver_id = {}\n[kafka]\nbrokers = [\"{}\"]\n[checkpoint]\ndir = \"{}\"\ninterval_ms = 100\n{extra}",
+        "instance = \"{instance}\"\n[source]\nurl = \"{}\"\nserver_id = {}\n[kafka]\nbrokers = [\"{}\"]\n[checkpoint]\ndir = \"{}\"\ninterval_ms = 100\n[filter]\ninclude = [\"^{instance}\\\\.\"]\n",
         sluice_integration::mysql_url(),
         // Distinct replica ids so parallel tests do not kick each other off the server.
         10_000 + rand::random::<u32>() % 1_000_000,
@@ -215,7 +216,7 @@ async fn all_types_insert_update_delete_match_select() {
     let updated = expected_rows(&mut c, &db).await;
     c.query_drop(format!("DELETE FROM {db}.t")).await.unwrap();
 
-    let cfg = config(&db, "", &state_dir(&db));
+    let cfg = config(&db, &state_dir(&db));
     let events = events_of(
         sluice_capture::run::collect(&cfg, start).await.unwrap(),
         &db,
@@ -284,7 +285,8 @@ async fn ddl_mid_stream_decodes_before_and_after() {
     ] {
         c.query_drop(sql.replace("{db}", &db)).await.unwrap();
     }
-    let cfg = config(&db, "[filter]\nddl = true\n", &state_dir(&db));
+    let mut cfg = config(&db, &state_dir(&db));
+    cfg.filter.ddl = true;
     let events = events_of(
         sluice_capture::run::collect(&cfg, start).await.unwrap(),
         &db,
@@ -317,7 +319,7 @@ async fn ddl_mid_stream_decodes_before_and_after() {
 #[tokio::test]
 async fn startup_checks_name_the_fix() {
     let db = sluice_integration::unique_name("cap_chk");
-    let cfg = config(&db, "", &state_dir(&db));
+    let cfg = config(&db, &state_dir(&db));
     let checks = sluice_capture::run::check(&cfg).await.unwrap();
     let failed: Vec<String> = checks
         .iter()
@@ -416,7 +418,7 @@ async fn crash_and_restart_lose_nothing_and_keep_order() {
     .await
     .unwrap();
     let state = state_dir(&db);
-    let cfg = config(&db, "", &state);
+    let cfg = config(&db, &state);
     let start_cfg = {
         let mut s = cfg.clone();
         if let StartAt::File { file, pos } = end_position(&mut c).await {
@@ -517,6 +519,110 @@ async fn crash_and_restart_lose_nothing_and_keep_order() {
         *by_seq.keys().max().unwrap(),
         "the checkpoint covers the last event"
     );
+    c.query_drop(format!("DROP DATABASE {db}")).await.unwrap();
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_replication_connection_resumes_without_loss() {
+    let db = sluice_integration::unique_name("cap_kill");
+    let user = sluice_integration::unique_name("capk");
+    let topic = format!("sluice.{db}");
+    sluice_integration::create_topic(&topic, 2).await.unwrap();
+    let mut c = conn().await;
+    c.query_drop(format!("CREATE DATABASE {db}")).await.unwrap();
+    c.query_drop(format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT)"))
+        .await
+        .unwrap();
+    // A user of its own, so killing its connections touches no other test.
+    c.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
+        .await
+        .unwrap();
+    c.query_drop(format!(
+        "GRANT SELECT, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO '{user}'@'%'"
+    ))
+    .await
+    .unwrap();
+    let state = state_dir(&db);
+    let mut cfg = config(&db, &state);
+    cfg.checkpoint.kafka = true;
+    cfg.checkpoint.topic = format!("{db}.checkpoints");
+    cfg.source.url = sluice_config::Secret::new(sluice_integration::mysql_url().replacen(
+        "sluice:sluice@",
+        &format!("{user}:pw@"),
+        1,
+    ));
+    let cancel = CancellationToken::new();
+    let ready = Arc::new(AtomicBool::new(false));
+    let run = tokio::spawn({
+        let (cfg, cancel, ready) = (cfg.clone(), cancel.clone(), ready.clone());
+        async move { sluice_capture::run::run(&cfg, cancel, ready).await }
+    });
+    for _ in 0..300 {
+        if ready.load(std::sync::atomic::Ordering::Relaxed) || run.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if run.is_finished() {
+        panic!("capture stopped: {:?}", run.await);
+    }
+    const ROWS: u32 = 200;
+    for id in 0..ROWS {
+        c.query_drop(format!("INSERT INTO {db}.t VALUES ({id}, {id})"))
+            .await
+            .unwrap();
+        if id % 50 == 25 {
+            let mut ids: Vec<u64> = Vec::new();
+            for _ in 0..100 {
+                ids = c
+                    .query(format!("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '{user}' AND COMMAND = 'Binlog Dump'"))
+                    .await
+                    .unwrap();
+                if !ids.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert!(!ids.is_empty(), "the capture's binlog connection is listed");
+            for pid in ids {
+                let _ = c.query_drop(format!("KILL CONNECTION {pid}")).await;
+            }
+        }
+    }
+    let msgs = tokio::task::spawn_blocking(move || consume_all(&topic, 2, ROWS as usize))
+        .await
+        .unwrap();
+    let ids: std::collections::BTreeSet<i64> = msgs
+        .iter()
+        .map(|(_, e)| e.data["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        ROWS as usize,
+        "every row arrives despite the killed connections"
+    );
+    cancel.cancel();
+    run.await.unwrap().unwrap();
+
+    // The compacted-topic store holds the same checkpoint as the file store.
+    let file_cp = sluice_capture::checkpoint::FileStore::new(&state, &db)
+        .load()
+        .unwrap()
+        .unwrap();
+    let store = sluice_capture::kafka_store::KafkaStore {
+        topic: cfg.checkpoint.topic.clone(),
+        instance: db.clone(),
+        client: sluice_capture::publish::admin_config(&cfg),
+    };
+    let kafka_cp = store.load().await.unwrap().unwrap();
+    assert_eq!(
+        (kafka_cp.file, kafka_cp.pos, kafka_cp.seq),
+        (file_cp.file, file_cp.pos, file_cp.seq)
+    );
+    c.query_drop(format!("DROP USER '{user}'@'%'"))
+        .await
+        .unwrap();
     c.query_drop(format!("DROP DATABASE {db}")).await.unwrap();
     let _ = std::fs::remove_dir_all(&state);
 }
