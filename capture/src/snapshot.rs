@@ -404,11 +404,14 @@ pub struct Request {
     pub filter: Option<String>,
 }
 
+/// A chunk's rows as events, each with its Kafka key (what the window compares).
+type ChunkRows = Vec<(Vec<u8>, ChangeEvent)>;
+
 /// The chunk being read: its window, and its rows once the SELECT returned.
 struct Pending {
     id: String,
     window: Window,
-    rows: Option<Vec<(Vec<u8>, ChangeEvent)>>,
+    rows: Option<ChunkRows>,
     /// Position mode: the window ends once the reader passed this binlog position (read
     /// after the SELECT); it starts when the driver posts the chunk, before the SELECT.
     to: Option<(String, u64)>,
@@ -1195,7 +1198,7 @@ impl Driver {
         database: &str,
         table: &str,
         rows: Vec<mysql_async::Row>,
-    ) -> (Vec<(Vec<u8>, ChangeEvent)>, Option<Vec<KeyValue>>) {
+    ) -> (ChunkRows, Option<Vec<KeyValue>>) {
         let capture_ms = now_ms();
         let mut out = Vec::with_capacity(rows.len());
         let mut last_key = None;

@@ -76,7 +76,8 @@ mod tests {
     #[test]
     fn surviving_rows_table() {
         // (chunk keys, changed keys, expected surviving (index, key))
-        let cases: &[(&[u32], &[u32], &[(usize, u32)])] = &[
+        type Case<'a> = (&'a [u32], &'a [u32], &'a [(usize, u32)]);
+        let cases: &[Case] = &[
             (&[1, 2, 3], &[], &[(0, 1), (1, 2), (2, 3)]),
             (&[1, 2, 3], &[2], &[(0, 1), (2, 3)]),
             (&[1, 2, 3], &[1, 2, 3], &[]),
