@@ -11,6 +11,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+// Events are built on the binlog reader's thread and freed on the publisher's; glibc malloc spends
+// a fifth of the capture's time on that pattern (perf), mimalloc far less.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Reads a MySQL/MariaDB binlog as a replica and publishes one change event per row to Kafka.
 #[derive(Parser)]
 #[command(name = "sluice-capture", version)]

@@ -240,7 +240,9 @@ impl Publisher {
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut open = true;
-        let mut counts: HashMap<(String, &'static str), u64> = HashMap::new();
+        let fixed_topic = self.topics.fixed_name();
+        // Events counted per run of the same table and type, to keep allocations off the hot path.
+        let mut run_of: Option<(String, String, &'static str, u64)> = None;
         loop {
             settle(&mut pending, &mut acked, false).await?;
             if !open {
@@ -267,15 +269,19 @@ impl Publisher {
                                 match out {
                                     Output::Event(ev) => {
                                         let kind = ev.kind.as_str();
-                                        *counts.entry((ev.qualified_table(), kind)).or_default() += 1;
-                                        self.send(&ev, &mut pending, &mut acked).await?;
+                                        match &mut run_of {
+                                            Some((d, t, k, n)) if *d == ev.database && *t == ev.table && *k == kind => *n += 1,
+                                            _ => {
+                                                count_events(run_of.take());
+                                                run_of = Some((ev.database.clone(), ev.table.clone(), kind, 1));
+                                            }
+                                        }
+                                        self.send(&ev, fixed_topic.as_deref(), &mut pending, &mut acked).await?;
                                     }
                                     Output::Commit(cp) => pending.push_back(Pending::Checkpoint(cp)),
                                 }
                             }
-                            for ((table, kind), n) in counts.drain() {
-                                metrics::counter!("sluice_capture_events_total", "table" => table, "type" => kind).increment(n);
-                            }
+                            count_events(run_of.take());
                         }
                     }
                 }
@@ -318,10 +324,14 @@ impl Publisher {
     async fn send(
         &mut self,
         ev: &ChangeEvent,
+        fixed_topic: Option<&str>,
         pending: &mut VecDeque<Pending>,
         acked: &mut Option<Checkpoint>,
     ) -> Result<(), CaptureError> {
-        let topic = self.topics.name(ev);
+        let topic: std::borrow::Cow<'_, str> = match fixed_topic {
+            Some(t) => t.into(),
+            None => self.topics.name(ev).into(),
+        };
         let partitions = self.topics.partitions(&self.producer, &topic).await?;
         let key = ev.key();
         let value = ev.encode();
@@ -435,6 +445,13 @@ fn delivered(result: DeliveryResult, started: Instant) -> Result<(), CaptureErro
             what: "delivery report".into(),
             source: KafkaError::Canceled,
         }),
+    }
+}
+
+fn count_events(run: Option<(String, String, &'static str, u64)>) {
+    if let Some((database, table, kind, n)) = run {
+        metrics::counter!("sluice_capture_events_total", "table" => format!("{database}.{table}"), "type" => kind)
+            .increment(n);
     }
 }
 
