@@ -404,8 +404,8 @@ pub struct Request {
     pub filter: Option<String>,
 }
 
-/// A chunk's rows as events, each with its Kafka key (what the window compares).
-type ChunkRows = Vec<(Vec<u8>, ChangeEvent)>;
+/// A chunk's rows as events (the window compares their Kafka keys).
+type ChunkRows = Vec<ChangeEvent>;
 
 /// The chunk being read: its window, and its rows once the SELECT returned.
 struct Pending {
@@ -615,7 +615,7 @@ impl Hook {
         let total = rows.len() as u64;
         let n = nrows.max(total);
         let seqs: Vec<i64> = (0..n).map(|_| decoder.next_seq(ts_ms)).collect();
-        let surviving = c.window.close(rows);
+        let surviving = c.window.close(rows, ChangeEvent::key);
         let emitted = surviving.len() as u64;
         let last = surviving.len().saturating_sub(1);
         for (k, (i, mut ev)) in surviving.into_iter().enumerate() {
@@ -1075,13 +1075,16 @@ impl Driver {
                     ))
                 })?),
             };
+            let t_select = Instant::now();
             let rows: Vec<mysql_async::Row> = match params {
                 None => conn.exec(&first, ()).await,
                 Some(p) => conn.exec(&next, Params::Positional(p)).await,
             }
             .map_err(|e| self.sql_err(&database, &table, e))?;
             let n = rows.len();
+            let t_convert = Instant::now();
             let (events, last_key) = self.to_events(&meta, &database, &table, rows);
+            let t_posted = Instant::now();
             if n == 0 {
                 self.hook.lock().chunk = None;
                 break;
@@ -1115,6 +1118,14 @@ impl Driver {
             let Some(done) = self.wait_emitted(&id).await else {
                 return Ok(Outcome::Stopped);
             };
+            tracing::debug!(
+                chunk = %id,
+                rows = n,
+                select_ms = (t_convert - t_select).as_millis() as u64,
+                convert_ms = (t_posted - t_convert).as_millis() as u64,
+                until_emitted_ms = t_posted.elapsed().as_millis() as u64,
+                "chunk emitted"
+            );
             let j = &mut self.jobs[i];
             j.rows += done.rows;
             j.chunks += 1;
@@ -1215,7 +1226,7 @@ impl Driver {
             }
             let mut data = Row::with_capacity(meta.columns.len());
             for ((name, kind), v) in meta.columns.iter().zip(values) {
-                data.insert(name.clone(), value::cell(*kind, v).to_json());
+                data.insert(name.clone(), value::json(*kind, v));
             }
             let ev = ChangeEvent {
                 v: EVENT_VERSION,
@@ -1240,7 +1251,7 @@ impl Driver {
                 old: None,
                 sql: None,
             };
-            out.push((ev.key(), ev));
+            out.push(ev);
         }
         (out, last_key)
     }

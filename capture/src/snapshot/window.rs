@@ -51,17 +51,24 @@ impl Window {
     }
 
     /// The high watermark passed: the chunk rows to emit, with their index in the chunk.
-    pub fn close<T>(self, rows: Vec<(Vec<u8>, T)>) -> Vec<(usize, T)> {
-        surviving(rows, &self.changed)
+    pub fn close<T>(self, rows: Vec<T>, key: impl Fn(&T) -> Vec<u8>) -> Vec<(usize, T)> {
+        surviving(rows, &self.changed, key)
     }
 }
 
-/// Chunk rows (key, row) whose key is not in `changed`, in chunk order, with their index.
-pub fn surviving<T>(rows: Vec<(Vec<u8>, T)>, changed: &HashSet<Vec<u8>>) -> Vec<(usize, T)> {
+/// Chunk rows whose `key` is not in `changed`, in chunk order, with their index. Keys are only
+/// built when something changed in the window (the common case is that nothing did).
+pub fn surviving<T>(
+    rows: Vec<T>,
+    changed: &HashSet<Vec<u8>>,
+    key: impl Fn(&T) -> Vec<u8>,
+) -> Vec<(usize, T)> {
+    if changed.is_empty() {
+        return rows.into_iter().enumerate().collect();
+    }
     rows.into_iter()
         .enumerate()
-        .filter(|(_, (key, _))| !changed.contains(key))
-        .map(|(i, (_, row))| (i, row))
+        .filter(|(_, row)| !changed.contains(&key(row)))
         .collect()
 }
 
@@ -87,9 +94,9 @@ mod tests {
             (&[5], &[5, 5], &[]),
         ];
         for (chunk, changed, want) in cases {
-            let rows: Vec<(Vec<u8>, u32)> = chunk.iter().map(|n| (k(*n), *n)).collect();
+            let rows: Vec<u32> = chunk.to_vec();
             let changed: HashSet<Vec<u8>> = changed.iter().map(|n| k(*n)).collect();
-            let got = surviving(rows, &changed);
+            let got = surviving(rows, &changed, |n| k(*n));
             assert_eq!(&got, want, "chunk {chunk:?} changed {changed:?}");
         }
     }
@@ -107,7 +114,10 @@ mod tests {
         w.observe("d", "other", k(3));
         w.observe("x", "t", k(3));
         assert_eq!(w.changed(), 1);
-        let rows = vec![(k(1), "a"), (k(2), "b"), (k(3), "c")];
-        assert_eq!(w.close(rows), vec![(0, "a"), (2, "c")]);
+        let rows = vec![(1, "a"), (2, "b"), (3, "c")];
+        assert_eq!(
+            w.close(rows, |r| k(r.0)),
+            vec![(0, (1, "a")), (2, (3, "c"))]
+        );
     }
 }
