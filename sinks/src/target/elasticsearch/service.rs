@@ -229,22 +229,7 @@ pub async fn swap_alias(
         .map(|i| serde_json::json!({"remove": {"index": i, "alias": alias}}))
         .collect();
     actions.push(serde_json::json!({"add": {"index": to, "alias": alias}}));
-    let r = es
-        .indices()
-        .update_aliases()
-        .body(serde_json::json!({ "actions": actions }))
-        .send()
-        .await
-        .map_err(|e| format!("cannot swap alias `{alias}` to `{to}`: {e}"))?;
-    let status = r.status_code().as_u16();
-    if (200..300).contains(&status) {
-        Ok(())
-    } else {
-        let text = r.text().await.unwrap_or_default();
-        Err(format!(
-            "cannot swap alias `{alias}` to `{to}`: HTTP {status}: {text}"
-        ))
-    }
+    update_aliases(es, actions, &format!("swap alias `{alias}` to `{to}`")).await
 }
 
 /// Deletes the concrete index `name` and creates the alias `name` → `to` in one atomic
@@ -254,25 +239,33 @@ pub async fn replace_index_with_alias(
     name: &str,
     to: &str,
 ) -> Result<(), String> {
-    let body = serde_json::json!({"actions": [
-        {"remove_index": {"index": name}},
-        {"add": {"index": to, "alias": name}}
-    ]});
+    let actions = vec![
+        serde_json::json!({"remove_index": {"index": name}}),
+        serde_json::json!({"add": {"index": to, "alias": name}}),
+    ];
+    let what = format!("replace index `{name}` by an alias of `{to}`");
+    update_aliases(es, actions, &what).await
+}
+
+/// One `POST /_aliases` with `actions`; all of them happen or none.
+async fn update_aliases(
+    es: &Elasticsearch,
+    actions: Vec<serde_json::Value>,
+    what: &str,
+) -> Result<(), String> {
     let r = es
         .indices()
         .update_aliases()
-        .body(body)
+        .body(serde_json::json!({ "actions": actions }))
         .send()
         .await
-        .map_err(|e| format!("cannot replace index `{name}` by an alias of `{to}`: {e}"))?;
+        .map_err(|e| format!("cannot {what}: {e}"))?;
     let status = r.status_code().as_u16();
     if (200..300).contains(&status) {
         Ok(())
     } else {
         let text = r.text().await.unwrap_or_default();
-        Err(format!(
-            "cannot replace index `{name}` by an alias of `{to}`: HTTP {status}: {text}"
-        ))
+        Err(format!("cannot {what}: HTTP {status}: {text}"))
     }
 }
 
