@@ -28,7 +28,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 use sluice_config::Problems;
 use sluice_event::{ChangeEvent, EventType, Position, Row, Source, EVENT_VERSION};
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -425,12 +425,18 @@ struct Emitted {
     seq: i64,
     rows: u64,
     dropped: u64,
+    /// Its high watermark came without its rows (cannot happen while the driver posts rows
+    /// before writing the watermark); the driver reads the chunk again.
+    lost: bool,
 }
 
 #[derive(Default)]
 struct State {
-    chunk: Option<Pending>,
-    emitted: Option<Emitted>,
+    /// Chunks posted by the driver, oldest first; their windows follow each other in the
+    /// binlog because one connection writes their watermarks in order.
+    chunks: VecDeque<Pending>,
+    /// Chunks the reader put into the stream, for the driver to account.
+    emitted: VecDeque<Emitted>,
     requests: Vec<(i64, Request)>,
     /// The next checkpoint must carry at least this `seq` (snapshot rows came after it).
     fix_seq: Option<i64>,
@@ -469,6 +475,14 @@ impl Hook {
         }
     }
 
+    /// Drops every posted chunk and unaccounted emission (the driver starts over from the
+    /// last chunk it accounted).
+    fn forget_chunks(&self) {
+        let mut st = self.lock();
+        st.chunks.clear();
+        st.emitted.clear();
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the state half-written in a way that
         // matters more than stopping; keep going with what is there.
@@ -483,7 +497,7 @@ impl Hook {
     /// finished chunk into `out` at its high watermark.
     pub fn observe(&self, decoder: &mut Decoder, event_type: u8, out: &mut Vec<Output>) {
         let mut st = self.lock();
-        if out.is_empty() && st.chunk.is_none() {
+        if out.is_empty() && st.chunks.is_empty() {
             return;
         }
         let mut result: Vec<Output> = Vec::with_capacity(out.len());
@@ -495,9 +509,13 @@ impl Hook {
                     self.signal(&mut st, decoder, *ev, &mut result);
                 }
                 Output::Event(ev) => {
-                    if let Some(c) = st.chunk.as_mut() {
-                        if ev.kind != EventType::Ddl && c.window.wants(&ev.database, &ev.table) {
-                            c.window.observe(&ev.database, &ev.table, ev.key());
+                    if ev.kind != EventType::Ddl {
+                        let mut key: Option<Vec<u8>> = None;
+                        for c in st.chunks.iter_mut() {
+                            if c.window.wants(&ev.database, &ev.table) {
+                                let k = key.get_or_insert_with(|| ev.key()).clone();
+                                c.window.observe(&ev.database, &ev.table, k);
+                            }
                         }
                     }
                     result.push(Output::Event(ev));
@@ -514,23 +532,39 @@ impl Hook {
             // Only between transactions: after a commit, or a heartbeat of an idle source.
             let boundary =
                 matches!(result.last(), Some(Output::Commit(_))) || event_type == code::HEARTBEAT;
-            let at = decoder.resume_point();
-            let passed = st.chunk.as_ref().is_some_and(|c| {
-                c.rows.is_some()
-                    && c.to.as_ref().is_some_and(|(file, pos)| {
-                        (at.file.as_str(), at.pos) >= (file.as_str(), *pos)
-                    })
-            });
-            if boundary && passed {
+            while boundary {
+                let at = decoder.resume_point();
+                let passed = st.chunks.front().is_some_and(|c| {
+                    c.rows.is_some()
+                        && c.to.as_ref().is_some_and(|(file, pos)| {
+                            (at.file.as_str(), at.pos) >= (file.as_str(), *pos)
+                        })
+                });
+                if !passed {
+                    break;
+                }
                 let at = Position {
                     file: at.file.clone(),
                     offset: at.pos,
                     row: 0,
                     gtid: at.gtid.clone(),
                 };
-                if let Some(c) = st.chunk.take() {
+                if let Some(c) = st.chunks.pop_front() {
+                    // Before the commit marker, so the checkpoint it becomes covers the rows;
+                    // at a heartbeat, a marker of the boundary the stream is idle at.
+                    let commit = match result.pop() {
+                        Some(Output::Commit(cp)) => cp,
+                        other => {
+                            result.extend(other);
+                            decoder.resume_point().clone()
+                        }
+                    };
                     let n = c.rows.as_ref().map_or(0, Vec::len) as u64;
                     self.emit(&mut st, decoder, c, n, now_ms(), at, &mut result);
+                    let mut cp = commit;
+                    cp.seq = cp.seq.max(decoder.resume_point().seq);
+                    st.fix_seq = None;
+                    result.push(Output::Commit(cp));
                 }
             }
         }
@@ -551,25 +585,38 @@ impl Hook {
         let chunk = text("chunk").to_owned();
         match text("kind") {
             "low" => {
-                if let Some(c) = st.chunk.as_mut().filter(|c| c.id == chunk) {
+                if let Some(c) = st.chunks.iter_mut().find(|c| c.id == chunk) {
                     c.window.open();
                 }
             }
             "high" => {
                 let nrows = ev.data.get("nrows").and_then(|v| v.as_u64()).unwrap_or(0);
                 let ours = st
-                    .chunk
-                    .as_ref()
+                    .chunks
+                    .front()
                     .is_some_and(|c| c.id == chunk && c.rows.is_some() && c.window.is_open());
                 let pos = Position {
                     row: 0,
                     ..ev.pos.clone()
                 };
                 if ours {
-                    if let Some(c) = st.chunk.take() {
+                    if let Some(c) = st.chunks.pop_front() {
                         self.emit(st, decoder, c, nrows, ev.ts_ms, pos, out);
                     }
                 } else {
+                    if let Some(i) = st.chunks.iter().position(|c| c.id == chunk) {
+                        // Ours, but not ready: never expected; read it again rather than
+                        // emit rows at the wrong place.
+                        st.chunks.remove(i);
+                        st.emitted.push_back(Emitted {
+                            id: chunk.clone(),
+                            seq: 0,
+                            rows: 0,
+                            dropped: 0,
+                            lost: true,
+                        });
+                        self.shared.emitted.notify_one();
+                    }
                     // A high watermark of an earlier run, read again after a restart: its rows
                     // are gone (the driver reads that chunk again), but it moves `seq` as it
                     // did the first time, so the events after it keep their numbers.
@@ -635,11 +682,12 @@ impl Hook {
         if seq > 0 {
             st.fix_seq = Some(seq);
         }
-        st.emitted = Some(Emitted {
+        st.emitted.push_back(Emitted {
             id: c.id,
             seq,
             rows: emitted,
             dropped: total - emitted,
+            lost: false,
         });
         self.shared.emitted.notify_one();
     }
@@ -909,6 +957,24 @@ struct Driver {
 enum Outcome {
     Done,
     Stopped,
+    /// A chunk has to be read again (see [`Emitted::lost`]).
+    Again,
+}
+
+/// Chunks posted and not yet emitted by the reader, at most: the next chunk is read while the
+/// reader is still on its way to the previous high watermark.
+const PIPELINE: usize = 2;
+/// Chunks emitted and not yet covered by a saved checkpoint, at most: bounds the snapshot rows
+/// waiting for Kafka (memory) when the broker is slower than the source.
+const MAX_UNACKED_CHUNKS: usize = 8;
+
+/// A chunk the driver posted: what to account when the reader emitted it.
+struct Posted {
+    id: String,
+    rows: usize,
+    last_key: Option<Vec<KeyValue>>,
+    /// Its SELECT returned fewer rows than a chunk: the table ends here.
+    last: bool,
 }
 
 impl Driver {
@@ -929,11 +995,15 @@ impl Driver {
                     _ = self.hook.shared.wake.notified() => continue,
                 }
             };
-            match self.run_job(i).await {
+            let outcome = self.run_job(i).await;
+            self.hook.forget_chunks();
+            match outcome {
                 Ok(Outcome::Done) => backoff.reset(),
                 Ok(Outcome::Stopped) => return,
+                Ok(Outcome::Again) => {
+                    tracing::warn!(table = %self.jobs[i].name(), "a chunk's high watermark came without its rows; reading again after the last emitted chunk");
+                }
                 Err(e) if e.is_transient() => {
-                    self.hook.lock().chunk = None;
                     let delay = backoff.next_delay();
                     tracing::warn!(table = %self.jobs[i].name(), error = %e, retry_in_ms = delay.as_millis() as u64, "snapshot interrupted; continuing after the last emitted chunk");
                     tokio::select! {
@@ -942,15 +1012,13 @@ impl Driver {
                     }
                 }
                 Err(e) => {
-                    self.hook.lock().chunk = None;
                     tracing::error!(table = %self.jobs[i].name(), "snapshot refused: {e}");
                     metrics::counter!("sluice_capture_snapshot_failed_total", "table" => self.jobs[i].name()).increment(1);
                     let job = &mut self.jobs[i];
                     job.state = JobState::Failed;
                     job.error = Some(e.to_string());
                     job.updated_ms = now_ms();
-                    let seq = self.hook.lock().emitted.as_ref().map_or(0, |e| e.seq);
-                    self.save(seq);
+                    self.save(0);
                 }
             }
         }
@@ -1037,10 +1105,22 @@ impl Driver {
         metrics::gauge!("sluice_capture_snapshot_rows_estimate", "table" => label.clone())
             .set(meta.estimate as f64);
         let started = Instant::now();
-        let rows_at_start = self.jobs[i].rows;
         let mut last_high_id: u64 = 0;
-        loop {
+        let mut posted: VecDeque<Posted> = VecDeque::new();
+        let mut unacked: VecDeque<i64> = VecDeque::new();
+        let mut cursor = self.jobs[i].last_key.clone();
+        let mut rows_posted: u64 = 0;
+        let mut table_done = false;
+        while !table_done {
             if self.cancel.is_cancelled() {
+                return Ok(Outcome::Stopped);
+            }
+            while posted.len() >= PIPELINE {
+                if !self.account(i, &label, &mut posted, &mut unacked).await? {
+                    return Ok(self.stopped_or_again());
+                }
+            }
+            if !self.wait_acked(&mut unacked).await {
                 return Ok(Outcome::Stopped);
             }
             self.chunk_no += 1;
@@ -1057,7 +1137,7 @@ impl Driver {
                 // one race this leaves).
                 pending.window.open();
             }
-            self.hook.lock().chunk = Some(pending);
+            self.hook.lock().chunks.push_back(pending);
             if self.hook.shared.watermarks == Watermarks::Table {
                 conn.exec_drop(
                     &insert,
@@ -1066,7 +1146,7 @@ impl Driver {
                 .await
                 .map_err(|e| self.client.err(e))?;
             }
-            let params: Option<Vec<Value>> = match &self.jobs[i].last_key {
+            let params: Option<Vec<Value>> = match &cursor {
                 None => None,
                 Some(k) => Some(key_params(k).ok_or_else(|| {
                     CaptureError::Check(format!(
@@ -1084,12 +1164,19 @@ impl Driver {
             let n = rows.len();
             let t_convert = Instant::now();
             let (events, last_key) = self.to_events(&meta, &database, &table, rows);
-            let t_posted = Instant::now();
+            tracing::debug!(
+                chunk = %id,
+                rows = n,
+                select_ms = (t_convert - t_select).as_millis() as u64,
+                convert_ms = t_convert.elapsed().as_millis() as u64,
+                "chunk read"
+            );
             if n == 0 {
-                self.hook.lock().chunk = None;
+                // Nothing after the cursor: no high watermark, nothing to emit.
+                self.hook.lock().chunks.retain(|c| c.id != id);
                 break;
             }
-            if let Some(c) = self.hook.lock().chunk.as_mut() {
+            if let Some(c) = self.hook.lock().chunks.iter_mut().find(|c| c.id == id) {
                 c.rows = Some(events);
             }
             match self.hook.shared.watermarks {
@@ -1110,54 +1197,33 @@ impl Driver {
                 }
                 Watermarks::Position => {
                     let to = self.client.current_end(&mut conn).await?;
-                    if let Some(c) = self.hook.lock().chunk.as_mut() {
+                    if let Some(c) = self.hook.lock().chunks.iter_mut().find(|c| c.id == id) {
                         c.to = Some(to);
                     }
                 }
             }
-            let Some(done) = self.wait_emitted(&id).await else {
-                return Ok(Outcome::Stopped);
-            };
-            tracing::debug!(
-                chunk = %id,
-                rows = n,
-                select_ms = (t_convert - t_select).as_millis() as u64,
-                convert_ms = (t_posted - t_convert).as_millis() as u64,
-                until_emitted_ms = t_posted.elapsed().as_millis() as u64,
-                "chunk emitted"
-            );
-            let j = &mut self.jobs[i];
-            j.rows += done.rows;
-            j.chunks += 1;
-            j.last_key = last_key;
-            j.updated_ms = now_ms();
-            let finished = n < size;
-            if finished {
-                j.state = JobState::Done;
+            table_done = n < size;
+            cursor = last_key.clone();
+            posted.push_back(Posted {
+                id,
+                rows: n,
+                last_key,
+                last: table_done,
+            });
+            rows_posted += n as u64;
+            self.throttle(started, rows_posted).await;
+        }
+        while !posted.is_empty() {
+            if !self.account(i, &label, &mut posted, &mut unacked).await? {
+                return Ok(self.stopped_or_again());
             }
-            metrics::counter!("sluice_capture_snapshot_chunks_total", "table" => label.clone())
-                .increment(1);
-            metrics::counter!("sluice_capture_snapshot_rows_dropped_total", "table" => label.clone()).increment(done.dropped);
-            metrics::gauge!("sluice_capture_snapshot_rows", "table" => label.clone())
-                .set(j.rows as f64);
-            metrics::gauge!("sluice_capture_snapshot_rows_per_second", "table" => label.clone())
-                .set(j.rate());
-            metrics::gauge!("sluice_capture_snapshot_eta_seconds", "table" => label.clone())
-                .set(j.eta_secs().unwrap_or(0.0));
-            self.save(done.seq);
-            if finished {
-                break;
-            }
-            self.throttle(started, self.jobs[i].rows - rows_at_start)
-                .await;
         }
         let j = &mut self.jobs[i];
         j.state = JobState::Done;
         j.updated_ms = now_ms();
         metrics::gauge!("sluice_capture_snapshot_eta_seconds", "table" => label.clone()).set(0.0);
         tracing::info!(table = %label, rows = j.rows, chunks = j.chunks, "snapshot done");
-        let seq = self.hook.lock().emitted.as_ref().map_or(0, |e| e.seq);
-        self.save(seq);
+        self.save(0);
         if last_high_id > 0 {
             let prune = sql::prune_signals(&signal_db, &signal_table);
             if let Err(e) = conn
@@ -1171,12 +1237,96 @@ impl Driver {
         Ok(Outcome::Done)
     }
 
-    /// Waits until the reader emitted chunk `id`; None when stopping.
+    /// Waits for the reader to emit the oldest posted chunk and records it in the job and the
+    /// progress file; false when its rows were lost and the chunk must be read again.
+    async fn account(
+        &mut self,
+        i: usize,
+        label: &str,
+        posted: &mut VecDeque<Posted>,
+        unacked: &mut VecDeque<i64>,
+    ) -> Result<bool, CaptureError> {
+        let Some(p) = posted.pop_front() else {
+            return Ok(true);
+        };
+        let Some(done) = self.wait_emitted(&p.id).await else {
+            return Ok(false);
+        };
+        if done.lost {
+            return Ok(false);
+        }
+        let j = &mut self.jobs[i];
+        j.rows += done.rows;
+        j.chunks += 1;
+        j.last_key = p.last_key;
+        j.updated_ms = now_ms();
+        if p.last {
+            j.state = JobState::Done;
+        }
+        let label = label.to_owned();
+        metrics::counter!("sluice_capture_snapshot_chunks_total", "table" => label.clone())
+            .increment(1);
+        metrics::counter!("sluice_capture_snapshot_rows_dropped_total", "table" => label.clone())
+            .increment(done.dropped);
+        metrics::gauge!("sluice_capture_snapshot_rows", "table" => label.clone())
+            .set(j.rows as f64);
+        metrics::gauge!("sluice_capture_snapshot_rows_per_second", "table" => label.clone())
+            .set(j.rate());
+        metrics::gauge!("sluice_capture_snapshot_eta_seconds", "table" => label)
+            .set(j.eta_secs().unwrap_or(0.0));
+        tracing::debug!(chunk = %p.id, rows = p.rows, emitted = done.rows, "chunk emitted");
+        unacked.push_back(done.seq);
+        self.save(done.seq);
+        Ok(true)
+    }
+
+    /// Why an attempt ended early: the driver is stopping, or a chunk must be read again.
+    fn stopped_or_again(&self) -> Outcome {
+        if self.cancel.is_cancelled() {
+            Outcome::Stopped
+        } else {
+            Outcome::Again
+        }
+    }
+
+    /// Waits until at most [`MAX_UNACKED_CHUNKS`] emitted chunks are not yet covered by the
+    /// saved checkpoint; false when stopping.
+    async fn wait_acked(&self, unacked: &mut VecDeque<i64>) -> bool {
+        let checkpoints = FileStore::new(&self.store_dir(), &self.hook.shared.instance);
+        loop {
+            if unacked.len() < MAX_UNACKED_CHUNKS {
+                return true;
+            }
+            let acked = checkpoints.load().ok().flatten().map_or(0, |c| c.seq);
+            while unacked.front().is_some_and(|s| *s <= acked) {
+                unacked.pop_front();
+            }
+            if unacked.len() < MAX_UNACKED_CHUNKS {
+                return true;
+            }
+            tokio::select! {
+                _ = self.cancel.cancelled() => return false,
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+        }
+    }
+
+    fn store_dir(&self) -> PathBuf {
+        self.store
+            .path()
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    }
+
+    /// Waits until the reader emitted chunk `id` and takes its record; None when stopping.
     async fn wait_emitted(&self, id: &str) -> Option<Emitted> {
         loop {
             let notified = self.hook.shared.emitted.notified();
-            if let Some(e) = self.hook.lock().emitted.clone().filter(|e| e.id == id) {
-                return Some(e);
+            {
+                let mut st = self.hook.lock();
+                if let Some(k) = st.emitted.iter().position(|e| e.id == id) {
+                    return st.emitted.remove(k);
+                }
             }
             tokio::select! {
                 _ = self.cancel.cancelled() => return None,
