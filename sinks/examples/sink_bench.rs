@@ -38,6 +38,8 @@ enum Command {
     },
     /// Read `events` messages with a plain consumer group and print the rate.
     Plain,
+    /// Read `events` messages and print count, first and last offset per partition.
+    Scan,
     /// Start `bin run --config config`, wait until `group` committed `events`, print rate and RSS.
     Sink {
         #[arg(long)]
@@ -56,6 +58,7 @@ fn main() -> anyhow::Result<()> {
     match &cli.command {
         Command::Produce { partitions } => produce(&cli, *partitions),
         Command::Plain => plain(&cli),
+        Command::Scan => scan(&cli),
         Command::Sink {
             bin,
             config,
@@ -194,6 +197,40 @@ fn plain(cli: &Cli) -> anyhow::Result<()> {
         bytes / 1_000_000,
         seen as f64 / secs
     );
+    Ok(())
+}
+
+fn scan(cli: &Cli) -> anyhow::Result<()> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &cli.brokers)
+        .set(
+            "group.id",
+            format!("{}-scan-{}", cli.topic, std::process::id()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    consumer.subscribe(&[&cli.topic])?;
+    let mut parts: std::collections::BTreeMap<i32, (u64, i64, i64)> = Default::default();
+    let mut seen = 0u64;
+    let mut idle = 0;
+    while seen < cli.events && idle < 100 {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(m) => {
+                let m = m?;
+                let e = parts.entry(m.partition()).or_insert((0, i64::MAX, -1));
+                e.0 += 1;
+                e.1 = e.1.min(m.offset());
+                e.2 = e.2.max(m.offset());
+                seen += 1;
+                idle = 0;
+            }
+            None => idle += 1,
+        }
+    }
+    for (p, (n, first, last)) in parts {
+        println!("partition {p}: {n} messages, offsets {first}..={last}");
+    }
     Ok(())
 }
 

@@ -67,7 +67,8 @@ pub struct ConsumerConfig {
     /// Dead-letter topic; `{topic}` is the topic the message came from. Default `{topic}.dlq`.
     #[serde(default = "default_dlq_template")]
     pub dlq_topic: String,
-    /// Messages per partition read but not yet finished before that partition is paused.
+    /// Messages per partition queued for its worker; as many again are held before the
+    /// partition is paused in the consumer (so at most 2x this many are in memory per partition).
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
     /// How often finished offsets are committed, in milliseconds.

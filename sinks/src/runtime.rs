@@ -379,19 +379,22 @@ impl Dispatcher {
             .workers
             .entry(tp.clone())
             .or_insert_with(|| spawn_worker(&self.env, &tp, fatal.clone()));
-        if handle.paused || !handle.overflow.is_empty() {
-            handle.overflow.push_back(msg);
-            return;
-        }
-        match handle.tx.try_send(msg) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(msg)) => {
-                handle.overflow.push_back(msg);
-                handle.paused = true;
-                self.pause(&tp, true);
+        let msg = if handle.overflow.is_empty() {
+            match handle.tx.try_send(msg) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(msg)) => msg,
+                // The worker stopped with a fatal error, which the loop is about to receive.
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
             }
-            // The worker stopped with a fatal error, which the loop is about to receive.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        } else {
+            msg
+        };
+        handle.overflow.push_back(msg);
+        // Pausing makes the consumer drop what it prefetched and fetch again from this offset on
+        // resume, so it is kept for real backlogs: as many messages again as the channel holds.
+        if !handle.paused && handle.overflow.len() >= self.env.config.consumer.max_in_flight {
+            handle.paused = true;
+            self.pause(&tp, true);
         }
     }
 
@@ -400,7 +403,7 @@ impl Dispatcher {
         let mut resume = Vec::new();
         {
             let mut state = self.shared.lock();
-            for (tp, h) in state.workers.iter_mut().filter(|(_, h)| h.paused) {
+            for (tp, h) in state.workers.iter_mut() {
                 while let Some(msg) = h.overflow.pop_front() {
                     match h.tx.try_send(msg) {
                         Ok(()) => {}
@@ -414,7 +417,7 @@ impl Dispatcher {
                         }
                     }
                 }
-                if h.overflow.is_empty() {
+                if h.paused && h.overflow.is_empty() {
                     h.paused = false;
                     resume.push(tp.clone());
                 }
