@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# MySQL replica benchmark (numbers in docs/performance.md): 1M change events of one table
+# (30% INSERTs of new rows, 70% UPDATEs) on an 8-partition topic of the benchmark broker, then
+#   baseline - the same rows loaded into MariaDB with plain multi-row
+#              INSERT ... ON DUPLICATE KEY UPDATE (1,000 rows each) from one client: the ceiling,
+#   sink     - sluice-sink writing them into a replica table, from start until fully committed,
+# printing rows/s and the ratio sink / baseline. EVENTS=200000 bench/mysql.sh for a shorter run.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+EVENTS="${EVENTS:-1000000}"
+BROKERS="${SLUICE_BENCH_KAFKA:-127.0.0.1:9095}"
+URL="${SLUICE_TEST_MYSQL_URL:-mysql://sluice:sluice@127.0.0.1:3307}"
+WORK="${SLUICE_STATE_DIR:-$ROOT/.state}/bench-mysql"
+mkdir -p "$WORK"
+
+bash scripts/services.sh up --bench >&2
+cargo build --release --quiet -p sluice-sinks --bin sluice-sink --example mysql_bench
+BENCH=target/release/examples/mysql_bench
+SINK=target/release/sluice-sink
+RUN="$(date +%s)"
+TOPIC="bench_mysql_$RUN"
+DB="bench_mysql_$RUN"
+
+HOSTPORT="${URL#*@}"; HOSTPORT="${HOSTPORT%%/*}"
+CREDS="${URL#*://}"; CREDS="${CREDS%@*}"
+sql() { mariadb --no-defaults -h "${HOSTPORT%:*}" -P "${HOSTPORT#*:}" -u"${CREDS%%:*}" -p"${CREDS#*:}" "$@"; }
+TABLE='(id BIGINT UNSIGNED NOT NULL PRIMARY KEY, name VARCHAR(64) NOT NULL, status VARCHAR(16) NOT NULL,
+        qty INT NOT NULL, amount DECIMAL(12,2) NOT NULL, updated_at DATETIME(6) NOT NULL) ENGINE=InnoDB'
+sql -e "CREATE DATABASE $DB; CREATE TABLE $DB.items $TABLE; CREATE TABLE $DB.items_baseline $TABLE"
+
+cat >"$WORK/sink.toml" <<TOML
+[kafka]
+brokers = ["$BROKERS"]
+[consumer]
+group_id = "$TOPIC"
+topics = ["$TOPIC"]
+commit_interval_ms = 200
+max_in_flight = ${MAX_IN_FLIGHT:-2000}
+[batch]
+max_items = ${MAX_ITEMS:-1000}
+linger_ms = 20
+[metrics]
+listen = "127.0.0.1:0"
+[log]
+level = "info"
+[targets.replica]
+type = "mysql"
+url = "$URL/$DB"
+pool_size = 8
+[[rules]]
+name = "items"
+target = "replica"
+match = { tables = ["bench.items"] }
+TOML
+
+echo "== $EVENTS events of bench.items, topic $TOPIC (8 partitions) on $BROKERS, replica $DB"
+"$BENCH" --brokers "$BROKERS" --topic "$TOPIC" --events "$EVENTS" produce --partitions 8
+"$BENCH" --brokers "$BROKERS" --topic "$TOPIC" --events "$EVENTS" baseline \
+    --url "$URL/$DB" --table items_baseline | tee "$WORK/baseline.out"
+"$BENCH" --brokers "$BROKERS" --topic "$TOPIC" --events "$EVENTS" sink --bin "$SINK" \
+    --config "$WORK/sink.toml" --group "$TOPIC" | tee "$WORK/sink.out"
+
+# Both loads end in the same rows.
+same="$(sql -N -e "SELECT (SELECT COUNT(*) FROM $DB.items) = (SELECT COUNT(*) FROM $DB.items_baseline)
+    AND (SELECT BIT_XOR(CRC32(CONCAT_WS('#', id, name, status, qty, amount, updated_at))) FROM $DB.items)
+      = (SELECT BIT_XOR(CRC32(CONCAT_WS('#', id, name, status, qty, amount, updated_at))) FROM $DB.items_baseline)")"
+rate() { sed -E 's/.* = ([0-9]+) rows\/s.*/\1/' "$WORK/$1.out"; }
+awk -v b="$(rate baseline)" -v s="$(rate sink)" -v same="$same" 'BEGIN {
+    printf "sink / baseline = %.2f (target >= 0.60); sink = %d rows/s (target >= 100000); tables equal: %s\n",
+        s / b, s, (same == 1 ? "yes" : "NO") }'
+if [ "$same" = 1 ]; then sql -e "DROP DATABASE $DB"; else echo "kept $DB for a look"; exit 1; fi

@@ -1,0 +1,289 @@
+//! The helper behind `bench/mysql.sh` (built as the `mysql_bench` example of sluice-sinks):
+//! produce N change events of one table (30% INSERTs of new rows, 70% UPDATEs of existing ones),
+//! load the same rows into MariaDB with plain multi-row `INSERT … ON DUPLICATE KEY UPDATE` from one
+//! client (the server's ceiling), and time `sluice-sink` from start until its group committed all.
+
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::json;
+use sluice_event::{ChangeEvent, EventType, Position, Row, Source};
+use sqlx::Connection as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Cli {
+    #[arg(long, default_value = "127.0.0.1:9095")]
+    brokers: String,
+    #[arg(long)]
+    topic: String,
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the topic and produce the events of `bench.items`.
+    Produce {
+        #[arg(long, default_value_t = 8)]
+        partitions: i32,
+    },
+    /// Load the same rows into `table` (of the URL's database) with multi-row upserts of
+    /// `rows` rows from one connection; print rows/s.
+    Baseline {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        table: String,
+        #[arg(long, default_value_t = 1000)]
+        rows: usize,
+    },
+    /// Start `bin run --config config`, wait until `group` committed every event; print rows/s.
+    Sink {
+        #[arg(long)]
+        bin: PathBuf,
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        group: String,
+    },
+}
+
+/// Every tenth event: 3 INSERTs of the next new id, 7 UPDATEs of an id inserted before.
+fn event(i: u64) -> ChangeEvent {
+    let inserted = i / 10 * 3 + (i % 10).min(3);
+    let (kind, id) = if i % 10 < 3 {
+        (EventType::Insert, inserted + 1)
+    } else {
+        // A fixed pseudo-random pick among the ids inserted so far.
+        let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20;
+        (EventType::Update, h % inserted.max(1) + 1)
+    };
+    let mut data = Row::new();
+    data.insert("id".into(), json!(id));
+    data.insert("name".into(), json!(format!("item number {id}")));
+    data.insert(
+        "status".into(),
+        json!(["new", "paid", "shipped"][(i % 3) as usize]),
+    );
+    data.insert("qty".into(), json!(i % 1000));
+    data.insert(
+        "amount".into(),
+        json!(format!("{}.{:02}", i % 100_000, i % 100)),
+    );
+    data.insert(
+        "updated_at".into(),
+        json!(format!(
+            "2026-11-21T09:{:02}:{:02}.{:06}",
+            (i / 60) % 60,
+            i % 60,
+            i % 1_000_000
+        )),
+    );
+    let old = (kind == EventType::Update).then(|| {
+        let mut o = Row::new();
+        o.insert("qty".into(), json!((i + 1) % 1000));
+        o
+    });
+    ChangeEvent {
+        v: 1,
+        seq: (1_763_716_502_000i64 << 20) + i as i64,
+        source: Source::Binlog,
+        instance: "bench".into(),
+        database: "bench".into(),
+        table: "items".into(),
+        kind,
+        ts_ms: 1_763_716_502_000,
+        capture_ms: 1_763_716_502_013,
+        pos: Position {
+            file: "binlog.000001".into(),
+            offset: 4 + i,
+            row: 0,
+            gtid: None,
+        },
+        xid: Some(i),
+        txn_last: true,
+        pk: vec!["id".into()],
+        data,
+        old,
+        sql: None,
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match &cli.command {
+        Command::Produce { partitions } => rt.block_on(produce(&cli, *partitions)),
+        Command::Baseline { url, table, rows } => rt.block_on(baseline(&cli, url, table, *rows)),
+        Command::Sink { bin, config, group } => sink(&cli, bin, config, group),
+    }
+}
+
+async fn produce(cli: &Cli, partitions: i32) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &cli.brokers)
+        .create()?;
+    let topic = NewTopic::new(&cli.topic, partitions, TopicReplication::Fixed(1));
+    for r in admin.create_topics([&topic], &AdminOptions::new()).await? {
+        r.map_err(|(t, e)| anyhow::anyhow!("create topic {t}: {e}"))?;
+    }
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &cli.brokers)
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "500000")
+        .create()?;
+    let start = Instant::now();
+    for i in 0..cli.events {
+        let e = event(i);
+        let mut headers = OwnedHeaders::new();
+        for (k, v) in e.headers() {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            });
+        }
+        let (key, value) = (e.key(), e.encode());
+        let mut record = BaseRecord::to(&cli.topic)
+            .key(&key)
+            .payload(&value)
+            .headers(headers);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((e, r)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((e, _)) => bail!("produce: {e}"),
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(120))?;
+    println!(
+        "produced {} events in {:.1} s",
+        cli.events,
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The same rows, in event order, 1,000 per multi-row upsert (autocommit), from one client.
+async fn baseline(cli: &Cli, url: &str, table: &str, rows: usize) -> anyhow::Result<()> {
+    let mut conn = sqlx::mysql::MySqlConnection::connect(url)
+        .await
+        .context("connect for the baseline")?;
+    let cols = ["id", "name", "status", "qty", "amount", "updated_at"];
+    let start = Instant::now();
+    let mut i = 0;
+    while i < cli.events {
+        let n = (rows as u64).min(cli.events - i);
+        let mut sql = format!("INSERT INTO `{table}` ({}) VALUES ", cols.join(","));
+        for j in 0..n {
+            sql.push_str(if j == 0 {
+                "(?,?,?,?,?,?)"
+            } else {
+                ",(?,?,?,?,?,?)"
+            });
+        }
+        sql.push_str(" ON DUPLICATE KEY UPDATE ");
+        let set: Vec<String> = cols[1..]
+            .iter()
+            .map(|c| format!("{c} = VALUES({c})"))
+            .collect();
+        sql.push_str(&set.join(","));
+        let mut q = sqlx::query(&sql);
+        for k in i..i + n {
+            let d = event(k).data;
+            let text = |c: &str| d.get(c).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+            q = q
+                .bind(d.get("id").and_then(|v| v.as_u64()).unwrap_or(0))
+                .bind(text("name"))
+                .bind(text("status"))
+                .bind(d.get("qty").and_then(|v| v.as_u64()).unwrap_or(0))
+                .bind(text("amount"))
+                .bind(text("updated_at").replacen('T', " ", 1));
+        }
+        q.execute(&mut conn).await?;
+        i += n;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "baseline: {} rows in {secs:.1} s = {:.0} rows/s (multi-row upserts of {rows}, one client)",
+        cli.events,
+        cli.events as f64 / secs
+    );
+    Ok(())
+}
+
+fn sink(cli: &Cli, bin: &PathBuf, config: &PathBuf, group: &str) -> anyhow::Result<()> {
+    let probe: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &cli.brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let md = probe.fetch_metadata(Some(&cli.topic), Duration::from_secs(10))?;
+    let mut tpl = TopicPartitionList::new();
+    for t in md.topics() {
+        for p in t.partitions() {
+            tpl.add_partition(&cli.topic, p.id());
+        }
+    }
+    let start = Instant::now();
+    let log = std::fs::File::create(config.with_extension("log"))?;
+    let mut child = std::process::Command::new(bin)
+        .arg("run")
+        .arg("--config")
+        .arg(config)
+        .stderr(log)
+        .spawn()
+        .context("start sluice-sink")?;
+    let done = loop {
+        std::thread::sleep(Duration::from_millis(200));
+        if let Some(status) = child.try_wait()? {
+            bail!("sluice-sink exited early: {status}");
+        }
+        let Ok(c) = probe.committed_offsets(tpl.clone(), Duration::from_secs(10)) else {
+            continue;
+        };
+        let sum: i64 = c
+            .elements()
+            .iter()
+            .map(|e| match e.offset() {
+                Offset::Offset(o) => o,
+                _ => 0,
+            })
+            .sum();
+        if sum as u64 >= cli.events {
+            break start.elapsed();
+        }
+        if start.elapsed() > Duration::from_secs(3600) {
+            bail!("not done after an hour (committed {sum})");
+        }
+    };
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+    let secs = done.as_secs_f64();
+    println!(
+        "sink: {} events in {secs:.1} s = {:.0} rows/s (start to fully committed)",
+        cli.events,
+        cli.events as f64 / secs
+    );
+    Ok(())
+}
