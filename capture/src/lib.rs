@@ -1,6 +1,7 @@
 //! `sluice-capture`: reads a MySQL/MariaDB binlog as a replica and publishes one change event per
 //! row to Kafka, checkpointing only what Kafka acknowledged.
 
+pub mod acks;
 pub mod binlog;
 pub mod checkpoint;
 pub mod config;

@@ -1,20 +1,21 @@
 //! Publishing to Kafka: one message per event (key, explicit murmur2 partition, headers), a
 //! bounded window of unacknowledged messages, and checkpoints saved only behind acknowledgements.
 
+use crate::acks::{AckContext, Acks};
 use crate::checkpoint::{Checkpoint, FileStore};
 use crate::config::CaptureConfig;
 use crate::decoder::Output;
 use crate::error::CaptureError;
-use futures::FutureExt as _;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::{BaseRecord, FutureProducer, Producer as _, ThreadedProducer};
 use sluice_event::{partition_for_key, ChangeEvent};
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -212,14 +213,26 @@ pub fn admin_config(cfg: &CaptureConfig) -> ClientConfig {
     c
 }
 
-enum Pending {
-    Delivery(DeliveryFuture, Instant),
-    Checkpoint(Checkpoint),
+/// Builds the data producer: librdkafka reports deliveries to `acks` (no per-message future).
+pub fn fast_producer(
+    cfg: &CaptureConfig,
+    acks: Arc<Acks>,
+) -> Result<ThreadedProducer<AckContext>, CaptureError> {
+    producer_config(cfg)
+        .create_with_context(AckContext(acks))
+        .map_err(|source| CaptureError::Kafka {
+            what: format!("creating a producer for {}", cfg.kafka.brokers.join(",")),
+            source,
+        })
 }
 
 /// Sends events and saves checkpoints once everything before them is acknowledged.
 pub struct Publisher {
+    /// Metadata lookups and the Kafka checkpoint store.
     pub producer: FutureProducer,
+    /// The data path.
+    pub fast: ThreadedProducer<AckContext>,
+    pub acks: Arc<Acks>,
     pub topics: Topics,
     pub store: FileStore,
     pub kafka_store: Option<crate::kafka_store::KafkaStore>,
@@ -228,74 +241,76 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// Runs until `rx` closes (then drains every acknowledgement) or `cancel` fires.
+    /// Runs until `rx` closes (then waits for every acknowledgement) or `cancel` fires.
     pub async fn run(
         mut self,
         mut rx: mpsc::Receiver<Vec<Output>>,
         cancel: CancellationToken,
     ) -> Result<(), CaptureError> {
-        let mut pending: VecDeque<Pending> = VecDeque::new();
+        // Checkpoints waiting for the messages sent before them: (messages sent, checkpoint).
+        let mut waiting: VecDeque<(u64, Checkpoint)> = VecDeque::new();
         let mut acked: Option<Checkpoint> = None;
         let mut saved: Option<Checkpoint> = None;
+        let mut sent: u64 = 0;
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut open = true;
         let fixed_topic = self.topics.fixed_name();
         // Events counted per run of the same table and type, to keep allocations off the hot path.
         let mut run_of: Option<(String, String, &'static str, u64)> = None;
+        let acks = Arc::clone(&self.acks);
         loop {
-            settle(&mut pending, &mut acked, false).await?;
-            if !open {
-                while !pending.is_empty() {
-                    settle(&mut pending, &mut acked, true).await?;
-                }
+            let (low, unacked) = self.watermark()?;
+            while waiting.front().is_some_and(|(n, _)| *n <= low) {
+                acked = waiting.pop_front().map(|(_, cp)| cp);
+            }
+            if !open && unacked == 0 && waiting.is_empty() {
                 break;
             }
-            if pending.len() >= self.window {
-                settle(&mut pending, &mut acked, true).await?;
-                continue;
-            }
+            let full = unacked >= self.window;
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
-                _ = tick.tick() => {
-                    self.save(&acked, &mut saved).await?;
-                }
-                batch = rx.recv() => {
-                    match batch {
-                        None => open = false,
-                        Some(batch) => {
-                            for out in batch {
-                                match out {
-                                    Output::Event(ev) => {
-                                        let kind = ev.kind.as_str();
-                                        match &mut run_of {
-                                            Some((d, t, k, n)) if *d == ev.database && *t == ev.table && *k == kind => *n += 1,
-                                            _ => {
-                                                count_events(run_of.take());
-                                                run_of = Some((ev.database.clone(), ev.table.clone(), kind, 1));
-                                            }
+                _ = tick.tick() => self.save(&acked, &mut saved).await?,
+                // Acknowledgements moved: loop to pop checkpoints and make room.
+                _ = acks.changed.notified(), if full || !waiting.is_empty() || !open => {}
+                batch = rx.recv(), if open && !full => match batch {
+                    None => open = false,
+                    Some(batch) => {
+                        for out in batch {
+                            match out {
+                                Output::Event(ev) => {
+                                    let kind = ev.kind.as_str();
+                                    match &mut run_of {
+                                        Some((d, t, k, n)) if *d == ev.database && *t == ev.table && *k == kind => *n += 1,
+                                        _ => {
+                                            count_events(run_of.take());
+                                            run_of = Some((ev.database.clone(), ev.table.clone(), kind, 1));
                                         }
-                                        self.send(&ev, fixed_topic.as_deref(), &mut pending, &mut acked).await?;
                                     }
-                                    Output::Commit(cp) => pending.push_back(Pending::Checkpoint(cp)),
+                                    self.send(&ev, fixed_topic.as_deref()).await?;
+                                    sent += 1;
                                 }
+                                Output::Commit(cp) => waiting.push_back((sent, cp)),
                             }
-                            count_events(run_of.take());
                         }
+                        count_events(run_of.take());
                     }
-                }
-                // Wake up when the oldest message is acknowledged.
-                done = front(&mut pending), if !pending.is_empty() => {
-                    let (result, started) = done;
-                    pending.pop_front();
-                    delivered(result, started)?;
-                }
+                },
             }
         }
-        settle(&mut pending, &mut acked, false).await?;
+        let (low, _) = self.watermark()?;
+        while waiting.front().is_some_and(|(n, _)| *n <= low) {
+            acked = waiting.pop_front().map(|(_, cp)| cp);
+        }
         self.save(&acked, &mut saved).await?;
         Ok(())
+    }
+
+    fn watermark(&self) -> Result<(u64, usize), CaptureError> {
+        self.acks
+            .state()
+            .map_err(|(source, what)| CaptureError::Kafka { what, source })
     }
 
     async fn save(
@@ -325,8 +340,6 @@ impl Publisher {
         &mut self,
         ev: &ChangeEvent,
         fixed_topic: Option<&str>,
-        pending: &mut VecDeque<Pending>,
-        acked: &mut Option<Checkpoint>,
     ) -> Result<(), CaptureError> {
         let topic: std::borrow::Cow<'_, str> = match fixed_topic {
             Some(t) => t.into(),
@@ -343,26 +356,27 @@ impl Publisher {
                 value: Some(v.as_bytes()),
             });
         }
-        let mut record = FutureRecord::to(&topic)
+        let id = self.acks.register();
+        let mut record = BaseRecord::with_opaque_to(&topic, id as usize)
             .key(&key)
             .payload(&value)
             .partition(partition)
             .headers(headers);
         loop {
-            match self.producer.send_result(record) {
-                Ok(fut) => {
-                    pending.push_back(Pending::Delivery(fut, Instant::now()));
-                    return Ok(());
-                }
+            match self.fast.send(record) {
+                Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    // librdkafka's queue is full: wait for acknowledgements to drain it.
                     record = r;
-                    if pending.iter().any(|p| matches!(p, Pending::Delivery(..))) {
-                        settle(pending, acked, true).await?;
-                    } else {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
+                    let _ = tokio::time::timeout(
+                        Duration::from_millis(10),
+                        self.acks.changed.notified(),
+                    )
+                    .await;
+                    self.watermark()?;
                 }
                 Err((source, _)) => {
+                    self.acks.unregister_last();
                     metrics::counter!("sluice_capture_kafka_errors_total").increment(1);
                     return Err(CaptureError::Kafka {
                         what: format!("sending to {topic}"),
@@ -371,80 +385,6 @@ impl Publisher {
                 }
             }
         }
-    }
-}
-
-type DeliveryResult = Result<
-    rdkafka::producer::future_producer::OwnedDeliveryResult,
-    futures::channel::oneshot::Canceled,
->;
-
-/// Waits for the oldest pending delivery; the caller pops it. Never completes when the front
-/// is a checkpoint (`settle` removes those first).
-async fn front(pending: &mut VecDeque<Pending>) -> (DeliveryResult, Instant) {
-    match pending.front_mut() {
-        Some(Pending::Delivery(fut, started)) => ((&mut *fut).await, *started),
-        _ => futures::future::pending().await,
-    }
-}
-
-/// Pops acknowledged messages and the checkpoints behind them; with `wait`, waits for at least
-/// the front message first.
-async fn settle(
-    pending: &mut VecDeque<Pending>,
-    acked: &mut Option<Checkpoint>,
-    wait: bool,
-) -> Result<(), CaptureError> {
-    let mut waited = !wait;
-    loop {
-        match pending.front_mut() {
-            None => return Ok(()),
-            Some(Pending::Checkpoint(_)) => {
-                if let Some(Pending::Checkpoint(cp)) = pending.pop_front() {
-                    *acked = Some(cp);
-                }
-            }
-            Some(Pending::Delivery(fut, started)) => {
-                let started = *started;
-                let result = if waited {
-                    match fut.now_or_never() {
-                        Some(r) => r,
-                        None => return Ok(()),
-                    }
-                } else {
-                    waited = true;
-                    fut.await
-                };
-                pending.pop_front();
-                delivered(result, started)?;
-            }
-        }
-    }
-}
-
-fn delivered(result: DeliveryResult, started: Instant) -> Result<(), CaptureError> {
-    match result {
-        Ok(Ok(_)) => {
-            metrics::histogram!("sluice_capture_kafka_delivery_seconds")
-                .record(started.elapsed().as_secs_f64());
-            Ok(())
-        }
-        Ok(Err((source, msg))) => {
-            metrics::counter!("sluice_capture_kafka_errors_total").increment(1);
-            use rdkafka::Message as _;
-            Err(CaptureError::Kafka {
-                what: format!(
-                    "delivering to {} partition {}",
-                    msg.topic(),
-                    msg.partition()
-                ),
-                source,
-            })
-        }
-        Err(_) => Err(CaptureError::Kafka {
-            what: "delivery report".into(),
-            source: KafkaError::Canceled,
-        }),
     }
 }
 

@@ -416,7 +416,10 @@ async fn run_once(
     }
     let (tx, rx) = mpsc::channel::<Vec<Output>>(64);
     let hard_stop = CancellationToken::new();
+    let acks = Arc::new(crate::acks::Acks::default());
     let publisher = Publisher {
+        fast: publish::fast_producer(cfg, Arc::clone(&acks))?,
+        acks,
         producer,
         topics,
         store: store.clone(),

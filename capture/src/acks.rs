@@ -1,0 +1,139 @@
+//! Kafka acknowledgements as one contiguous watermark: messages are numbered in send order, and
+//! `low` is the count of messages that are all acknowledged (acks arrive out of order across
+//! partitions). A checkpoint taken after message `n` may be saved once `low >= n`.
+
+use rdkafka::client::ClientContext;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{DeliveryResult, Message as _};
+use rdkafka::producer::ProducerContext;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+use tokio::sync::Notify;
+
+/// Shared between the publisher (which registers sends) and librdkafka's delivery callback.
+#[derive(Default)]
+pub struct Acks {
+    window: Mutex<Window>,
+    /// Woken whenever the watermark moves or a delivery fails.
+    pub changed: Notify,
+}
+
+#[derive(Default)]
+struct Window {
+    /// Every message numbered below `low` is acknowledged.
+    low: u64,
+    /// For messages `low..`: acknowledged yet, and when it was sent.
+    pending: VecDeque<(bool, Instant)>,
+    failed: Option<(KafkaError, String)>,
+}
+
+impl Acks {
+    fn lock(&self) -> MutexGuard<'_, Window> {
+        // A panic while holding the lock cannot leave the window inconsistent (plain counters).
+        self.window.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Numbers the next message; call before handing it to the producer.
+    pub fn register(&self) -> u64 {
+        let mut w = self.lock();
+        w.pending.push_back((false, Instant::now()));
+        w.low + w.pending.len() as u64 - 1
+    }
+
+    /// Forgets the last registration (the producer refused the message).
+    pub fn unregister_last(&self) {
+        self.lock().pending.pop_back();
+    }
+
+    /// Records the acknowledgement of message `id`.
+    pub fn ack(&self, id: u64) {
+        let mut w = self.lock();
+        let Some(i) = id.checked_sub(w.low).map(|i| i as usize) else {
+            return;
+        };
+        let Some(slot) = w.pending.get_mut(i) else {
+            return;
+        };
+        slot.0 = true;
+        metrics::histogram!("sluice_capture_kafka_delivery_seconds")
+            .record(slot.1.elapsed().as_secs_f64());
+        let mut moved = false;
+        while w.pending.front().is_some_and(|s| s.0) {
+            w.pending.pop_front();
+            w.low += 1;
+            moved = true;
+        }
+        drop(w);
+        if moved {
+            self.changed.notify_one();
+        }
+    }
+
+    /// Records a failed delivery; the publisher stops on it.
+    pub fn fail(&self, error: KafkaError, what: String) {
+        metrics::counter!("sluice_capture_kafka_errors_total").increment(1);
+        let mut w = self.lock();
+        if w.failed.is_none() {
+            w.failed = Some((error, what));
+        }
+        drop(w);
+        self.changed.notify_one();
+    }
+
+    /// The watermark and the number of messages still unacknowledged, or the first failure.
+    pub fn state(&self) -> Result<(u64, usize), (KafkaError, String)> {
+        let w = self.lock();
+        match &w.failed {
+            Some((e, what)) => Err((e.clone(), what.clone())),
+            None => Ok((w.low, w.pending.len())),
+        }
+    }
+}
+
+/// The producer context that feeds delivery reports into [`Acks`]; the opaque is the number.
+pub struct AckContext(pub Arc<Acks>);
+
+impl ClientContext for AckContext {}
+
+impl ProducerContext for AckContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, id: usize) {
+        match result {
+            Ok(_) => self.0.ack(id as u64),
+            Err((e, msg)) => self.0.fail(
+                e.clone(),
+                format!(
+                    "delivering to {} partition {}",
+                    msg.topic(),
+                    msg.partition()
+                ),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watermark_waits_for_the_oldest() {
+        let acks = Acks::default();
+        let ids: Vec<u64> = (0..4).map(|_| acks.register()).collect();
+        assert_eq!(ids, [0, 1, 2, 3]);
+        acks.ack(2);
+        acks.ack(1);
+        assert_eq!(acks.state().unwrap(), (0, 4));
+        acks.ack(0);
+        assert_eq!(acks.state().unwrap(), (3, 1));
+        acks.ack(3);
+        acks.ack(3);
+        assert_eq!(acks.state().unwrap(), (4, 0));
+        assert_eq!(acks.register(), 4);
+        acks.unregister_last();
+        acks.fail(KafkaError::Canceled, "x".into());
+        assert!(acks.state().is_err());
+    }
+}
