@@ -528,11 +528,12 @@ impl Hook {
                 }
             }
         }
-        if self.shared.watermarks == Watermarks::Position {
-            // Only between transactions: after a commit, or a heartbeat of an idle source.
-            let boundary =
-                matches!(result.last(), Some(Output::Commit(_))) || event_type == code::HEARTBEAT;
-            while boundary {
+        // Position mode emits only between transactions: after a commit, or at a heartbeat of
+        // an idle source.
+        if self.shared.watermarks == Watermarks::Position
+            && (matches!(result.last(), Some(Output::Commit(_))) || event_type == code::HEARTBEAT)
+        {
+            loop {
                 let at = decoder.resume_point();
                 let passed = st.chunks.front().is_some_and(|c| {
                     c.rows.is_some()
