@@ -95,6 +95,21 @@ async fn produce(topic: &str, events: &[ChangeEvent]) {
     }
 }
 
+/// A topic no other test uses, with `partitions` partitions, and its dead-letter topic.
+async fn fresh_topic(prefix: &str, partitions: i32) -> String {
+    let topic = unique_name(prefix);
+    create_topic(&topic, partitions).await.unwrap();
+    create_topic(&format!("{topic}.dlq"), 1).await.unwrap();
+    topic
+}
+
+/// One rule `o`: `shop.orders` into `index`, with `extra` lines in its [rules.elasticsearch].
+fn orders_rule(index: &str, extra: &str) -> String {
+    format!(
+        "[[rules]]\nname = \"o\"\ntarget = \"search\"\nmatch = {{ tables = [\"shop.orders\"] }}\n[rules.elasticsearch]\nindex = \"{index}\"\n{extra}"
+    )
+}
+
 /// A sink config reading `topic` with one Elasticsearch target `search` at `url`.
 fn sink_config(topic: &str, group: &str, url: &str, rules: &str) -> SinkConfig {
     let text = format!(
@@ -276,10 +291,8 @@ fn read_topic(topic: &str, expect: usize) -> Vec<HashMap<String, String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elasticsearch_every_column_type_reaches_the_document_with_conversions() {
-    let topic = unique_name("es_types");
+    let topic = fresh_topic("es_types", 1).await;
     let index = unique_name("es_types");
-    create_topic(&topic, 1).await.unwrap();
-    create_topic(&format!("{topic}.dlq"), 1).await.unwrap();
     // BIGINT UNSIGNED above i64::MAX needs an unsigned_long mapping: dynamic mapping makes the
     // field a long and the server refuses the document.
     let mapping = std::env::temp_dir().join(format!("{index}.json"));
@@ -350,13 +363,9 @@ create_index = "{mapping}"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elasticsearch_out_of_order_older_event_never_overwrites_newer() {
-    let topic = unique_name("es_order");
+    let topic = fresh_topic("es_order", 1).await;
     let index = unique_name("es_order");
-    create_topic(&topic, 1).await.unwrap();
-    create_topic(&format!("{topic}.dlq"), 1).await.unwrap();
-    let rules = format!(
-        "[[rules]]\nname = \"o\"\ntarget = \"search\"\nmatch = {{ tables = [\"shop.orders\"] }}\n[rules.elasticsearch]\nindex = \"{index}\"\n"
-    );
+    let rules = orders_rule(&index, "");
     let config = sink_config(&topic, &unique_name("g"), &es_url(), &rules);
     let doc = |id: i64, status: &str| json!({"id": id, "status": status});
     produce(
@@ -383,13 +392,9 @@ async fn elasticsearch_out_of_order_older_event_never_overwrites_newer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elasticsearch_replay_from_an_earlier_start_at_never_regresses() {
-    let topic = unique_name("es_replay");
+    let topic = fresh_topic("es_replay", 2).await;
     let index = unique_name("es_replay");
-    create_topic(&topic, 2).await.unwrap();
-    create_topic(&format!("{topic}.dlq"), 1).await.unwrap();
-    let rules = format!(
-        "[[rules]]\nname = \"o\"\ntarget = \"search\"\nmatch = {{ tables = [\"shop.orders\"] }}\n[rules.elasticsearch]\nindex = \"{index}\"\n"
-    );
+    let rules = orders_rule(&index, "");
     let config = sink_config(&topic, &unique_name("g"), &es_url(), &rules);
     let doc = |id: i64, status: &str| json!({"id": id, "status": status});
     let mut events = Vec::new();
@@ -464,10 +469,8 @@ async fn elasticsearch_replay_from_an_earlier_start_at_never_regresses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elasticsearch_mapping_conflict_goes_to_the_dlq_with_the_server_reason() {
-    let topic = unique_name("es_dlq");
+    let topic = fresh_topic("es_dlq", 1).await;
     let index = unique_name("es_dlq");
-    create_topic(&topic, 1).await.unwrap();
-    create_topic(&format!("{topic}.dlq"), 1).await.unwrap();
     let dir = std::env::temp_dir().join(unique_name("es_mapping"));
     std::fs::create_dir_all(&dir).unwrap();
     let mapping = dir.join("orders.json");
@@ -476,9 +479,9 @@ async fn elasticsearch_mapping_conflict_goes_to_the_dlq_with_the_server_reason()
         r#"{"mappings":{"properties":{"n":{"type":"long"},"status":{"type":"keyword"}}}}"#,
     )
     .unwrap();
-    let rules = format!(
-        "[[rules]]\nname = \"o\"\ntarget = \"search\"\nmatch = {{ tables = [\"shop.orders\"] }}\n[rules.elasticsearch]\nindex = \"{index}\"\ncreate_index = \"{}\"\n",
-        mapping.display()
+    let rules = orders_rule(
+        &index,
+        &format!("create_index = \"{}\"\n", mapping.display()),
     );
     let config = sink_config(&topic, &unique_name("g"), &es_url(), &rules);
     produce(
@@ -538,10 +541,8 @@ async fn elasticsearch_mapping_conflict_goes_to_the_dlq_with_the_server_reason()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elasticsearch_sharded_tables_into_one_index_with_where_and_json_path() {
-    let topic = unique_name("es_shards");
+    let topic = fresh_topic("es_shards", 4).await;
     let index = unique_name("es_orders");
-    create_topic(&topic, 4).await.unwrap();
-    create_topic(&format!("{topic}.dlq"), 1).await.unwrap();
     let rules = format!(
         r#"
 [[rules]]
@@ -602,10 +603,8 @@ routing = "{{tenant}}"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elasticsearch_upsert_mode_merges_rules_and_deletes_only_its_fields() {
-    let topic = unique_name("es_upsert");
+    let topic = fresh_topic("es_upsert", 1).await;
     let index = unique_name("es_upsert");
-    create_topic(&topic, 1).await.unwrap();
-    create_topic(&format!("{topic}.dlq"), 1).await.unwrap();
     // Two tables feed one document per order: the order's own row and its shipping row.
     let rules = format!(
         r#"
@@ -830,10 +829,8 @@ impl Proxy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elasticsearch_item_level_429_retries_only_those_items_and_the_offset_waits() {
-    let topic = unique_name("es_429");
+    let topic = fresh_topic("es_429", 1).await;
     let index = unique_name("es_429");
-    create_topic(&topic, 1).await.unwrap();
-    create_topic(&format!("{topic}.dlq"), 1).await.unwrap();
     let proxy = Arc::new(Proxy::default());
     proxy
         .fail_ids
@@ -842,9 +839,7 @@ async fn elasticsearch_item_level_429_retries_only_those_items_and_the_offset_wa
         .extend(["3".to_owned(), "7".to_owned()]);
     proxy.failing.store(true, Ordering::SeqCst);
     let url = proxy.start().await;
-    let rules = format!(
-        "[[rules]]\nname = \"o\"\ntarget = \"search\"\nmatch = {{ tables = [\"shop.orders\"] }}\n[rules.elasticsearch]\nindex = \"{index}\"\n"
-    );
+    let rules = orders_rule(&index, "");
     let config = sink_config(&topic, &unique_name("g"), &url, &rules);
     let events: Vec<ChangeEvent> = (1..=10)
         .map(|id| {
@@ -926,11 +921,9 @@ async fn alias_targets(alias: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elasticsearch_reindex_backfills_a_new_index_and_swaps_the_alias() {
-    let topic = unique_name("es_reindex");
+    let topic = fresh_topic("es_reindex", 2).await;
     let alias = unique_name("es_ri");
     let (v1, v2) = (format!("{alias}_v1"), format!("{alias}_v2"));
-    create_topic(&topic, 2).await.unwrap();
-    create_topic(&format!("{topic}.dlq"), 1).await.unwrap();
     reqwest::Client::new()
         .put(format!("{}/{v1}", es_url()))
         .json(&json!({}))
@@ -938,9 +931,7 @@ async fn elasticsearch_reindex_backfills_a_new_index_and_swaps_the_alias() {
         .await
         .unwrap();
     aliases(json!([{"add": {"index": v1, "alias": alias}}])).await;
-    let rules = format!(
-        "[[rules]]\nname = \"orders\"\ntarget = \"search\"\nmatch = {{ tables = [\"shop.orders\"] }}\n[rules.elasticsearch]\nindex = \"{alias}\"\n"
-    );
+    let rules = orders_rule(&alias, "");
     let config = sink_config(&topic, &unique_name("g"), &es_url(), &rules);
     let doc = |id: i64, status: &str| json!({"id": id, "status": status});
     let first: Vec<ChangeEvent> = (1..=5)
@@ -968,7 +959,7 @@ async fn elasticsearch_reindex_backfills_a_new_index_and_swaps_the_alias() {
     )
     .unwrap();
     let job = Reindex {
-        rule: "orders".into(),
+        rule: "o".into(),
         to: v2.clone(),
         start_at: StartAt::Earliest,
         create_index: Some(mapping),
