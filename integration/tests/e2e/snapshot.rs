@@ -421,11 +421,33 @@ fn spawn_capture(
     })
 }
 
+/// Runs an in-process capture with the workload until its snapshot is done and acknowledged;
+/// returns the jobs, what the workload did, and the topic.
+async fn snapshot_with_workload(
+    db: &str,
+    cfg: &CaptureConfig,
+) -> (Vec<snapshot::Job>, Done, Vec<Vec<ChangeEvent>>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn(workload(db.to_owned(), Arc::clone(&stop)));
+    let cancel = CancellationToken::new();
+    let capture = spawn_capture(cfg, &cancel);
+    let jobs = wait_snapshot_done(cfg, 120).await;
+    stop.store(true, Ordering::Relaxed);
+    let done = writer.await.unwrap();
+    wait_caught_up(cfg, 60).await;
+    cancel.cancel();
+    capture.await.unwrap().unwrap();
+    let topic = format!("sluice.{}", cfg.instance);
+    let partitions = tokio::task::spawn_blocking(move || consume_all(&topic))
+        .await
+        .unwrap();
+    (jobs, done, partitions)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_under_concurrent_writes_converges_on_a_replica() {
     let db = sluice_integration::unique_name("snap_conc");
     tables(&db, ROWS).await;
-    let topic = format!("sluice.{db}");
     let state = state_dir(&db);
     let cfg = parse(&config_text(
         &db,
@@ -437,16 +459,7 @@ async fn snapshot_under_concurrent_writes_converges_on_a_replica() {
             "mode = \"initial\"\ntables = [\"{db}.t\"]\nchunk_size = {CHUNK}\nmax_rows_per_sec = 2500"
         ),
     ));
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = tokio::spawn(workload(db.clone(), Arc::clone(&stop)));
-    let cancel = CancellationToken::new();
-    let capture = spawn_capture(&cfg, &cancel);
-    let jobs = wait_snapshot_done(&cfg, 120).await;
-    stop.store(true, Ordering::Relaxed);
-    let done = writer.await.unwrap();
-    wait_caught_up(&cfg, 60).await;
-    cancel.cancel();
-    capture.await.unwrap().unwrap();
+    let (jobs, done, partitions) = snapshot_with_workload(&db, &cfg).await;
 
     assert!(
         done.updates > 50 && done.deletes > 50 && done.inserts > 20 && done.rekeys > 5,
@@ -456,9 +469,6 @@ async fn snapshot_under_concurrent_writes_converges_on_a_replica() {
         jobs[0].chunks as usize >= ROWS as usize / CHUNK / 2,
         "{jobs:?}"
     );
-    let partitions = tokio::task::spawn_blocking(move || consume_all(&topic))
-        .await
-        .unwrap();
     let snap = snapshot_events(&partitions);
     // Chunk rows that the workload changed inside their window were dropped, so fewer snapshot
     // rows than the table had; and no snapshot row was emitted twice.
@@ -476,7 +486,11 @@ async fn snapshot_under_concurrent_writes_converges_on_a_replica() {
     assert!(snap
         .iter()
         .all(|e| e.kind == EventType::Insert && e.pk == ["id"]));
-    eprintln!("job {:?} topic snapshot rows {}", jobs[0], snap.len());
+    assert_eq!(
+        jobs[0].rows,
+        snap.len() as u64,
+        "rows counted = rows in the topic"
+    );
     apply(&db, &partitions).await;
     assert_converged(&db, &done, &partitions).await;
 }
@@ -659,7 +673,6 @@ async fn table_without_primary_key_is_refused_with_the_fix() {
 async fn read_only_user_snapshots_with_binlog_positions() {
     let db = sluice_integration::unique_name("snap_ro");
     tables(&db, ROWS / 2).await;
-    let topic = format!("sluice.{db}");
     let user = format!("ro{}", &db[db.len().saturating_sub(12)..]).replace('_', "");
     let mut c = conn().await;
     c.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'ro-pw'"))
@@ -707,24 +720,12 @@ async fn read_only_user_snapshots_with_binlog_positions() {
     )
     .replace(&format!("signal_table = \"{db}.sluice_signal\"\n"), "");
     let cfg = parse(&text);
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = tokio::spawn(workload(db.clone(), Arc::clone(&stop)));
-    let cancel = CancellationToken::new();
-    let capture = spawn_capture(&cfg, &cancel);
-    let jobs = wait_snapshot_done(&cfg, 120).await;
-    stop.store(true, Ordering::Relaxed);
-    let done = writer.await.unwrap();
-    wait_caught_up(&cfg, 60).await;
-    cancel.cancel();
-    capture.await.unwrap().unwrap();
+    let (jobs, done, partitions) = snapshot_with_workload(&db, &cfg).await;
     c.query_drop(format!("DROP USER '{user}'@'%'"))
         .await
         .unwrap();
 
     assert!(jobs[0].rows > 0);
-    let partitions = tokio::task::spawn_blocking(move || consume_all(&topic))
-        .await
-        .unwrap();
     assert!(!snapshot_events(&partitions).is_empty());
     apply(&db, &partitions).await;
     assert_converged(&db, &done, &partitions).await;
@@ -796,4 +797,139 @@ async fn on_demand_backfill_of_one_table_with_a_where_while_running() {
         .iter()
         .any(|e| e.kind == EventType::Update && e.data["name"] == "before"));
     assert_eq!(snapshot::status(&cfg).unwrap()[0].rows, 2_000);
+}
+
+fn sink_binary() -> PathBuf {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let bin = dir.join("debug/sluice-sink");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first with `cargo build -p sluice-sinks`",
+        bin.display()
+    );
+    bin
+}
+
+/// The same snapshot under the same workload, applied by `sluice-sink` with its MySQL replica
+/// target (upserts and deletes by key, `seq` as the row version) instead of the test's loop.
+/// Ignored while the sink loses rows: with snapshot batches, its four partition workers deadlock
+/// on the replica table (MySQL error 1213) and, after the retry, some rows of the batch are
+/// missing, although the same topic applied by the test's loop converges (asserted first).
+/// Run it with `cargo nextest run -p sluice-integration --run-ignored all -E 'test(snapshot_applied)'`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "sluice-sink's MySQL target loses rows after a deadlock retry (1213); see the doc comment"]
+async fn snapshot_applied_by_the_sink_to_a_mysql_replica_equals_the_source() {
+    let db = sluice_integration::unique_name("snap_sink");
+    tables(&db, ROWS).await;
+    let rep = format!("{db}_rep");
+    let mut c = conn().await;
+    c.query_drop(format!("CREATE DATABASE {rep}"))
+        .await
+        .unwrap();
+    c.query_drop(format!(
+        "CREATE TABLE {rep}.t (id BIGINT PRIMARY KEY, grp INT NOT NULL, name VARCHAR(64) NOT NULL, amount DECIMAL(12,2) NOT NULL, updated DATETIME(3) NOT NULL, version BIGINT NULL) ENGINE=InnoDB"
+    ))
+    .await
+    .unwrap();
+    let state = state_dir(&db);
+    let cfg = parse(&config_text(
+        &db,
+        &db,
+        &state,
+        &sluice_integration::mysql_url(),
+        &format!(
+            "mode = \"initial\"\ntables = [\"{db}.t\"]\nchunk_size = {CHUNK}\nmax_rows_per_sec = 2500"
+        ),
+    ));
+    let (_, done, partitions) = snapshot_with_workload(&db, &cfg).await;
+    let total: usize = partitions.iter().map(Vec::len).sum();
+    assert!(!snapshot_events(&partitions).is_empty());
+    // The topic itself converges (the test's own loop), so a difference below is the sink's.
+    apply(&db, &partitions).await;
+    assert_converged(&db, &done, &partitions).await;
+
+    let group = sluice_integration::unique_name("snapsink");
+    let text = format!(
+        r#"[kafka]
+brokers = ["{brokers}"]
+[consumer]
+group_id = "{group}"
+topics = ["sluice.{db}"]
+commit_interval_ms = 100
+[metrics]
+listen = "127.0.0.1:0"
+[targets.replica]
+type = "mysql"
+url = "{url}/{rep}"
+[[rules]]
+name = "t"
+target = "replica"
+match = {{ tables = ["{db}.t"] }}
+[rules.mysql]
+version_column = "version"
+"#,
+        brokers = sluice_integration::kafka_brokers(),
+        url = sluice_integration::mysql_url(),
+    );
+    let path = state.join("sink.toml");
+    std::fs::write(&path, &text).unwrap();
+    let sink_cfg: sluice_sinks::SinkConfig =
+        sluice_config::parse(&text, Path::new("sink.toml"), |_| None).unwrap();
+    let log = state.join("sink.log");
+    let mut sink = tokio::process::Command::new(sink_binary())
+        .args(["run", "--config"])
+        .arg(&path)
+        .args(["--start-at", "earliest"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut caught_up = false;
+    for _ in 0..1200 {
+        let c = sink_cfg.clone();
+        let g = group.clone();
+        let offsets = tokio::task::spawn_blocking(move || sluice_sinks::offsets::list(&c, &g))
+            .await
+            .unwrap();
+        if let Ok(o) = offsets {
+            let committed: i64 = o.iter().map(|p| p.committed.unwrap_or(0)).sum();
+            if committed >= total as i64 {
+                caught_up = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sink.start_kill().unwrap();
+    let _ = sink.wait().await;
+    assert!(
+        caught_up,
+        "the sink did not commit all {total} messages; log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let source = table_rows(&db, "t").await;
+    let replica = table_rows(&rep, "t").await;
+    let differ: Vec<_> = source
+        .iter()
+        .filter(|(k, v)| replica.get(k) != Some(*v))
+        .take(5)
+        .collect();
+    let extra: Vec<_> = replica
+        .keys()
+        .filter(|k| !source.contains_key(k))
+        .take(5)
+        .collect();
+    assert!(
+        differ.is_empty() && extra.is_empty(),
+        "replica differs: {differ:?}, extra {extra:?}"
+    );
+    assert_eq!(checksum(&db, "t").await, checksum(&rep, "t").await);
+    assert!(done
+        .deleted
+        .iter()
+        .all(|id| !replica.contains_key(id) || source.contains_key(id)));
 }
