@@ -407,6 +407,51 @@ pub struct Request {
 /// A chunk's rows as events (the window compares their Kafka keys).
 type ChunkRows = Vec<ChangeEvent>;
 
+/// Requests from the admin endpoint, for the driver running in this process.
+static ADMIN: Mutex<Vec<Request>> = Mutex::new(Vec::new());
+
+/// `POST /snapshot` on the capture's metrics port, body `{"tables":["db.t"],"where":"..."}`:
+/// queues a snapshot in the capture running in this process (the way to ask for one with
+/// `watermarks = "position"`, where there is no signalling table). Answers 202 with the request
+/// id; progress as for any request (`sluice-capture snapshot`, /metrics).
+pub async fn admin(body: String) -> (axum::http::StatusCode, String) {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        tables: Vec<String>,
+        #[serde(default, rename = "where")]
+        filter: Option<String>,
+    }
+    let bad = |msg: String| (axum::http::StatusCode::BAD_REQUEST, msg + "\n");
+    let b = match serde_json::from_str::<Body>(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return bad(format!(
+                "the body must be {{\"tables\":[\"database.table\"],\"where\":\"<optional SQL>\"}}: {e}"
+            ))
+        }
+    };
+    if b.tables.is_empty() {
+        return bad("`tables` is empty; name at least one database.table".into());
+    }
+    if let Some(t) = b.tables.iter().find(|t| split_table(t).is_none()) {
+        return bad(format!("`{t}` is not database.table"));
+    }
+    let id = format!("http-{:x}", now_ms());
+    ADMIN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .push(Request {
+            id: id.clone(),
+            tables: b.tables,
+            filter: b.filter,
+        });
+    (
+        axum::http::StatusCode::ACCEPTED,
+        format!("{{\"id\":\"{id}\"}}\n"),
+    )
+}
+
 /// The chunk being read: its window, and its rows once the SELECT returned.
 struct Pending {
     id: String,
@@ -994,6 +1039,8 @@ impl Driver {
                 tokio::select! {
                     _ = self.cancel.cancelled() => return,
                     _ = self.hook.shared.wake.notified() => continue,
+                    // Admin requests arrive without a wake-up.
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
                 }
             };
             let outcome = self.run_job(i).await;
@@ -1028,7 +1075,9 @@ impl Driver {
     /// Moves requests the reader saw into the job list (a request seen again after a restart
     /// is recognised by its id).
     fn take_requests(&mut self) {
-        let requests = std::mem::take(&mut self.hook.lock().requests);
+        let mut requests = std::mem::take(&mut self.hook.lock().requests);
+        let admin = std::mem::take(&mut *ADMIN.lock().unwrap_or_else(|p| p.into_inner()));
+        requests.extend(admin.into_iter().map(|r| (self.last_seq, r)));
         for (seq, req) in requests {
             if self.jobs.iter().any(|j| j.request == req.id) {
                 continue;
@@ -1686,6 +1735,24 @@ mod tests {
         let mut p = Problems::default();
         snap.validate(&FilterConfig::default(), &mut p);
         assert!(!p.to_string().contains("signal_table"), "{p}");
+    }
+
+    #[tokio::test]
+    async fn admin_requests_are_checked_and_queued() {
+        let (status, text) = admin("{\"tables\":[\"shop\"]}".into()).await;
+        assert_eq!(status, axum::http::StatusCode::BAD_REQUEST);
+        assert!(text.contains("`shop` is not database.table"), "{text}");
+        let (status, text) = admin("tables=shop.orders".into()).await;
+        assert_eq!(status, axum::http::StatusCode::BAD_REQUEST);
+        assert!(text.contains("the body must be"), "{text}");
+        let (status, text) =
+            admin("{\"tables\":[\"shop.orders\"],\"where\":\"id > 5\"}".into()).await;
+        assert_eq!(status, axum::http::StatusCode::ACCEPTED, "{text}");
+        let queued = std::mem::take(&mut *ADMIN.lock().unwrap());
+        assert_eq!(queued.len(), 1);
+        assert!(text.contains(&queued[0].id));
+        assert_eq!(queued[0].tables, vec!["shop.orders"]);
+        assert_eq!(queued[0].filter.as_deref(), Some("id > 5"));
     }
 
     #[test]
