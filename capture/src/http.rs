@@ -33,6 +33,8 @@ pub async fn serve(
             get(|State(s): State<AppState>| async move { s.prometheus.render() }),
         )
         .route("/healthz", get(|| async { "ok" }))
+        // Snapshot requests to the capture running in this process (docs/snapshots.md).
+        .route("/snapshot", axum::routing::post(crate::snapshot::admin))
         .route(
             "/readyz",
             get(|State(s): State<AppState>| async move {
