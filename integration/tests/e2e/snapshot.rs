@@ -933,3 +933,66 @@ version_column = "version"
         .iter()
         .all(|id| !replica.contains_key(id) || source.contains_key(id)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_request_backfills_with_a_read_only_user() {
+    let db = sluice_integration::unique_name("snap_adm");
+    tables(&db, ROWS).await;
+    let user = format!("ad{}", &db[db.len().saturating_sub(12)..]).replace('_', "");
+    let mut c = conn().await;
+    c.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'ad-pw'"))
+        .await
+        .unwrap();
+    c.query_drop(format!("GRANT SELECT ON {db}.* TO '{user}'@'%'"))
+        .await
+        .unwrap();
+    c.query_drop(format!(
+        "GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '{user}'@'%'"
+    ))
+    .await
+    .unwrap();
+    let url =
+        sluice_integration::mysql_url().replacen("sluice:sluice@", &format!("{user}:ad-pw@"), 1);
+    let state = state_dir(&db);
+    let text = config_text(
+        &db,
+        &db,
+        &state,
+        &url,
+        &format!("chunk_size = {CHUNK}\nwatermarks = \"position\""),
+    )
+    .replace(&format!("signal_table = \"{db}.sluice_signal\"\n"), "");
+    let cfg = parse(&text);
+    // The CLI cannot write a request for a read-only capture, and says what to do instead.
+    let err = snapshot::request(&cfg, &[format!("{db}.t")], None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("watermarks = \"position\""), "{err}");
+
+    let cancel = CancellationToken::new();
+    let capture = spawn_capture(&cfg, &cancel);
+    let (status, body) = snapshot::admin(format!(
+        "{{\"tables\":[\"{db}.t\"],\"where\":\"id <= 1500\"}}"
+    ))
+    .await;
+    assert_eq!(status.as_u16(), 202, "{body}");
+    let jobs = wait_snapshot_done(&cfg, 60).await;
+    assert!(body.contains(&jobs[0].request), "{body} {jobs:?}");
+    wait_caught_up(&cfg, 60).await;
+    cancel.cancel();
+    capture.await.unwrap().unwrap();
+    c.query_drop(format!("DROP USER '{user}'@'%'"))
+        .await
+        .unwrap();
+    let topic = format!("sluice.{db}");
+    let partitions = tokio::task::spawn_blocking(move || consume_all(&topic))
+        .await
+        .unwrap();
+    let mut ids: Vec<i64> = snapshot_events(&partitions)
+        .iter()
+        .map(|e| e.data["id"].as_i64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=1500).collect::<Vec<i64>>());
+}
