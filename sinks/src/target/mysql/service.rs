@@ -6,7 +6,7 @@ use super::retry::classify;
 use crate::target::{Item, Outcome};
 use sqlx::mysql::{MySql, MySqlPool};
 use sqlx::{Executor, Row, Transaction};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 /// Replica tables read from `information_schema`, cached per `(database, table)`.
@@ -129,6 +129,7 @@ struct Group {
 pub async fn write(cx: &Context<'_>, items: &[Item]) -> Vec<Outcome> {
     let mut outcomes: Vec<Option<Outcome>> = vec![None; items.len()];
     let mut groups: Vec<Group> = Vec::new();
+    let mut reloaded: HashSet<(String, String)> = HashSet::new();
     for (i, item) in items.iter().enumerate() {
         let Some(rule) = cx.rules.get(&item.rule) else {
             outcomes[i] = Some(Outcome::Reject(format!(
@@ -149,8 +150,10 @@ pub async fn write(cx: &Context<'_>, items: &[Item]) -> Vec<Outcome> {
             Err(o) => return retry_rest(outcomes, o),
         };
         let mut encoded = encode(rule, &meta, &item.mapped);
-        if encoded.is_err() {
-            // Maybe the replica table gained the column since it was read: read it once more.
+        if encoded.is_err() && !reloaded.contains(&(db.clone(), table.clone())) {
+            // Maybe the replica table gained the column since it was read: read it once more
+            // (once per table and batch).
+            reloaded.insert((db.clone(), table.clone()));
             if let Ok(fresh) = cx.schema.reload(cx.pool, &db, &table).await {
                 encoded = encode(rule, &fresh, &item.mapped);
             }

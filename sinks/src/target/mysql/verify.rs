@@ -46,7 +46,7 @@ pub struct Report {
     /// `source column = replica column` pairs compared.
     pub compared: Vec<(String, String)>,
     /// Replica columns left out of the comparison, with why.
-    pub skipped: Vec<(String, &'static str)>,
+    pub skipped: Vec<Skipped>,
     pub chunks: usize,
     pub source_rows: i64,
     pub replica_rows: i64,
@@ -355,6 +355,9 @@ async fn chunk(
     Ok((n, sum))
 }
 
+/// A replica column left out of the comparison, and why.
+type Skipped = (String, &'static str);
+
 /// Pairs of (source column, replica column) to compare, from the rule's field mapping; and
 /// the replica columns that cannot be compared in SQL.
 fn pairs(
@@ -362,7 +365,7 @@ fn pairs(
     mysql: &MysqlRule,
     replica: &TableMeta,
     sources: &[TableMeta],
-) -> (Vec<(String, String)>, Vec<(String, &'static str)>) {
+) -> (Vec<(String, String)>, Vec<Skipped>) {
     let f = &rule.fields;
     let mut compared = Vec::new();
     let mut skipped = Vec::new();
