@@ -109,7 +109,7 @@ pub async fn reindex(
         )));
     }
     if es_rule.mode == Mode::Upsert {
-        progress("note: mode = \"upsert\" writes are not versioned; documents the live sink changes during the backfill are written again after the swap");
+        progress("note: mode = \"upsert\" is not versioned: a row changed between the alias swap and the end of the backfill may keep an older state until its next change (docs/elasticsearch.md)");
     }
     let es = client(target).map_err(err)?;
 
