@@ -5,7 +5,7 @@
 #   (b) python-mysql-replication + json.dumps            the baseline (venv in bench/.venv)
 #   (c) sluice-capture tail > /dev/null                  decode + JSON encode
 #   (d) sluice-capture run into the benchmark broker     until the last event is acknowledged
-#   (e) a plain rdkafka producer, same count and size    the broker's ceiling in this run
+#   (e) a plain rdkafka producer, same count and bytes   the broker's ceiling in this run
 # and prints rows/s, the ratios c/b, c/a, d/b, d/e, and peak RSS of (c) and (d).
 # BIG_TXN_MB=1024 also pushes one transaction of that size through tail and run, for peak RSS.
 # Needs: scripts/services.sh up --bench (MariaDB on 3307, tansu memory broker on 9095).
@@ -113,7 +113,11 @@ pkill -TERM -P "$RUN_PID" || true; wait "$RUN_PID" || true
 D=$(rate "$ROWS" "$D_S")
 
 # (e) plain producer, same count and size, same broker
-read -r E_ROWS E_S < <("$CEILING" "$BROKER" "bench-ceiling-$$" "$ROWS" "$AVG_SIZE" 6)
+# The same event bytes as payloads (untimed tail run), so the broker compresses and stores what it
+# stores for the capture.
+"$BIN" tail --config "$WORK/capture.toml" --until "$END_FILE:$END_POS" >"$WORK/events.jsonl" 2>/dev/null
+read -r E_ROWS E_S < <("$CEILING" "$BROKER" "bench-ceiling-$$" "$ROWS" "$AVG_SIZE" 6 "$WORK/events.jsonl")
+rm -f "$WORK/events.jsonl"
 E=$(rate "$E_ROWS" "$E_S")
 
 echo
@@ -122,7 +126,7 @@ printf '%-52s %12s rows/s\n' "(a) mariadb-binlog --raw (transfer ceiling)" "$A"
 printf '%-52s %12s rows/s\n' "(b) python-mysql-replication + json.dumps" "$B"
 printf '%-52s %12s rows/s\n' "(c) sluice-capture tail > /dev/null" "$C"
 printf '%-52s %12s rows/s\n' "(d) sluice-capture run -> $BROKER (acked)" "$D"
-printf '%-52s %12s rows/s\n' "(e) plain rdkafka producer, same size" "$E"
+printf '%-52s %12s rows/s\n' "(e) plain rdkafka producer, same events" "$E"
 echo "c/b $(ratio "$C" "$B")   c/a $(ratio "$C" "$A")   d/b $(ratio "$D" "$B")   d/e $(ratio "$D" "$E")"
 rss_mb() { awk '/^[0-9]+$/ { print int($1 / 1024) " MB"; found = 1 } END { if (!found) print "n/a" }' "$1"; }
 echo "peak RSS: tail $(rss_mb "$WORK/tail.rss"), run $(rss_mb "$WORK/run.rss")"

@@ -1,7 +1,9 @@
 //! The broker's ceiling for bench/capture.sh: a plain rdkafka producer with the capture's
 //! producer settings sends `count` keyed messages of `size` bytes and waits for every ack.
 //!
-//! `producer_ceiling <brokers> <topic> <count> <size> <partitions>`; prints `<count> <seconds>`.
+//! `producer_ceiling <brokers> <topic> <count> <size> <partitions> [payloads.jsonl]`; prints
+//! `<count> <seconds>`. With a file, its lines are the payloads (e.g. the events `tail` printed),
+//! so the broker compresses and stores the same bytes as for the capture; else `size` bytes.
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
@@ -14,8 +16,12 @@ use std::time::{Duration, Instant};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, brokers, topic, count, size, partitions] = &args[..] else {
-        anyhow::bail!("usage: producer_ceiling <brokers> <topic> <count> <size> <partitions>");
+    let (brokers, topic, count, size, partitions, file) = match &args[..] {
+        [_, b, t, c, s, p] => (b, t, c, s, p, None),
+        [_, b, t, c, s, p, f] => (b, t, c, s, p, Some(f)),
+        _ => anyhow::bail!(
+            "usage: producer_ceiling <brokers> <topic> <count> <size> <partitions> [payloads.jsonl]"
+        ),
     };
     let count: usize = count.parse()?;
     let size: usize = size.parse()?;
@@ -28,15 +34,24 @@ async fn main() -> anyhow::Result<()> {
     // Created like the capture creates its topics, so both runs write to the same layout.
     let partitions = Topics::new(&cfg).partitions(&producer, topic).await?;
     let window = cfg.publish.in_flight;
-    let payload = vec![b'x'; size];
+    let payloads: Vec<Vec<u8>> = match file {
+        Some(f) => std::fs::read(f)?
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect(),
+        None => vec![vec![b'x'; size]],
+    };
+    anyhow::ensure!(!payloads.is_empty(), "no payloads");
     let mut pending: VecDeque<DeliveryFuture> = VecDeque::with_capacity(window);
     let started = Instant::now();
     for i in 0..count {
         let key = format!("[\"bench\",\"t\",{i}]");
         let partition = sluice_event::partition_for_key(key.as_bytes(), partitions) as i32;
+        let payload = &payloads[i % payloads.len()];
         let mut record = FutureRecord::to(topic)
             .key(&key)
-            .payload(&payload)
+            .payload(payload)
             .partition(partition);
         loop {
             if pending.len() >= window {
