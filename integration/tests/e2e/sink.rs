@@ -1002,3 +1002,38 @@ fn assigned_last(log: &str) -> Option<usize> {
         })
         .last()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sink_process_stops_on_sigterm_with_a_final_commit() {
+    let topic = unique_name("sink_term");
+    create_topic(&topic, 2).await.unwrap();
+    let prefix = unique_name("t");
+    // Periodic commits are an hour apart: only the final commit on SIGTERM can commit.
+    let text = redis_sink_config(&topic, &unique_name("g"), &prefix)
+        .replace("commit_interval_ms = 500", "commit_interval_ms = 3600000");
+    let config = parse_config(&text);
+    let path = write_config(&text);
+    let total = stale_keys_and_events(&topic, &prefix, 0..200).await;
+    let mut sink = spawn_sink(&path, "term");
+    wait_for(120, "every stale key invalidated", || async {
+        remaining(&prefix).await == 0
+    })
+    .await;
+    let pid = sink.child.id().unwrap();
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(60), sink.child.wait())
+        .await
+        .expect("sluice-sink did not stop within 60 s of SIGTERM")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}\n{}", sink.log_text());
+    assert!(
+        all_committed(&config, total).await,
+        "{:?}",
+        committed(&config).await
+    );
+}
