@@ -819,7 +819,8 @@ pub async fn start(
         jobs,
         run_id: format!("{:x}", now_ms()),
         chunk_no: 0,
-        last_seq: 0,
+        // Entries of this run come after the checkpoint it starts from.
+        last_seq: resumed_seq.unwrap_or(0),
         cancel: stop.clone(),
     };
     let task = tokio::spawn(driver.run());
