@@ -669,29 +669,32 @@ async fn table_without_primary_key_is_refused_with_the_fix() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn read_only_user_snapshots_with_binlog_positions() {
-    let db = sluice_integration::unique_name("snap_ro");
-    tables(&db, ROWS / 2).await;
-    let user = format!("ro{}", &db[db.len().saturating_sub(12)..]).replace('_', "");
+/// A user that can read `db` and the binlog, and write nothing; its name and source URL.
+async fn read_only_user(db: &str, prefix: &str) -> (String, String) {
+    let user = format!("{prefix}{}", &db[db.len().saturating_sub(12)..]).replace('_', "");
     let mut c = conn().await;
-    c.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'ro-pw'"))
-        .await
-        .unwrap();
-    c.query_drop(format!("GRANT SELECT ON {db}.* TO '{user}'@'%'"))
-        .await
-        .unwrap();
-    c.query_drop(format!(
-        "GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '{user}'@'%'"
-    ))
-    .await
-    .unwrap();
+    for sql in [
+        format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'ro-pw'"),
+        format!("GRANT SELECT ON {db}.* TO '{user}'@'%'"),
+        format!("GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '{user}'@'%'"),
+    ] {
+        c.query_drop(sql).await.unwrap();
+    }
     let base = sluice_integration::mysql_url();
     let url = base.replacen("sluice:sluice@", &format!("{user}:ro-pw@"), 1);
     assert_ne!(
         url, base,
         "SLUICE_TEST_MYSQL_URL must be user:password@host for this test"
     );
+    (user, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_user_snapshots_with_binlog_positions() {
+    let db = sluice_integration::unique_name("snap_ro");
+    tables(&db, ROWS / 2).await;
+    let (user, url) = read_only_user(&db, "ro").await;
+    let mut c = conn().await;
     let state = state_dir(&db);
     let tables_line = format!("mode = \"initial\"\ntables = [\"{db}.t\"]\nchunk_size = {CHUNK}");
 
@@ -938,21 +941,8 @@ version_column = "version"
 async fn admin_request_backfills_with_a_read_only_user() {
     let db = sluice_integration::unique_name("snap_adm");
     tables(&db, ROWS).await;
-    let user = format!("ad{}", &db[db.len().saturating_sub(12)..]).replace('_', "");
+    let (user, url) = read_only_user(&db, "ad").await;
     let mut c = conn().await;
-    c.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'ad-pw'"))
-        .await
-        .unwrap();
-    c.query_drop(format!("GRANT SELECT ON {db}.* TO '{user}'@'%'"))
-        .await
-        .unwrap();
-    c.query_drop(format!(
-        "GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '{user}'@'%'"
-    ))
-    .await
-    .unwrap();
-    let url =
-        sluice_integration::mysql_url().replacen("sluice:sluice@", &format!("{user}:ad-pw@"), 1);
     let state = state_dir(&db);
     let text = config_text(
         &db,
