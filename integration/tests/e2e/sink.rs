@@ -102,6 +102,18 @@ async fn send_event(
     .await;
 }
 
+/// Produces a `shop.users` event for user `id` to partition 0.
+async fn send_user(
+    p: &FutureProducer,
+    topic: &str,
+    kind: EventType,
+    id: i64,
+    email: &str,
+    seq: i64,
+) {
+    send_event(p, topic, &user_event(kind, id, email, seq), Some(0), None).await;
+}
+
 async fn send_raw(
     p: &FutureProducer,
     topic: &str,
@@ -406,14 +418,7 @@ async fn sink_dead_letters_definite_errors_with_all_headers() {
         "id = \"{id}:{email}\"",
     ));
     let p = producer();
-    send_event(
-        &p,
-        &topic,
-        &user_event(EventType::Insert, 1, "a@x", 1),
-        Some(0),
-        None,
-    )
-    .await;
+    send_user(&p, &topic, EventType::Insert, 1, "a@x", 1).await;
     send_raw(&p, &topic, b"k", b"{not json", None, Some(0), None).await;
     let mut v2 = serde_json::to_value(user_event(EventType::Insert, 3, "c@x", 3)).unwrap();
     v2["v"] = json!(2);
@@ -427,25 +432,11 @@ async fn sink_dead_letters_definite_errors_with_all_headers() {
         None,
     )
     .await;
-    send_event(
-        &p,
-        &topic,
-        &user_event(EventType::Insert, 4, "d@x", 4),
-        Some(0),
-        None,
-    )
-    .await;
+    send_user(&p, &topic, EventType::Insert, 4, "d@x", 4).await;
     let mut no_email = user_event(EventType::Insert, 5, "x", 5);
     no_email.data.remove("email");
     send_event(&p, &topic, &no_email, Some(0), None).await;
-    send_event(
-        &p,
-        &topic,
-        &user_event(EventType::Insert, 6, "f@x", 6),
-        Some(0),
-        None,
-    )
-    .await;
+    send_user(&p, &topic, EventType::Insert, 6, "f@x", 6).await;
 
     let memory = MemoryTarget::default();
     let faults = Faults::default();
@@ -506,26 +497,12 @@ async fn sink_rule_with_on_error_stop_halts_at_the_message() {
         "id = \"{email}\"\non_error = \"stop\"",
     ));
     let p = producer();
-    send_event(
-        &p,
-        &topic,
-        &user_event(EventType::Insert, 1, "a@x", 1),
-        Some(0),
-        None,
-    )
-    .await;
+    send_user(&p, &topic, EventType::Insert, 1, "a@x", 1).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut bad = user_event(EventType::Insert, 2, "x", 2);
     bad.data.remove("email");
     send_event(&p, &topic, &bad, Some(0), None).await;
-    send_event(
-        &p,
-        &topic,
-        &user_event(EventType::Insert, 3, "c@x", 3),
-        Some(0),
-        None,
-    )
-    .await;
+    send_user(&p, &topic, EventType::Insert, 3, "c@x", 3).await;
 
     let memory = MemoryTarget::default();
     let faults = Faults::default();
