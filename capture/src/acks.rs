@@ -57,7 +57,9 @@ impl Acks {
         };
         slot.0 = true;
         // One message in 64 is timed: the exporter keeps every sample until the next scrape.
-        let latency = id.is_multiple_of(64).then(|| slot.1.elapsed().as_secs_f64());
+        let latency = id
+            .is_multiple_of(64)
+            .then(|| slot.1.elapsed().as_secs_f64());
         let mut moved = false;
         while w.pending.front().is_some_and(|s| s.0) {
             w.pending.pop_front();
