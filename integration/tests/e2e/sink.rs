@@ -145,11 +145,11 @@ fn config_text(topic: &str, group: &str, target: &str, rule_extra: &str) -> Stri
         r#"
 [kafka]
 brokers = ["{brokers}"]
-options = {{ "session.timeout.ms" = "10000", "heartbeat.interval.ms" = "1000", "max.poll.interval.ms" = "20000" }}
+options = {{ "session.timeout.ms" = "15000", "heartbeat.interval.ms" = "1000", "max.poll.interval.ms" = "60000" }}
 [consumer]
 group_id = "{group}"
 topics = ["{topic}"]
-commit_interval_ms = 500
+commit_interval_ms = 1000
 drain_timeout_ms = 5000
 [batch]
 linger_ms = 5
@@ -228,7 +228,7 @@ async fn committed(config: &SinkConfig) -> Vec<Option<i64>> {
         .clone();
     tokio::task::spawn_blocking(move || {
         let mut last_err = None;
-        for _ in 0..5 {
+        for _ in 0..10 {
             let result = probe
                 .fetch_metadata(Some(&topic), Duration::from_secs(10))
                 .and_then(|md| {
@@ -255,7 +255,7 @@ async fn committed(config: &SinkConfig) -> Vec<Option<i64>> {
                 }
                 Err(e) => {
                     last_err = Some(e);
-                    std::thread::sleep(Duration::from_millis(500));
+                    std::thread::sleep(Duration::from_secs(1));
                 }
             }
         }
@@ -961,9 +961,9 @@ async fn sink_two_processes_share_a_group_and_survive_a_kill() {
     }
 }
 
-/// Waits longer than the tests' `session.timeout.ms` (10 s) so the broker drops a killed member.
+/// Waits longer than the tests' `session.timeout.ms` (15 s) so the broker drops a killed member.
 async fn wait_out_dead_member() {
-    tokio::time::sleep(Duration::from_secs(11)).await;
+    tokio::time::sleep(Duration::from_secs(16)).await;
 }
 
 /// The partition count of the last "partitions assigned" log line.
@@ -987,7 +987,7 @@ async fn sink_process_stops_on_sigterm_with_a_final_commit() {
     let prefix = unique_name("t");
     // Periodic commits are an hour apart: only the final commit on SIGTERM can commit.
     let text = redis_sink_config(&topic, &unique_name("g"), &prefix)
-        .replace("commit_interval_ms = 500", "commit_interval_ms = 3600000");
+        .replace("commit_interval_ms = 1000", "commit_interval_ms = 3600000");
     let config = parse_config(&text);
     let path = write_config(&text);
     let total = stale_keys_and_events(&topic, &prefix, 0..200).await;
