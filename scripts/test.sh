@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-bash scripts/services.sh up
+# --bench also starts tansu's memory-storage broker on 9095: the end-to-end suite runs against it
+# (docs/testing.md says why), except the tests that need record-timestamp lookups.
+bash scripts/services.sh up --bench
 
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "[test] installing cargo-nextest" >&2
@@ -19,5 +21,14 @@ cargo clippy --workspace --all-targets -- -D warnings
 # End-to-end tests start sluice-capture / sluice-sink as processes: build them first.
 echo "[test] cargo build (binaries for the end-to-end tests)" >&2
 cargo build --workspace --bins
+# tansu's sqlite engine (9092) hangs under the parallel end-to-end suite (metadata requests time
+# out, the database stops being written), so the suite uses the memory engine (9095) unless
+# SLUICE_TEST_KAFKA points elsewhere. Tests that look offsets up by time need record timestamps,
+# which only the sqlite engine answers by; they run against 9092 in a second, small pass.
+TIMESTAMP_TESTS='test(start_at_a_time_between)'
 echo "[test] cargo nextest run" >&2
-cargo nextest run --workspace --no-fail-fast "$@"
+SLUICE_TEST_KAFKA="${SLUICE_TEST_KAFKA:-127.0.0.1:9095}" \
+    cargo nextest run --workspace --no-fail-fast -E "not ($TIMESTAMP_TESTS)" "$@"
+echo "[test] cargo nextest run (offsets by time, sqlite broker)" >&2
+SLUICE_TEST_KAFKA="${SLUICE_TEST_KAFKA:-127.0.0.1:9092}" \
+    cargo nextest run --workspace --no-fail-fast --no-tests=warn -E "$TIMESTAMP_TESTS" "$@"
