@@ -285,8 +285,11 @@ fn ids(items: &[sluice_sinks::target::Item]) -> Vec<String> {
     items.iter().map(|i| i.mapped.id.clone()).collect()
 }
 
+/// One message read back: partition, offset, value, headers.
+type ReadMessage = (i32, i64, Vec<u8>, BTreeMap<String, String>);
+
 /// Every message of `topic` (all partitions), with headers, read from the beginning.
-fn read_all(topic: &str, expect: usize) -> Vec<(i32, i64, Vec<u8>, BTreeMap<String, String>)> {
+fn read_all(topic: &str, expect: usize) -> Vec<ReadMessage> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", kafka_brokers())
         .set("group.id", unique_name("reader"))
@@ -969,6 +972,7 @@ async fn wait_out_dead_member() {
 /// The partition count of the last "partitions assigned" log line.
 fn assigned_last(log: &str) -> Option<usize> {
     log.lines()
+        .rev()
         .filter(|l| l.contains("partitions assigned"))
         .filter_map(|l| {
             let rest = l.split("partitions=").nth(1)?;
@@ -977,7 +981,7 @@ fn assigned_last(log: &str) -> Option<usize> {
                 .parse()
                 .ok()
         })
-        .last()
+        .next()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
