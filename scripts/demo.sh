@@ -105,4 +105,5 @@ for rule in users-replica orders-replica; do
     target/release/sluice-sink verify --config config/examples/sink-replica.toml --rule "$rule" || echo "verify: $rule differs (see above)"
 done
 # --- end landed step ---
-echo "(the capture and sink steps are added by their issues; until then the demo ends here)"
+echo
+echo "done; stopping sluice-capture and the sinks (their logs are in $DEMO)"
