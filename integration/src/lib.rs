@@ -6,6 +6,7 @@
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -86,4 +87,41 @@ pub async fn create_topic(topic: &str, partitions: i32) -> Result<(), String> {
     Err(format!(
         "topic {topic} did not appear with {partitions} partitions"
     ))
+}
+
+/// `target/debug/<name>`, a workspace binary built beforehand (`scripts/test.sh` builds them;
+/// by hand: `cargo build -p <package>`). End-to-end tests run it as a process.
+pub fn workspace_binary(name: &str, package: &str) -> PathBuf {
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let bin = target_dir.join("debug").join(name);
+    assert!(
+        bin.exists(),
+        "{} not found: build it first with `cargo build -p {package}` (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// Writes `text` to `<file>` in a new directory named after `prefix` under the temp dir, so a
+/// process's config, logs and state stay together; returns the file's path.
+pub fn write_temp_file(prefix: &str, file: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique_name(prefix));
+    std::fs::create_dir_all(&dir).expect("create a temp dir");
+    let path = dir.join(file);
+    std::fs::write(&path, text).expect("write a temp file");
+    path
+}
+
+/// `kill -9` of a child process (no chance to clean up), then reaps it.
+pub async fn kill9(child: &mut tokio::process::Child) {
+    let pid = child.id().expect("the child is still running");
+    let status = std::process::Command::new("kill")
+        .arg("-9")
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -9 {pid} failed");
+    let _ = child.wait().await;
 }

@@ -475,24 +475,11 @@ fn parse_config(text: &str) -> SinkConfig {
 }
 
 fn write_config(text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(unique_name("mysqlcfg"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("sink.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    sluice_integration::write_temp_file("mysqlcfg", "sink.toml", text)
 }
 
 fn sink_binary() -> PathBuf {
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let bin = dir.join("debug/sluice-sink");
-    assert!(
-        bin.exists(),
-        "{} not found: build it first with `cargo build -p sluice-sinks`",
-        bin.display()
-    );
-    bin
+    sluice_integration::workspace_binary("sluice-sink", "sluice-sinks")
 }
 
 fn spawn_sink(config: &Path, log: &str, args: &[&str]) -> tokio::process::Child {
@@ -509,17 +496,6 @@ fn spawn_sink(config: &Path, log: &str, args: &[&str]) -> tokio::process::Child 
         .kill_on_drop(true)
         .spawn()
         .unwrap()
-}
-
-async fn kill9(child: &mut tokio::process::Child) {
-    let pid = child.id().unwrap();
-    let status = std::process::Command::new("kill")
-        .arg("-9")
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let _ = child.wait().await;
 }
 
 /// SIGTERM, and wait for the drain and final commit.
@@ -658,7 +634,7 @@ async fn mysql_replica_random_workload_with_kills_and_replay_converges() {
         };
         probe.wait(target, 240, &log(&name)).await;
         if round < 2 {
-            kill9(&mut sink).await;
+            sluice_integration::kill9(&mut sink).await;
             // tansu drops a dead member only when someone joins after its session timeout
             // (10 s here); before that the next process would get no partitions.
             tokio::time::sleep(Duration::from_secs(11)).await;

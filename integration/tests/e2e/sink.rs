@@ -740,24 +740,11 @@ async fn sink_redis_invalidates_new_and_old_keys_and_refreshes() {
 
 /// `target/debug/sluice-sink`, built beforehand (`cargo build -p sluice-sinks`).
 fn sink_binary() -> PathBuf {
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let bin = target_dir.join("debug/sluice-sink");
-    assert!(
-        bin.exists(),
-        "{} not found: build it first with `cargo build -p sluice-sinks` (scripts/test.sh does)",
-        bin.display()
-    );
-    bin
+    sluice_integration::workspace_binary("sluice-sink", "sluice-sinks")
 }
 
 fn write_config(text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(unique_name("sinkcfg"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("sink.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    sluice_integration::write_temp_file("sinkcfg", "sink.toml", text)
 }
 
 #[tokio::test]

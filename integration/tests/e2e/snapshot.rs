@@ -496,16 +496,7 @@ async fn snapshot_under_concurrent_writes_converges_on_a_replica() {
 }
 
 fn capture_binary() -> PathBuf {
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let bin = dir.join("debug/sluice-capture");
-    assert!(
-        bin.exists(),
-        "{} not found: build it first with `cargo build -p sluice-capture`",
-        bin.display()
-    );
-    bin
+    sluice_integration::workspace_binary("sluice-capture", "sluice-capture")
 }
 
 fn spawn_binary(config: &Path, log: &str) -> tokio::process::Child {
@@ -519,17 +510,6 @@ fn spawn_binary(config: &Path, log: &str) -> tokio::process::Child {
         .kill_on_drop(true)
         .spawn()
         .unwrap()
-}
-
-async fn kill9(child: &mut tokio::process::Child) {
-    let pid = child.id().unwrap();
-    let status = std::process::Command::new("kill")
-        .arg("-9")
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let _ = child.wait().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -577,7 +557,7 @@ async fn kill_9_during_a_snapshot_resumes_from_the_next_chunk() {
         "no chunk acknowledged; log:\n{}",
         std::fs::read_to_string(state.join("run1.log")).unwrap_or_default()
     );
-    kill9(&mut first).await;
+    sluice_integration::kill9(&mut first).await;
     let before_restart = progress
         .confirmed(checkpoints.load().unwrap().map_or(0, |c| c.seq))
         .unwrap();
@@ -587,7 +567,7 @@ async fn kill_9_during_a_snapshot_resumes_from_the_next_chunk() {
     stop.store(true, Ordering::Relaxed);
     let done = writer.await.unwrap();
     wait_caught_up(&cfg, 60).await;
-    kill9(&mut second).await;
+    sluice_integration::kill9(&mut second).await;
     let log2 = std::fs::read_to_string(state.join("run2.log")).unwrap_or_default();
     assert!(
         log2.contains("resuming the snapshot after the last acknowledged chunk"),
@@ -803,16 +783,7 @@ async fn on_demand_backfill_of_one_table_with_a_where_while_running() {
 }
 
 fn sink_binary() -> PathBuf {
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let bin = dir.join("debug/sluice-sink");
-    assert!(
-        bin.exists(),
-        "{} not found: build it first with `cargo build -p sluice-sinks`",
-        bin.display()
-    );
-    bin
+    sluice_integration::workspace_binary("sluice-sink", "sluice-sinks")
 }
 
 /// The same snapshot under the same workload, applied by `sluice-sink` with its MySQL replica
