@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub mod broker;
+pub mod mariadb;
+
 /// MariaDB/MySQL URL of a user with all privileges (source and replica target).
 pub fn mysql_url() -> String {
     var_or(
@@ -55,8 +58,13 @@ pub fn unique_name(prefix: &str) -> String {
 /// Creates a topic with `partitions` partitions (replication factor 1) and waits until the
 /// broker reports it.
 pub async fn create_topic(topic: &str, partitions: i32) -> Result<(), String> {
+    create_topic_on(&kafka_brokers(), topic, partitions).await
+}
+
+/// [`create_topic`] on the broker(s) `brokers` rather than the shared test broker.
+pub async fn create_topic_on(brokers: &str, topic: &str, partitions: i32) -> Result<(), String> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", kafka_brokers())
+        .set("bootstrap.servers", brokers)
         .create()
         .map_err(|e| format!("admin client: {e}"))?;
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));

@@ -5,6 +5,8 @@
 mod capture;
 mod elasticsearch;
 mod mysql_replica;
+mod outage;
+mod server_settings;
 mod sink;
 mod smoke;
 mod snapshot;
