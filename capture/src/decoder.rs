@@ -7,17 +7,168 @@ use crate::binlog::{Image, Malformed, RowsEvent, RowsKind, TableMap};
 use crate::checkpoint::Checkpoint;
 use crate::error::CaptureError;
 use crate::filter::Filter;
-use sluice_event::{ChangeEvent, EventType, Position, Row, SeqGenerator, Source, EVENT_VERSION};
+use sluice_event::{
+    Cell, ChangeEvent, EventHead, EventType, Position, Row, SeqGenerator, Source, EVENT_VERSION,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// What the decoder hands to the publisher, in binlog order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
+    /// DDL statements and snapshot rows.
     Event(Box<ChangeEvent>),
+    /// A binlog row change, still as decoded cells: written as event JSON only where it is
+    /// published ([`RowEvent::write_json`]), without a per-row map.
+    Row(Box<RowEvent>),
     /// Every event before this one completes a transaction; once all are acknowledged, the
     /// checkpoint may be saved.
     Commit(Checkpoint),
+}
+
+impl Output {
+    /// The event as a [`ChangeEvent`] (rows converted), `None` for a commit marker.
+    pub fn into_change_event(self) -> Option<ChangeEvent> {
+        match self {
+            Output::Event(ev) => Some(*ev),
+            Output::Row(r) => Some(r.to_change_event()),
+            Output::Commit(_) => None,
+        }
+    }
+}
+
+/// One row change read from the binlog: the event's fields plus one cell per table column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowEvent {
+    pub seq: i64,
+    pub kind: EventType,
+    pub ts_ms: i64,
+    pub capture_ms: i64,
+    pub instance: Arc<str>,
+    /// The mapped table, its dropped columns and names.
+    pub table: Arc<Table>,
+    pub file: Arc<str>,
+    pub offset: u64,
+    pub row: u32,
+    pub gtid: Option<Arc<str>>,
+    pub xid: Option<u64>,
+    pub txn_last: bool,
+    /// One entry per table column; `None` where the row image or a filter leaves it out.
+    pub data: Image,
+    /// UPDATE only: the previous value of each column that changed, `None` elsewhere.
+    pub old: Option<Image>,
+}
+
+impl RowEvent {
+    pub fn database(&self) -> &str {
+        &self.table.map.database
+    }
+
+    pub fn table_name(&self) -> &str {
+        &self.table.map.table
+    }
+
+    /// `database.table`, as in the `sluice-table` header.
+    pub fn qualified_table(&self) -> &str {
+        &self.table.qualified
+    }
+
+    fn head(&self) -> EventHead<'_> {
+        EventHead {
+            seq: self.seq,
+            source: Source::Binlog,
+            instance: &self.instance,
+            database: &self.table.map.database,
+            table: &self.table.map.table,
+            kind: self.kind,
+            ts_ms: self.ts_ms,
+            capture_ms: self.capture_ms,
+            file: &self.file,
+            offset: self.offset,
+            row: self.row,
+            gtid: self.gtid.as_deref(),
+            xid: self.xid,
+            txn_last: self.txn_last,
+            pk: &self.table.map.pk_names,
+            sql: None,
+        }
+    }
+
+    /// Appends the event's value bytes: the same JSON as [`ChangeEvent::encode`] of
+    /// [`RowEvent::to_change_event`].
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let cols = &self.table.map.columns;
+        sluice_event::write_json(
+            out,
+            &self.head(),
+            cells(cols, &self.data),
+            self.old.as_ref().map(|old| cells(cols, old)),
+        );
+    }
+
+    /// Appends the Kafka key (a key column left out of the row is `null`).
+    pub fn write_key(&self, out: &mut Vec<u8>) {
+        sluice_event::write_key(
+            out,
+            &self.table.map.database,
+            &self.table.map.table,
+            self.table
+                .map
+                .pk
+                .iter()
+                .map(|i| self.data.get(*i).and_then(Option::as_ref)),
+        );
+    }
+
+    /// The Kafka key as a new buffer.
+    pub fn key(&self) -> Vec<u8> {
+        let mut k = Vec::with_capacity(32);
+        self.write_key(&mut k);
+        k
+    }
+
+    /// The same event as a [`ChangeEvent`] (tests, tools, snapshot signal rows).
+    pub fn to_change_event(&self) -> ChangeEvent {
+        let cols = &self.table.map.columns;
+        let row = |image: &Image| -> Row {
+            cells(cols, image)
+                .map(|(name, c)| (name.to_owned(), c.to_json()))
+                .collect()
+        };
+        ChangeEvent {
+            v: EVENT_VERSION,
+            seq: self.seq,
+            source: Source::Binlog,
+            instance: self.instance.to_string(),
+            database: self.table.map.database.clone(),
+            table: self.table.map.table.clone(),
+            kind: self.kind,
+            ts_ms: self.ts_ms,
+            capture_ms: self.capture_ms,
+            pos: Position {
+                file: self.file.to_string(),
+                offset: self.offset,
+                row: self.row,
+                gtid: self.gtid.as_deref().map(str::to_owned),
+            },
+            xid: self.xid,
+            txn_last: self.txn_last,
+            pk: self.table.map.pk_names.to_vec(),
+            data: row(&self.data),
+            old: self.old.as_ref().map(row),
+            sql: None,
+        }
+    }
+}
+
+/// (column name, value) of the cells an image has.
+fn cells<'a>(
+    cols: &'a [crate::binlog::table_map::Column],
+    image: &'a Image,
+) -> impl Iterator<Item = (&'a str, &'a Cell)> {
+    cols.iter()
+        .zip(image.iter())
+        .filter_map(|(col, cell)| cell.as_ref().map(|c| (col.name.as_str(), c)))
 }
 
 /// The raw header fields of one binlog event.
@@ -31,12 +182,14 @@ pub struct Header {
 }
 
 /// A mapped table with its filter decisions made once.
-#[derive(Debug)]
-struct Table {
-    map: Arc<TableMap>,
+#[derive(Debug, PartialEq)]
+pub struct Table {
+    pub map: TableMap,
     publish: bool,
     /// Per column: left out of events.
     dropped: Vec<bool>,
+    /// `database.table`.
+    qualified: String,
 }
 
 /// The state of one binlog stream.
@@ -44,19 +197,21 @@ pub struct Decoder {
     instance: Arc<str>,
     filter: Filter,
     file: String,
+    /// `file`, shared by the events read from it.
+    file_arc: Arc<str>,
     /// End offset of the last event handled.
     pos: u64,
-    tables: HashMap<u64, Table>,
+    tables: HashMap<u64, Arc<Table>>,
     seq: SeqGenerator,
     /// MariaDB GTID state by domain.
     gtid_state: BTreeMap<u32, MariaGtid>,
     /// MySQL: GTID of the last committed transaction.
     mysql_gtid: Option<String>,
-    txn_gtid: Option<String>,
+    txn_gtid: Option<Arc<str>>,
     txn_maria: Option<MariaGtid>,
     in_txn: bool,
     /// The last event of the open transaction, held back to mark `txn_last`.
-    held: Option<Box<ChangeEvent>>,
+    held: Option<Output>,
     /// The last transaction boundary: where a reconnect resumes.
     boundary: Checkpoint,
     /// Set by a DDL statement: cached schema lookups are stale.
@@ -74,6 +229,7 @@ impl Decoder {
             instance: Arc::from(instance),
             filter,
             file: from.file.clone(),
+            file_arc: Arc::from(from.file.as_str()),
             pos: from.pos,
             tables: HashMap::new(),
             seq: SeqGenerator::new(from.seq),
@@ -116,6 +272,7 @@ impl Decoder {
     /// gives its events the same `seq` again.
     pub fn rewind(&mut self) {
         self.file = self.boundary.file.clone();
+        self.file_arc = Arc::from(self.file.as_str());
         self.pos = self.boundary.pos;
         self.seq = SeqGenerator::new(self.boundary.seq);
         self.held = None;
@@ -146,13 +303,15 @@ impl Decoder {
             Some(set) => map.columns.iter().map(|c| set.contains(&c.name)).collect(),
             None => vec![false; map.columns.len()],
         };
+        let qualified = format!("{}.{}", map.database, map.table);
         self.tables.insert(
             map.table_id,
-            Table {
-                map: Arc::new(map),
+            Arc::new(Table {
+                map,
                 publish,
                 dropped,
-            },
+                qualified,
+            }),
         );
     }
 
@@ -180,6 +339,9 @@ impl Decoder {
                 };
                 let (file, pos) =
                     mariadb::parse_rotate(data).map_err(|e| corrupt(&self.file, e))?;
+                if file != self.file {
+                    self.file_arc = Arc::from(file.as_str());
+                }
                 self.file = file;
                 self.pos = pos;
                 if !self.in_txn {
@@ -189,7 +351,7 @@ impl Decoder {
             }
             code::MARIADB_GTID => {
                 let g = MariaGtid::parse(data, h.server_id).map_err(|e| corrupt(&self.file, e))?;
-                self.txn_gtid = Some(g.to_string());
+                self.txn_gtid = Some(Arc::from(g.to_string()));
                 self.txn_maria = Some(g);
                 self.in_txn = true;
             }
@@ -199,8 +361,9 @@ impl Decoder {
                 }
             }
             code::MYSQL_GTID => {
-                self.txn_gtid =
-                    Some(mariadb::parse_mysql_gtid(data).map_err(|e| corrupt(&self.file, e))?);
+                self.txn_gtid = Some(Arc::from(
+                    mariadb::parse_mysql_gtid(data).map_err(|e| corrupt(&self.file, e))?,
+                ));
                 self.in_txn = true;
             }
             code::QUERY => {
@@ -282,7 +445,7 @@ impl Decoder {
                         file: self.file.clone(),
                         offset: u64::from(h.log_pos.saturating_sub(h.event_size)),
                         row: 0,
-                        gtid: self.txn_gtid.clone(),
+                        gtid: self.txn_gtid.as_deref().map(str::to_owned),
                     },
                     xid: None,
                     txn_last: false,
@@ -291,7 +454,7 @@ impl Decoder {
                     old: None,
                     sql: Some(sql.to_owned()),
                 };
-                self.hold(Box::new(ev), out);
+                self.hold(Output::Event(Box::new(ev)), out);
             }
         }
         let standalone = self.txn_maria.is_none_or(|g| g.standalone);
@@ -302,17 +465,26 @@ impl Decoder {
     }
 
     fn commit(&mut self, xid: Option<u64>, out: &mut Vec<Output>) {
-        if let Some(mut last) = self.held.take() {
-            last.txn_last = true;
-            last.xid = xid;
-            out.push(Output::Event(last));
+        match self.held.take() {
+            Some(Output::Event(mut last)) => {
+                last.txn_last = true;
+                last.xid = xid;
+                out.push(Output::Event(last));
+            }
+            Some(Output::Row(mut last)) => {
+                last.txn_last = true;
+                last.xid = xid;
+                out.push(Output::Row(last));
+            }
+            Some(other) => out.push(other),
+            None => {}
         }
         if let Some(g) = self.txn_maria.take() {
             self.gtid_state.insert(g.domain, g);
         }
         if let Some(g) = self.txn_gtid.take() {
             if !self.gtid_state.is_empty() || g.contains(':') {
-                self.mysql_gtid = g.contains(':').then_some(g);
+                self.mysql_gtid = g.contains(':').then(|| g.to_string());
             }
         }
         self.in_txn = false;
@@ -358,9 +530,9 @@ impl Decoder {
         }
     }
 
-    fn hold(&mut self, ev: Box<ChangeEvent>, out: &mut Vec<Output>) {
+    fn hold(&mut self, ev: Output, out: &mut Vec<Output>) {
         if let Some(prev) = self.held.replace(ev) {
-            out.push(Output::Event(prev));
+            out.push(prev);
         }
     }
 
@@ -380,22 +552,23 @@ impl Decoder {
                 ev.table_id
             )));
         };
-        let map = Arc::clone(&table.map);
         if !table.publish {
             // Its rows are never looked at; the position still advances at the commit.
             return Ok(());
         }
-        let dropped = table.dropped.clone();
+        let table = Arc::clone(table);
+        let map = &table.map;
         let ts_ms = i64::from(h.timestamp) * 1000;
         let offset = u64::from(h.log_pos.saturating_sub(h.event_size));
         let mut row_index: u32 = 0;
-        while let Some((before, after)) = ev.next_row(&map)? {
-            let parts: Vec<(EventType, Row, Option<Row>)> = match (kind, before, after) {
+        while let Some((before, after)) = ev.next_row(map)? {
+            let mut parts: [Option<(EventType, Image, Option<Image>)>; 2] = [None, None];
+            match (kind, before, after) {
                 (RowsKind::Insert, _, Some(a)) => {
-                    vec![(EventType::Insert, to_row(&map, a, &dropped), None)]
+                    parts[0] = Some((EventType::Insert, drop_columns(a, &table.dropped), None));
                 }
                 (RowsKind::Delete, Some(b), _) => {
-                    vec![(EventType::Delete, to_row(&map, b, &dropped), None)]
+                    parts[0] = Some((EventType::Delete, drop_columns(b, &table.dropped), None));
                 }
                 (RowsKind::Update, Some(b), Some(a)) => {
                     let key_changed = map.pk.iter().any(|i| match (&b[*i], &a[*i]) {
@@ -403,45 +576,40 @@ impl Decoder {
                         _ => false,
                     });
                     if key_changed {
-                        vec![
-                            (EventType::Delete, to_row(&map, b, &dropped), None),
-                            (EventType::Insert, to_row(&map, a, &dropped), None),
-                        ]
+                        parts[0] = Some((EventType::Delete, drop_columns(b, &table.dropped), None));
+                        parts[1] = Some((EventType::Insert, drop_columns(a, &table.dropped), None));
                     } else {
-                        let old = changed(&map, &b, &a, &dropped);
-                        vec![(EventType::Update, to_row(&map, a, &dropped), Some(old))]
+                        let old = changed(b, &a, &table.dropped);
+                        parts[0] = Some((
+                            EventType::Update,
+                            drop_columns(a, &table.dropped),
+                            Some(old),
+                        ));
                     }
                 }
-                _ => Vec::new(),
-            };
-            for (kind, data, old) in parts {
+                _ => {}
+            }
+            for (kind, data, old) in parts.into_iter().flatten() {
                 if !self.filter.kind(kind) {
                     continue;
                 }
-                let ev = ChangeEvent {
-                    v: EVENT_VERSION,
+                let ev = RowEvent {
                     seq: self.seq.next(ts_ms),
-                    source: Source::Binlog,
-                    instance: self.instance.to_string(),
-                    database: map.database.clone(),
-                    table: map.table.clone(),
                     kind,
                     ts_ms,
                     capture_ms,
-                    pos: Position {
-                        file: self.file.clone(),
-                        offset,
-                        row: row_index,
-                        gtid: self.txn_gtid.clone(),
-                    },
+                    instance: Arc::clone(&self.instance),
+                    table: Arc::clone(&table),
+                    file: Arc::clone(&self.file_arc),
+                    offset,
+                    row: row_index,
+                    gtid: self.txn_gtid.clone(),
                     xid: None,
                     txn_last: false,
-                    pk: map.pk_names.to_vec(),
                     data,
                     old,
-                    sql: None,
                 };
-                self.hold(Box::new(ev), out);
+                self.hold(Output::Row(Box::new(ev)), out);
             }
             row_index += 1;
         }
@@ -449,38 +617,28 @@ impl Decoder {
     }
 }
 
-fn to_row(map: &TableMap, image: Image, dropped: &[bool]) -> Row {
-    let mut row = Row::with_capacity(image.len());
-    for (i, cell) in image.into_iter().enumerate() {
-        if let (Some(cell), false) = (cell, dropped.get(i).copied().unwrap_or(false)) {
-            row.insert(map.columns[i].name.clone(), into_json(cell));
+/// The image with the columns the filter drops left out.
+fn drop_columns(mut image: Image, dropped: &[bool]) -> Image {
+    for (cell, drop) in image.iter_mut().zip(dropped) {
+        if *drop {
+            *cell = None;
         }
     }
-    row
+    image
 }
 
-/// [`Cell::to_json`], moving text instead of copying it (the hot path for wide text rows).
-fn into_json(cell: sluice_event::Cell) -> serde_json::Value {
-    use sluice_event::Cell;
-    match cell {
-        Cell::Text(s) | Cell::Decimal(s) | Cell::Enum(s) => serde_json::Value::String(s),
-        other => other.to_json(),
-    }
-}
-
-fn changed(map: &TableMap, before: &Image, after: &Image, dropped: &[bool]) -> Row {
-    let mut row = Row::new();
-    for (i, (b, a)) in before.iter().zip(after.iter()).enumerate() {
-        if dropped.get(i).copied().unwrap_or(false) {
-            continue;
-        }
-        if let Some(b) = b {
-            if a.as_ref() != Some(b) {
-                row.insert(map.columns[i].name.clone(), b.to_json());
-            }
-        }
-    }
-    row
+/// The before image reduced to the columns whose value changed (and are not dropped).
+fn changed(before: Image, after: &Image, dropped: &[bool]) -> Image {
+    before
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let keep = !dropped.get(i).copied().unwrap_or(false)
+                && b.is_some()
+                && after.get(i).and_then(Option::as_ref) != b.as_ref();
+            b.filter(|_| keep)
+        })
+        .collect()
 }
 
 /// Statements in QUERY events that change no schema and are not worth a DDL event.
@@ -578,13 +736,26 @@ mod tests {
         b
     }
 
-    fn events(out: &[Output]) -> Vec<&ChangeEvent> {
+    fn events(out: &[Output]) -> Vec<ChangeEvent> {
         out.iter()
-            .filter_map(|o| match o {
-                Output::Event(e) => Some(&**e),
-                _ => None,
-            })
+            .filter_map(|o| o.clone().into_change_event())
             .collect()
+    }
+
+    /// The direct writer gives the bytes and key of the ChangeEvent path, for every row.
+    fn assert_direct_encoding_matches(out: &[Output]) {
+        for o in out {
+            if let Output::Row(r) = o {
+                let mut direct = Vec::new();
+                r.write_json(&mut direct);
+                let ev = r.to_change_event();
+                assert_eq!(
+                    String::from_utf8(direct).unwrap(),
+                    String::from_utf8(ev.encode()).unwrap()
+                );
+                assert_eq!(r.key(), ev.key());
+            }
+        }
     }
 
     #[test]
@@ -605,6 +776,7 @@ mod tests {
         .unwrap();
         d.handle(h(code::XID, 300), &9u64.to_le_bytes(), 0, &mut out)
             .unwrap();
+        assert_direct_encoding_matches(&out);
         let evs = events(&out);
         assert_eq!(evs.len(), 3);
         assert_eq!(evs[0].kind, EventType::Update);

@@ -82,7 +82,12 @@ impl Topics {
 
     /// The topic of an event.
     pub fn name(&self, ev: &ChangeEvent) -> String {
-        render(&self.template, &self.instance, &ev.database, &ev.table)
+        self.name_of(&ev.database, &ev.table)
+    }
+
+    /// The topic of events of `database.table`.
+    pub fn name_of(&self, database: &str, table: &str) -> String {
+        render(&self.template, &self.instance, database, table)
     }
 
     /// The topic when the template does not depend on the table (checked at start-up).
@@ -238,6 +243,7 @@ pub struct Publisher {
     pub kafka_store: Option<crate::kafka_store::KafkaStore>,
     pub window: usize,
     pub interval: Duration,
+    pub scratch: Scratch,
 }
 
 impl Publisher {
@@ -278,21 +284,23 @@ impl Publisher {
                     None => open = false,
                     Some(batch) => {
                         for out in batch {
-                            match out {
-                                Output::Event(ev) => {
-                                    let kind = ev.kind.as_str();
-                                    match &mut run_of {
-                                        Some((d, t, k, n)) if *d == ev.database && *t == ev.table && *k == kind => *n += 1,
-                                        _ => {
-                                            count_events(run_of.take());
-                                            run_of = Some((ev.database.clone(), ev.table.clone(), kind, 1));
-                                        }
-                                    }
-                                    self.send(&ev, fixed_topic.as_deref()).await?;
-                                    sent += 1;
+                            let (database, table, kind) = match &out {
+                                Output::Commit(cp) => {
+                                    waiting.push_back((sent, cp.clone()));
+                                    continue;
                                 }
-                                Output::Commit(cp) => waiting.push_back((sent, cp)),
+                                Output::Row(r) => (r.database(), r.table_name(), r.kind.as_str()),
+                                Output::Event(ev) => (ev.database.as_str(), ev.table.as_str(), ev.kind.as_str()),
+                            };
+                            match &mut run_of {
+                                Some((d, t, k, n)) if d == database && t == table && *k == kind => *n += 1,
+                                _ => {
+                                    count_events(run_of.take());
+                                    run_of = Some((database.to_owned(), table.to_owned(), kind, 1));
+                                }
                             }
+                            self.send(&out, fixed_topic.as_deref()).await?;
+                            sent += 1;
                         }
                         count_events(run_of.take());
                     }
@@ -336,30 +344,74 @@ impl Publisher {
         Ok(())
     }
 
-    async fn send(
-        &mut self,
-        ev: &ChangeEvent,
-        fixed_topic: Option<&str>,
-    ) -> Result<(), CaptureError> {
-        let topic: std::borrow::Cow<'_, str> = match fixed_topic {
-            Some(t) => t.into(),
-            None => self.topics.name(ev).into(),
+    /// Hands one event to librdkafka: key and value written into the reused buffers.
+    async fn send(&mut self, out: &Output, fixed_topic: Option<&str>) -> Result<(), CaptureError> {
+        let mut key = std::mem::take(&mut self.scratch.key);
+        let mut value = std::mem::take(&mut self.scratch.value);
+        let mut seq = std::mem::take(&mut self.scratch.seq);
+        key.clear();
+        value.clear();
+        seq.clear();
+        let owned_table: String;
+        let (topic, qualified, kind): (std::borrow::Cow<'_, str>, &str, &str) = match out {
+            Output::Row(r) => {
+                r.write_key(&mut key);
+                r.write_json(&mut value);
+                sluice_event::write_i64(&mut seq, r.seq);
+                let topic = match fixed_topic {
+                    Some(t) => t.into(),
+                    None => self.topics.name_of(r.database(), r.table_name()).into(),
+                };
+                (topic, r.qualified_table(), r.kind.as_str())
+            }
+            Output::Event(ev) => {
+                key.extend_from_slice(&ev.key());
+                ev.encode_into(&mut value);
+                sluice_event::write_i64(&mut seq, ev.seq);
+                owned_table = ev.qualified_table();
+                let topic = match fixed_topic {
+                    Some(t) => t.into(),
+                    None => self.topics.name(ev).into(),
+                };
+                (topic, owned_table.as_str(), ev.kind.as_str())
+            }
+            Output::Commit(_) => return Ok(()),
         };
-        let partitions = self.topics.partitions(&self.producer, &topic).await?;
-        let key = ev.key();
-        let value = ev.encode();
-        let partition = partition_for_key(&key, partitions) as i32;
-        let mut headers = OwnedHeaders::new_with_capacity(3);
-        for (name, v) in ev.headers() {
-            headers = headers.insert(Header {
-                key: name,
-                value: Some(v.as_bytes()),
+        let result = self
+            .produce(&topic, &key, &value, &seq, kind, qualified)
+            .await;
+        self.scratch = Scratch { key, value, seq };
+        result
+    }
+
+    async fn produce(
+        &mut self,
+        topic: &str,
+        key: &[u8],
+        value: &[u8],
+        seq: &[u8],
+        kind: &str,
+        qualified: &str,
+    ) -> Result<(), CaptureError> {
+        let partitions = self.topics.partitions(&self.producer, topic).await?;
+        let partition = partition_for_key(key, partitions) as i32;
+        let headers = OwnedHeaders::new_with_capacity(3)
+            .insert(Header {
+                key: sluice_event::HEADER_SEQ,
+                value: Some(seq),
+            })
+            .insert(Header {
+                key: sluice_event::HEADER_TYPE,
+                value: Some(kind.as_bytes()),
+            })
+            .insert(Header {
+                key: sluice_event::HEADER_TABLE,
+                value: Some(qualified.as_bytes()),
             });
-        }
         let id = self.acks.register();
-        let mut record = BaseRecord::with_opaque_to(&topic, id as usize)
-            .key(&key)
-            .payload(&value)
+        let mut record = BaseRecord::with_opaque_to(topic, id as usize)
+            .key(key)
+            .payload(value)
             .partition(partition)
             .headers(headers);
         loop {
@@ -386,6 +438,14 @@ impl Publisher {
             }
         }
     }
+}
+
+/// Buffers reused for every message (librdkafka copies what it is given).
+#[derive(Default)]
+pub struct Scratch {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    seq: Vec<u8>,
 }
 
 fn count_events(run: Option<(String, String, &'static str, u64)>) {

@@ -36,15 +36,16 @@ impl Emit {
         }
         match self {
             Emit::Stdout(w) => {
-                let mut line = Vec::with_capacity(512);
+                let mut lines = Vec::with_capacity(512 * out.len());
                 for o in out.drain(..) {
-                    if let Output::Event(ev) = o {
-                        line.clear();
-                        ev.encode_into(&mut line);
-                        line.push(b'\n');
-                        w.write_all(&line).map_err(CaptureError::Stdout)?;
+                    match o {
+                        Output::Row(r) => r.write_json(&mut lines),
+                        Output::Event(ev) => ev.encode_into(&mut lines),
+                        Output::Commit(_) => continue,
                     }
+                    lines.push(b'\n');
                 }
+                w.write_all(&lines).map_err(CaptureError::Stdout)?;
             }
             Emit::Channel(tx) => {
                 let batch = std::mem::take(out);
@@ -331,9 +332,14 @@ async fn read_stream(
         if let Some(s) = &opts.snapshot {
             s.observe(decoder, h.event_type, &mut out);
         }
-        if let Some(Output::Event(ev)) = out.last() {
+        let last_ts = match out.last() {
+            Some(Output::Row(r)) => Some(r.ts_ms),
+            Some(Output::Event(ev)) => Some(ev.ts_ms),
+            _ => None,
+        };
+        if let Some(ts_ms) = last_ts {
             metrics::gauge!("sluice_capture_lag_seconds")
-                .set(((now_ms() - ev.ts_ms).max(0) as f64) / 1000.0);
+                .set(((now_ms() - ts_ms).max(0) as f64) / 1000.0);
         }
         emit.emit(&mut out).await?;
         if let Some((file, pos)) = &opts.until {
@@ -426,6 +432,7 @@ async fn run_once(
         kafka_store,
         window: cfg.publish.in_flight,
         interval: Duration::from_millis(cfg.checkpoint.interval_ms),
+        scratch: Default::default(),
     };
     let mut tasks = tokio::task::JoinSet::new();
     let stop = hard_stop.clone();
@@ -488,7 +495,8 @@ pub async fn tail(
     emit.flush()
 }
 
-/// Decodes from `start` to the current end of the binlog into memory (tests and tools).
+/// Decodes from `start` to the current end of the binlog into memory (tests and tools); rows
+/// come back as [`Output::Event`].
 pub async fn collect(cfg: &CaptureConfig, start: StartAt) -> Result<Vec<Output>, CaptureError> {
     let prep = prepare(cfg, None, Some(start)).await?;
     enforce(&prep.checks)?;
@@ -500,8 +508,15 @@ pub async fn collect(cfg: &CaptureConfig, start: StartAt) -> Result<Vec<Output>,
         until: None,
     };
     read_binlog(cfg, &prep, &mut emit, &opts, &CancellationToken::new()).await?;
+    // Rows as ChangeEvents, the type callers inspect.
     match emit {
-        Emit::Memory(v) => Ok(v),
+        Emit::Memory(v) => Ok(v
+            .into_iter()
+            .map(|o| match o {
+                Output::Row(r) => Output::Event(Box::new(r.to_change_event())),
+                other => other,
+            })
+            .collect()),
         _ => Ok(Vec::new()),
     }
 }

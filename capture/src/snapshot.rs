@@ -565,6 +565,22 @@ impl Hook {
                     }
                     result.push(Output::Event(ev));
                 }
+                Output::Row(r)
+                    if r.database() == self.shared.signal.0
+                        && r.table_name() == self.shared.signal.1 =>
+                {
+                    self.signal(&mut st, decoder, r.to_change_event(), &mut result);
+                }
+                Output::Row(r) => {
+                    let mut key: Option<Vec<u8>> = None;
+                    for c in st.chunks.iter_mut() {
+                        if c.window.wants(r.database(), r.table_name()) {
+                            let k = key.get_or_insert_with(|| r.key()).clone();
+                            c.window.observe(r.database(), r.table_name(), k);
+                        }
+                    }
+                    result.push(Output::Row(r));
+                }
                 Output::Commit(mut cp) => {
                     if let Some(s) = st.fix_seq.take() {
                         cp.seq = cp.seq.max(s);

@@ -63,6 +63,9 @@ pub enum Cell {
     Bit(u64),
     /// JSON column, already decoded.
     Json(Value),
+    /// JSON column kept as text: compact, valid JSON (see [`compact_json`](crate::compact_json)),
+    /// written into events as it is. MariaDB stores JSON as text, so this avoids parsing it.
+    JsonText(String),
     /// GEOMETRY: SRID and well-known binary.
     Geometry {
         srid: u32,
@@ -130,6 +133,9 @@ impl Cell {
             }
             Cell::Bit(v) => Value::from(*v),
             Cell::Json(v) => v.clone(),
+            Cell::JsonText(s) => {
+                serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone()))
+            }
             Cell::Geometry { srid, wkb } => json!({"srid": srid, "wkb": BASE64.encode(wkb)}),
         }
     }
@@ -154,15 +160,16 @@ fn push_fraction(s: &mut String, micros: u32, fsp: u8) {
 
 /// `YYYY-MM-DDTHH:MM:SS` in UTC for seconds since the epoch (proleptic Gregorian calendar).
 fn utc_datetime(secs: i64) -> String {
+    let (y, m, d, h, mi, s) = utc_parts(secs);
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}")
+}
+
+/// Year, month, day, hour, minute, second in UTC of seconds since the epoch.
+pub(crate) fn utc_parts(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
+    let rem = secs.rem_euclid(86_400) as u32;
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    (y, m, d, rem / 3600, (rem % 3600) / 60, rem % 60)
 }
 
 /// Days since 1970-01-01 to (year, month, day); Howard Hinnant's civil_from_days algorithm.

@@ -2,18 +2,24 @@
 //!
 //! A capture builds a [`ChangeEvent`] per row change, turns its column values into JSON with
 //! [`Cell::to_json`], and publishes [`ChangeEvent::encode`] under [`ChangeEvent::key`] with
-//! [`ChangeEvent::headers`]. A sink reads it back with [`ChangeEvent::decode`]. The format is
+//! [`ChangeEvent::headers`]. A sink reads it back with [`ChangeEvent::decode`]. The capture's
+//! hot path writes the same bytes straight from the cells with [`write_json`] and [`write_key`],
+//! skipping the per-row map. The format is
 //! described for consumers in other languages in `docs/event-format.md`.
 
 mod cell;
+mod json_text;
 mod key;
 mod partition;
 mod seq;
+mod write;
 
 pub use cell::Cell;
+pub use json_text::compact_json;
 pub use key::{decode_key, encode_key, KeyError};
 pub use partition::{murmur2, partition_for_key};
 pub use seq::SeqGenerator;
+pub use write::{write_cell, write_i64, write_json, write_key, write_str, write_u64, EventHead};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

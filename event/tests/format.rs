@@ -3,7 +3,10 @@
 
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use sluice_event::{decode_key, Cell, ChangeEvent, DecodeError, EventType, Position, Row, Source};
+use sluice_event::{
+    compact_json, decode_key, write_json, write_key, Cell, ChangeEvent, DecodeError, EventHead,
+    EventType, Position, Row, Source,
+};
 
 fn cell_strategy() -> impl Strategy<Value = Cell> {
     prop_oneof![
@@ -82,6 +85,7 @@ fn cell_strategy() -> impl Strategy<Value = Cell> {
         proptest::collection::vec("[a-z]{1,5}", 0..5).prop_map(Cell::Set),
         any::<u64>().prop_map(Cell::Bit),
         json_strategy().prop_map(Cell::Json),
+        json_strategy().prop_map(|v| Cell::JsonText(serde_json::to_string(&v).unwrap())),
         (any::<u32>(), proptest::collection::vec(any::<u8>(), 0..30))
             .prop_map(|(srid, wkb)| Cell::Geometry { srid, wkb }),
     ]
@@ -179,6 +183,97 @@ proptest! {
     fn decode_never_panics_on_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let _ = ChangeEvent::decode(&bytes);
         let _ = decode_key(&bytes);
+    }
+}
+
+/// Columns with distinct names (any printable text, so names need escaping too), in order.
+fn cells_strategy() -> impl Strategy<Value = Vec<(String, Cell)>> {
+    proptest::collection::vec(
+        (
+            prop_oneof!["[a-z_][a-z0-9_]{0,10}", "\\PC{1,6}"],
+            cell_strategy(),
+        ),
+        0..8,
+    )
+    .prop_map(|mut cols| {
+        let mut seen = std::collections::HashSet::new();
+        cols.retain(|(name, _)| seen.insert(name.clone()));
+        cols
+    })
+}
+
+fn to_row(cells: &[(String, Cell)]) -> Row {
+    cells
+        .iter()
+        .map(|(n, c)| (n.clone(), c.to_json()))
+        .collect()
+}
+
+fn pairs(cells: &[(String, Cell)]) -> impl Iterator<Item = (&str, &Cell)> {
+    cells.iter().map(|(n, c)| (n.as_str(), c))
+}
+
+proptest! {
+    /// The direct writer and ChangeEvent's serde path give the same bytes, key included.
+    #[test]
+    fn direct_writer_matches_change_event(
+        mut event in event_strategy(),
+        data in cells_strategy(),
+        old in cells_strategy(),
+        sql in proptest::option::of("\\PC{0,20}"),
+    ) {
+        event.data = to_row(&data);
+        event.old = (event.kind == EventType::Update).then(|| to_row(&old));
+        event.pk = data.iter().take(2).map(|(n, _)| n.clone()).chain(["missing".to_owned()]).collect();
+        event.sql = sql;
+        let head = EventHead {
+            seq: event.seq,
+            source: event.source,
+            instance: &event.instance,
+            database: &event.database,
+            table: &event.table,
+            kind: event.kind,
+            ts_ms: event.ts_ms,
+            capture_ms: event.capture_ms,
+            file: &event.pos.file,
+            offset: event.pos.offset,
+            row: event.pos.row,
+            gtid: event.pos.gtid.as_deref(),
+            xid: event.xid,
+            txn_last: event.txn_last,
+            pk: &event.pk,
+            sql: event.sql.as_deref(),
+        };
+        let mut direct = Vec::new();
+        write_json(&mut direct, &head, pairs(&data), event.old.as_ref().map(|_| pairs(&old)));
+        prop_assert_eq!(String::from_utf8(direct).unwrap(), String::from_utf8(event.encode()).unwrap());
+        let mut key = Vec::new();
+        write_key(
+            &mut key,
+            &event.database,
+            &event.table,
+            event.pk.iter().map(|p| data.iter().find(|(n, _)| n == p).map(|(_, c)| c)),
+        );
+        prop_assert_eq!(key, event.key());
+    }
+
+    /// Pretty-printed JSON compacts to exactly what serde_json prints for the same value.
+    #[test]
+    fn compact_json_equals_serde_compact(v in json_strategy()) {
+        let pretty = serde_json::to_string_pretty(&v).unwrap();
+        prop_assert_eq!(compact_json(pretty.as_bytes()), Some(serde_json::to_string(&v).unwrap()));
+    }
+
+    /// compact_json accepts exactly the texts serde_json reads, and keeps their value.
+    #[test]
+    fn compact_json_accepts_what_serde_json_reads(text in "[\\[\\]{}\":, 0-9.eE+\\-a-z\\\\\t\n]{0,24}") {
+        let parsed = serde_json::from_str::<Value>(&text);
+        match compact_json(text.as_bytes()) {
+            Some(c) => {
+                prop_assert_eq!(serde_json::from_str::<Value>(&c).unwrap(), parsed.unwrap());
+            }
+            None => prop_assert!(parsed.is_err(), "refused {:?}", text),
+        }
     }
 }
 

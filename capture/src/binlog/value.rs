@@ -91,11 +91,15 @@ pub fn read_cell(col: &Column, c: &mut Cursor<'_>) -> Result<Cell, Malformed> {
             let n = c.uint_le(usize::from(*len_bytes))? as usize;
             let bytes = c.take(n)?;
             if col.json_text {
-                // MariaDB's JSON is LONGTEXT with a json_valid() check; a value that is not
-                // JSON after all (the check can be dropped) stays text rather than failing.
-                match serde_json::from_slice(bytes) {
-                    Ok(v) => Cell::Json(v),
-                    Err(_) => text(col.charset, bytes, None),
+                // MariaDB's JSON is LONGTEXT with a json_valid() check: kept as its compacted
+                // text when that is plain JSON (no tree built), else parsed as before; a value
+                // that is not JSON after all (the check can be dropped) stays text.
+                match sluice_event::compact_json(bytes) {
+                    Some(s) => Cell::JsonText(s),
+                    None => match serde_json::from_slice(bytes) {
+                        Ok(v) => Cell::Json(v),
+                        Err(_) => text(col.charset, bytes, None),
+                    },
                 }
             } else {
                 text(col.charset, bytes, None)
@@ -388,7 +392,25 @@ mod tests {
             &mut Cursor::new(&[7, 0, 0, 0, b'{', b'"', b'a', b'"', b':', b'1', b'}']),
         )
         .unwrap();
-        assert_eq!(cell, Cell::Json(serde_json::json!({"a":1})));
+        assert_eq!(cell, Cell::JsonText(r#"{"a":1}"#.into()));
+        // MariaDB prints JSON with spaces; the event carries it compacted, numbers as written.
+        let doc = br#"{"a": [1.50, "x\u00e9"], "b": {}}"#;
+        let mut bytes = (doc.len() as u32).to_le_bytes().to_vec();
+        bytes.extend_from_slice(doc);
+        let cell = read_cell(&j, &mut Cursor::new(&bytes)).unwrap();
+        assert_eq!(
+            cell,
+            Cell::JsonText(r#"{"a":[1.50,"x\u00e9"],"b":{}}"#.into())
+        );
+        // Numbers beyond a double go through the parser; text that is not JSON stays text.
+        for (doc, want) in [
+            (&b"[1e400]"[..], Cell::Text("[1e400]".into())),
+            (b"{\"a\"", Cell::Text("{\"a\"".into())),
+        ] {
+            let mut bytes = (doc.len() as u32).to_le_bytes().to_vec();
+            bytes.extend_from_slice(doc);
+            assert_eq!(read_cell(&j, &mut Cursor::new(&bytes)).unwrap(), want);
+        }
     }
 
     trait J {

@@ -1,0 +1,387 @@
+//! The event JSON written straight from decoded cells into a byte buffer: the same bytes as
+//! [`ChangeEvent::encode`](crate::ChangeEvent::encode), without building a `serde_json` map per
+//! row. The capture's hot path (`tail`, `run`) uses this; `ChangeEvent` stays the type readers
+//! decode into.
+
+use crate::{Cell, EventType, Source, EVENT_VERSION};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+
+/// Everything of an event except its row values, borrowed, for [`write_json`].
+#[derive(Debug, Clone, Copy)]
+pub struct EventHead<'a> {
+    pub seq: i64,
+    pub source: Source,
+    pub instance: &'a str,
+    pub database: &'a str,
+    pub table: &'a str,
+    pub kind: EventType,
+    pub ts_ms: i64,
+    pub capture_ms: i64,
+    /// `pos.file`, `pos.offset`, `pos.row`, `pos.gtid`.
+    pub file: &'a str,
+    pub offset: u64,
+    pub row: u32,
+    pub gtid: Option<&'a str>,
+    pub xid: Option<u64>,
+    pub txn_last: bool,
+    pub pk: &'a [String],
+    /// DDL only: the statement.
+    pub sql: Option<&'a str>,
+}
+
+/// Appends the event's value bytes to `out`: compact JSON, fields in the documented order.
+/// `data` and `old` yield (column name, value) in table column order; `old` is `Some` for
+/// UPDATE only.
+pub fn write_json<'c, D, O>(out: &mut Vec<u8>, head: &EventHead<'_>, data: D, old: Option<O>)
+where
+    D: IntoIterator<Item = (&'c str, &'c Cell)>,
+    O: IntoIterator<Item = (&'c str, &'c Cell)>,
+{
+    out.extend_from_slice(b"{\"v\":");
+    write_u64(out, u64::from(EVENT_VERSION));
+    out.extend_from_slice(b",\"seq\":");
+    write_i64(out, head.seq);
+    out.extend_from_slice(match head.source {
+        Source::Binlog => b",\"source\":\"binlog\",\"instance\":",
+        Source::Snapshot => b",\"source\":\"snapshot\",\"instance\":",
+    });
+    write_str(out, head.instance);
+    out.extend_from_slice(b",\"database\":");
+    write_str(out, head.database);
+    out.extend_from_slice(b",\"table\":");
+    write_str(out, head.table);
+    out.extend_from_slice(match head.kind {
+        EventType::Insert => b",\"type\":\"INSERT\",\"ts_ms\":",
+        EventType::Update => b",\"type\":\"UPDATE\",\"ts_ms\":",
+        EventType::Delete => b",\"type\":\"DELETE\",\"ts_ms\":",
+        EventType::Ddl => b",\"type\":\"DDL\",\"ts_ms\":",
+    });
+    write_i64(out, head.ts_ms);
+    out.extend_from_slice(b",\"capture_ms\":");
+    write_i64(out, head.capture_ms);
+    out.extend_from_slice(b",\"pos\":{\"file\":");
+    write_str(out, head.file);
+    out.extend_from_slice(b",\"offset\":");
+    write_u64(out, head.offset);
+    out.extend_from_slice(b",\"row\":");
+    write_u64(out, u64::from(head.row));
+    if let Some(g) = head.gtid {
+        out.extend_from_slice(b",\"gtid\":");
+        write_str(out, g);
+    }
+    out.push(b'}');
+    if let Some(x) = head.xid {
+        out.extend_from_slice(b",\"xid\":");
+        write_u64(out, x);
+    }
+    out.extend_from_slice(if head.txn_last {
+        b",\"txn_last\":true,\"pk\":["
+    } else {
+        b",\"txn_last\":false,\"pk\":["
+    });
+    for (i, name) in head.pk.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, name);
+    }
+    out.extend_from_slice(b"],\"data\":");
+    write_row(out, data);
+    if let Some(old) = old {
+        out.extend_from_slice(b",\"old\":");
+        write_row(out, old);
+    }
+    if let Some(sql) = head.sql {
+        out.extend_from_slice(b",\"sql\":");
+        write_str(out, sql);
+    }
+    out.push(b'}');
+}
+
+/// Appends the Kafka key `["<database>","<table>",<pk value>...]`; `None` values (a key
+/// column missing from the row) are `null`, as in [`ChangeEvent::key`](crate::ChangeEvent::key).
+pub fn write_key<'c>(
+    out: &mut Vec<u8>,
+    database: &str,
+    table: &str,
+    pk_values: impl IntoIterator<Item = Option<&'c Cell>>,
+) {
+    out.push(b'[');
+    write_str(out, database);
+    out.push(b',');
+    write_str(out, table);
+    for v in pk_values {
+        out.push(b',');
+        match v {
+            Some(c) => write_cell(out, c),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+    out.push(b']');
+}
+
+/// A JSON object of (name, value) pairs.
+fn write_row<'c>(out: &mut Vec<u8>, row: impl IntoIterator<Item = (&'c str, &'c Cell)>) {
+    out.push(b'{');
+    let mut first = true;
+    for (name, cell) in row {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        write_str(out, name);
+        out.push(b':');
+        write_cell(out, cell);
+    }
+    out.push(b'}');
+}
+
+/// Appends the JSON of one value, exactly as [`Cell::to_json`] serialised by `serde_json`.
+pub fn write_cell(out: &mut Vec<u8>, cell: &Cell) {
+    match cell {
+        Cell::Null => out.extend_from_slice(b"null"),
+        Cell::Int(v) => write_i64(out, *v),
+        Cell::UInt(v) | Cell::Bit(v) => write_u64(out, *v),
+        Cell::Year(y) => write_u64(out, u64::from(*y)),
+        Cell::Decimal(s) | Cell::Text(s) | Cell::Enum(s) => write_str(out, s),
+        // Floats are rare; serde_json's own formatting keeps the bytes identical.
+        Cell::Float(_) | Cell::Double(_) | Cell::Json(_) | Cell::Geometry { .. } => {
+            if let Err(e) = serde_json::to_writer(&mut *out, &cell.to_json()) {
+                unreachable!("serialising a JSON value into a Vec failed: {e}");
+            }
+        }
+        Cell::JsonText(s) => out.extend_from_slice(s.as_bytes()),
+        Cell::Date { year, month, day } => {
+            out.push(b'"');
+            date(out, u32::from(*year), u32::from(*month), u32::from(*day));
+            out.push(b'"');
+        }
+        Cell::DateTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            micros,
+            fsp,
+        } => {
+            out.push(b'"');
+            date(out, u32::from(*year), u32::from(*month), u32::from(*day));
+            out.push(b'T');
+            clock(out, u32::from(*hour), *minute, *second);
+            fraction(out, *micros, *fsp);
+            out.push(b'"');
+        }
+        Cell::Timestamp { secs, micros, fsp } => {
+            out.push(b'"');
+            if *secs == 0 {
+                out.extend_from_slice(b"0000-00-00T00:00:00");
+            } else {
+                let (y, m, d, h, mi, s) = crate::cell::utc_parts(*secs);
+                if (0..=9999).contains(&y) {
+                    date(out, y as u32, m, d);
+                } else {
+                    // Outside TIMESTAMP's range; the formatted path handles signs and widths.
+                    out.extend_from_slice(format!("{y:04}-{m:02}-{d:02}").as_bytes());
+                }
+                out.push(b'T');
+                clock(out, h, mi as u8, s as u8);
+            }
+            fraction(out, *micros, *fsp);
+            out.extend_from_slice(b"Z\"");
+        }
+        Cell::Time {
+            negative,
+            hours,
+            minutes,
+            seconds,
+            micros,
+            fsp,
+        } => {
+            out.push(b'"');
+            if *negative {
+                out.push(b'-');
+            }
+            clock(out, *hours, *minutes, *seconds);
+            fraction(out, *micros, *fsp);
+            out.push(b'"');
+        }
+        Cell::Bytes(b) => write_base64(out, b),
+        Cell::Set(members) => {
+            out.push(b'[');
+            for (i, m) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, m);
+            }
+            out.push(b']');
+        }
+    }
+}
+
+fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
+    let start = out.len();
+    let n = base64::encoded_len(bytes.len(), true).unwrap_or(0);
+    out.resize(start + n, 0);
+    if BASE64.encode_slice(bytes, &mut out[start..]).is_err() {
+        // Cannot happen (the slice has the encoded length); fall back to the allocating path.
+        out.truncate(start);
+        out.extend_from_slice(BASE64.encode(bytes).as_bytes());
+    }
+    out.push(b'"');
+}
+
+/// `YYYY-MM-DD`, each part zero-padded to its width (wider values are written in full).
+fn date(out: &mut Vec<u8>, year: u32, month: u32, day: u32) {
+    padded(out, year, 4);
+    out.push(b'-');
+    padded(out, month, 2);
+    out.push(b'-');
+    padded(out, day, 2);
+}
+
+/// `HH:MM:SS`; hours may have three digits (TIME).
+fn clock(out: &mut Vec<u8>, hours: u32, minutes: u8, seconds: u8) {
+    padded(out, hours, 2);
+    out.push(b':');
+    padded(out, u32::from(minutes), 2);
+    out.push(b':');
+    padded(out, u32::from(seconds), 2);
+}
+
+/// `.` and `fsp` digits of `micros`, truncated as MySQL stores them; nothing for fsp 0.
+fn fraction(out: &mut Vec<u8>, micros: u32, fsp: u8) {
+    if fsp == 0 {
+        return;
+    }
+    let fsp = u32::from(fsp.min(6));
+    out.push(b'.');
+    padded(out, micros.min(999_999) / 10u32.pow(6 - fsp), fsp as usize);
+}
+
+/// `v` in decimal, left-padded with zeros to at least `width` digits.
+fn padded(out: &mut Vec<u8>, v: u32, width: usize) {
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    let mut n = v;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let digits = buf.len() - i;
+    for _ in digits..width {
+        out.push(b'0');
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// An unsigned integer in decimal.
+pub fn write_u64(out: &mut Vec<u8>, v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut n = v;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// A signed integer in decimal (also the text of the `sluice-seq` header).
+pub fn write_i64(out: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        out.push(b'-');
+    }
+    write_u64(out, v.unsigned_abs());
+}
+
+/// Bytes that need an escape in a JSON string, and how serde_json writes them: `b'u'` for
+/// `\u00XX`, the letter of the short escape otherwise, 0 for none.
+static ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = b'u';
+        i += 1;
+    }
+    t[0x08] = b'b';
+    t[0x09] = b't';
+    t[0x0a] = b'n';
+    t[0x0c] = b'f';
+    t[0x0d] = b'r';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
+/// A JSON string: quotes, and the escapes serde_json writes (`\"`, `\\`, control characters).
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc = ESCAPE[b as usize];
+        if esc == 0 {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        if esc == b'u' {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[(b >> 4) as usize]);
+            out.push(HEX[(b & 0xf) as usize]);
+        } else {
+            out.push(b'\\');
+            out.push(esc);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_escape_like_serde_json() {
+        for s in [
+            "",
+            "plain",
+            "q\"b\\",
+            "\u{0}\u{1f}\u{7f}\n\r\t\u{8}\u{c}",
+            "naïve 🌊",
+            "\u{2028}",
+        ] {
+            let mut out = Vec::new();
+            write_str(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn integers() {
+        for v in [0i64, 1, -1, 9, 10, i64::MIN, i64::MAX, 1_234_567] {
+            let mut out = Vec::new();
+            write_i64(&mut out, v);
+            assert_eq!(out, v.to_string().into_bytes());
+        }
+        let mut out = Vec::new();
+        write_u64(&mut out, u64::MAX);
+        assert_eq!(out, u64::MAX.to_string().into_bytes());
+    }
+}
