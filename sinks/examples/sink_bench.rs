@@ -25,6 +25,12 @@ struct Cli {
     topic: String,
     #[arg(long, default_value_t = 1_000_000)]
     events: u64,
+    /// Extra librdkafka property for the producer (`key=value`, repeatable).
+    #[arg(long = "producer-prop", value_parser = prop)]
+    producer_props: Vec<(String, String)>,
+    /// Extra librdkafka property for the plain consumer (`key=value`, repeatable).
+    #[arg(long = "consumer-prop", value_parser = prop)]
+    consumer_props: Vec<(String, String)>,
     #[command(subcommand)]
     command: Command,
 }
@@ -51,6 +57,12 @@ enum Command {
         #[arg(long)]
         label: String,
     },
+}
+
+fn prop(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{s:?} is not key=value"))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -117,13 +129,16 @@ fn produce(cli: &Cli, partitions: i32) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })?;
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", &cli.brokers)
+    let mut pc = ClientConfig::new();
+    pc.set("bootstrap.servers", &cli.brokers)
         .set("partitioner", "murmur2_random")
         .set("linger.ms", "20")
         .set("batch.num.messages", "10000")
-        .set("queue.buffering.max.messages", "500000")
-        .create()?;
+        .set("queue.buffering.max.messages", "500000");
+    for (k, v) in &cli.producer_props {
+        pc.set(k, v);
+    }
+    let producer: ThreadedProducer<DefaultProducerContext> = pc.create()?;
     let started = Instant::now();
     let mut value = Vec::with_capacity(512);
     for i in 0..cli.events {
@@ -167,12 +182,18 @@ fn produce(cli: &Cli, partitions: i32) -> anyhow::Result<()> {
 }
 
 fn plain(cli: &Cli) -> anyhow::Result<()> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &cli.brokers)
-        .set("group.id", format!("{}-plain", cli.topic))
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", &cli.brokers)
+        .set(
+            "group.id",
+            format!("{}-plain-{}", cli.topic, std::process::id()),
+        )
         .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()?;
+        .set("auto.offset.reset", "earliest");
+    for (k, v) in &cli.consumer_props {
+        cc.set(k, v);
+    }
+    let consumer: BaseConsumer = cc.create()?;
     let started = Instant::now();
     consumer.subscribe(&[&cli.topic])?;
     let mut seen = 0u64;
