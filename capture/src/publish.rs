@@ -231,12 +231,31 @@ pub fn fast_producer(
         })
 }
 
+/// Opens the data producer's broker connection (a metadata request, of `topic` when known),
+/// so librdkafka can get its idempotent producer id before the first message. Errors are left
+/// to the sends that follow.
+pub async fn connect(producer: Arc<ThreadedProducer<AckContext>>, topic: Option<String>) {
+    let started = std::time::Instant::now();
+    let result = tokio::task::spawn_blocking(move || {
+        producer
+            .client()
+            .fetch_metadata(topic.as_deref(), Duration::from_secs(5))
+            .map(|_| ())
+    })
+    .await;
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        ok = matches!(result, Ok(Ok(()))),
+        "data producer connected"
+    );
+}
+
 /// Sends events and saves checkpoints once everything before them is acknowledged.
 pub struct Publisher {
     /// Metadata lookups and the Kafka checkpoint store.
     pub producer: FutureProducer,
     /// The data path.
-    pub fast: ThreadedProducer<AckContext>,
+    pub fast: Arc<ThreadedProducer<AckContext>>,
     pub acks: Arc<Acks>,
     pub topics: Topics,
     pub store: FileStore,
@@ -277,7 +296,13 @@ impl Publisher {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
-                _ = tick.tick() => self.save(&acked, &mut saved).await?,
+                _ = tick.tick() => {
+                    self.save(&acked, &mut saved).await?;
+                    if tracing::enabled!(tracing::Level::DEBUG) {
+                        let (low, unacked) = self.watermark()?;
+                        tracing::debug!(sent, acked = low, unacked, batches_queued = rx.len(), checkpoints_waiting = waiting.len(), "publisher");
+                    }
+                }
                 // Acknowledgements moved: loop to pop checkpoints and make room.
                 _ = acks.changed.notified(), if full || !waiting.is_empty() || !open => {}
                 batch = rx.recv(), if open && !full => match batch {

@@ -411,20 +411,28 @@ async fn run_once(
     ready: &Arc<AtomicBool>,
 ) -> Result<(), CaptureError> {
     let resumed_seq = checkpoint.as_ref().map(|c| c.seq);
-    let prep = prepare(cfg, checkpoint, None).await?;
+    // The data producer first, connected while MariaDB is checked: librdkafka asks for its
+    // idempotent producer id on a timer that, with no broker connection up yet, retries only
+    // after 0.5-1 s, and holds every message until then (measured: the first second of a run).
+    let acks = Arc::new(crate::acks::Acks::default());
+    let fast = Arc::new(publish::fast_producer(cfg, Arc::clone(&acks))?);
+    let mut topics = Topics::new(cfg);
+    let (prep, _) = tokio::join!(
+        prepare(cfg, checkpoint, None),
+        publish::connect(Arc::clone(&fast), topics.fixed_name())
+    );
+    let prep = prep?;
     enforce(&prep.checks)?;
     let snapshots = crate::snapshot::start(cfg, &prep, resumed_seq, cancel).await?;
     let producer = publish::producer(cfg)?;
-    let mut topics = Topics::new(cfg);
     if let Some(t) = topics.fixed_name() {
         // A missing topic is reported before any binlog is read.
         topics.partitions(&producer, &t).await?;
     }
     let (tx, rx) = mpsc::channel::<Vec<Output>>(64);
     let hard_stop = CancellationToken::new();
-    let acks = Arc::new(crate::acks::Acks::default());
     let publisher = Publisher {
-        fast: publish::fast_producer(cfg, Arc::clone(&acks))?,
+        fast,
         acks,
         producer,
         topics,
