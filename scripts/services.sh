@@ -5,6 +5,7 @@
 #   tansu Kafka broker, sqlite storage        127.0.0.1:9092
 #   tansu Kafka broker, memory storage        127.0.0.1:9095   only with `up --bench`
 #   Redis, no persistence                     127.0.0.1:6380
+#   Redis Cluster, 3 masters, no replicas     127.0.0.1:6390-6392
 #   osmem (OpenSearch-compatible)             127.0.0.1:9200
 #
 # usage: scripts/services.sh up [--bench] | down | status
@@ -23,6 +24,7 @@ MARIADB_PORT=3307
 KAFKA_PORT=9092
 KAFKA_BENCH_PORT=9095
 REDIS_PORT=6380
+REDIS_CLUSTER_PORTS=(6390 6391 6392)
 ES_PORT=9200
 DEBIAN_PACKAGES=(mariadb-server mariadb-client redis-server libssl-dev pkg-config make g++ curl procps)
 
@@ -207,6 +209,59 @@ up_redis() {
     wait_ready redis "$STATE/redis/redis.log" redis-cli -p "$REDIS_PORT" ping
 }
 
+# A Redis Cluster of three masters (no replicas, no persistence), one process per port, state in
+# .state/redis-cluster/. Slots are assigned once, by `redis-cli --cluster create`, when no node
+# has a cluster yet; nodes started again later rejoin through their nodes-<port>.conf.
+up_redis_cluster() {
+    local dir="$STATE/redis-cluster" port name started=false nodes=()
+    mkdir -p "$dir"
+    for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+        name="redis-cluster/$port"
+        nodes+=("127.0.0.1:$port")
+        if running "$name" "127.0.0.1:$port"; then
+            continue
+        fi
+        free_port "$name" "$port"
+        free_port "$name (cluster bus)" "$((port + 10000))"
+        log "starting Redis Cluster node on 127.0.0.1:$port"
+        mkdir -p "$dir/$port"
+        start_bg "$name" "$dir/$port/redis.log" redis-server --bind 127.0.0.1 --port "$port" \
+            --cluster-enabled yes --cluster-config-file "nodes-$port.conf" \
+            --cluster-node-timeout 5000 --save "" --appendonly no --dir "$dir/$port" \
+            --daemonize no --protected-mode no
+        wait_ready "$name" "$dir/$port/redis.log" redis-cli -p "$port" ping
+        started=true
+    done
+    if ! redis_cluster_ok; then
+        if [ "$(redis-cli -p "${REDIS_CLUSTER_PORTS[0]}" cluster info | tr -d '\r' | sed -n 's/^cluster_slots_assigned://p')" = "0" ]; then
+            log "creating the Redis Cluster (3 masters, slots split evenly)"
+            redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes \
+                >"$dir/create.log" 2>&1 || {
+                tail -n 30 "$dir/create.log" >&2
+                die "redis-cli --cluster create failed (log: $dir/create.log)"
+            }
+        fi
+        local i
+        for i in $(seq 1 60); do
+            redis_cluster_ok && break
+            sleep 0.5
+        done
+        redis_cluster_ok || die "the Redis Cluster on ports ${REDIS_CLUSTER_PORTS[*]} is not ok (redis-cli -p ${REDIS_CLUSTER_PORTS[0]} cluster info); to start afresh: scripts/services.sh down && rm -rf $dir && scripts/services.sh up"
+    elif ! $started; then
+        log "redis-cluster already running on 127.0.0.1:${REDIS_CLUSTER_PORTS[0]}-${REDIS_CLUSTER_PORTS[2]}"
+    fi
+}
+
+# redis_cluster_ok: every node reports cluster_state:ok and knows all the others.
+redis_cluster_ok() {
+    local port info
+    for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+        info="$(redis-cli -p "$port" cluster info 2>/dev/null | tr -d '\r')" || return 1
+        grep -q '^cluster_state:ok$' <<<"$info" || return 1
+        grep -q "^cluster_known_nodes:${#REDIS_CLUSTER_PORTS[@]}\$" <<<"$info" || return 1
+    done
+}
+
 up_osmem() {
     if running osmem "127.0.0.1:$ES_PORT"; then
         log "osmem already running on 127.0.0.1:$ES_PORT"
@@ -238,9 +293,9 @@ stop() {
 status_line() {
     local name="$1" pattern="$2" addr="$3"
     if running "$name" "$pattern"; then
-        printf '%-12s up     %s (pid %s)\n' "$name" "$addr" "$(cat "$STATE/$name.pid")"
+        printf '%-19s up     %s (pid %s)\n' "$name" "$addr" "$(cat "$STATE/$name.pid")"
     else
-        printf '%-12s down   %s\n' "$name" "$addr"
+        printf '%-19s down   %s\n' "$name" "$addr"
     fi
 }
 
@@ -260,17 +315,22 @@ up)
     up_tansu kafka "$KAFKA_PORT" "sqlite://$STATE/kafka/tansu.db"
     $bench && up_tansu kafka-bench "$KAFKA_BENCH_PORT" "memory://tansu/"
     up_redis
+    up_redis_cluster
     up_osmem
     log "all services up (state in $STATE)"
     ;;
 down)
     for s in kafka-bench osmem redis kafka mariadb; do stop "$s"; done
+    for p in "${REDIS_CLUSTER_PORTS[@]}"; do stop "redis-cluster/$p"; done
     ;;
 status)
     status_line mariadb mariadbd "127.0.0.1:$MARIADB_PORT"
     status_line kafka "127.0.0.1:$KAFKA_PORT" "127.0.0.1:$KAFKA_PORT"
     status_line kafka-bench "127.0.0.1:$KAFKA_BENCH_PORT" "127.0.0.1:$KAFKA_BENCH_PORT"
     status_line redis "127.0.0.1:$REDIS_PORT" "127.0.0.1:$REDIS_PORT"
+    for p in "${REDIS_CLUSTER_PORTS[@]}"; do
+        status_line "redis-cluster/$p" "127.0.0.1:$p" "127.0.0.1:$p"
+    done
     status_line osmem "127.0.0.1:$ES_PORT" "127.0.0.1:$ES_PORT"
     ;;
 *)

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub mod broker;
+pub mod events;
 pub mod mariadb;
 
 /// MariaDB/MySQL URL of a user with all privileges (source and replica target).
@@ -29,6 +30,19 @@ pub fn kafka_brokers() -> String {
 /// Redis URL.
 pub fn redis_url() -> String {
     var_or("SLUICE_TEST_REDIS_URL", "redis://127.0.0.1:6380")
+}
+
+/// Seed nodes of the Redis Cluster (three masters): `SLUICE_TEST_REDIS_CLUSTER`, URLs separated
+/// by commas.
+pub fn redis_cluster_urls() -> Vec<String> {
+    var_or(
+        "SLUICE_TEST_REDIS_CLUSTER",
+        "redis://127.0.0.1:6390,redis://127.0.0.1:6391,redis://127.0.0.1:6392",
+    )
+    .split(',')
+    .map(|u| u.trim().to_owned())
+    .filter(|u| !u.is_empty())
+    .collect()
 }
 
 /// Elasticsearch/OpenSearch base URL.

@@ -6,6 +6,7 @@ mod capture;
 mod elasticsearch;
 mod mysql_replica;
 mod outage;
+mod redis_cluster;
 mod server_settings;
 mod sink;
 mod smoke;

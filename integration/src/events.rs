@@ -1,0 +1,86 @@
+//! Change events made by a test and produced to Kafka the way `sluice-capture` does (key, murmur2
+//! partition, the three sluice headers), for sink tests that need no MariaDB.
+
+use rdkafka::config::ClientConfig;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::Value;
+use sluice_event::{ChangeEvent, EventType, Position, Row, Source};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A v1 binlog event of `database.table` with primary key `id`; `data` is the row (after the
+/// change; before it for a DELETE), `old` the changed columns' previous values of an UPDATE.
+pub fn row_event(
+    database: &str,
+    table: &str,
+    kind: EventType,
+    seq: i64,
+    data: Value,
+    old: Option<Value>,
+) -> ChangeEvent {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    ChangeEvent {
+        v: 1,
+        seq,
+        source: Source::Binlog,
+        instance: "test".into(),
+        database: database.into(),
+        table: table.into(),
+        kind,
+        ts_ms: now,
+        capture_ms: now,
+        pos: Position {
+            file: "binlog.000001".into(),
+            offset: seq.unsigned_abs(),
+            row: 0,
+            gtid: None,
+        },
+        xid: None,
+        txn_last: true,
+        pk: vec!["id".into()],
+        data: as_row(data),
+        old: old.map(as_row),
+        sql: None,
+    }
+}
+
+fn as_row(v: Value) -> Row {
+    match v {
+        Value::Object(m) => m,
+        other => panic!("a row is a JSON object, not {other}"),
+    }
+}
+
+/// Produces `events` in order to `topic` on `brokers`, keyed and partitioned as the capture does,
+/// and waits until Kafka acknowledged each.
+pub async fn produce(brokers: &str, topic: &str, events: &[ChangeEvent]) -> Result<(), String> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("partitioner", "murmur2_random")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .map_err(|e| format!("producer for {brokers}: {e}"))?;
+    for e in events {
+        let mut headers = OwnedHeaders::new();
+        for (k, v) in &e.headers() {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            });
+        }
+        let (key, value) = (e.key(), e.encode());
+        let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
+            .key(key.as_slice())
+            .payload(value.as_slice())
+            .headers(headers);
+        producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .map_err(|(err, _)| format!("produce seq {} to {topic}: {err}", e.seq))?;
+    }
+    Ok(())
+}
