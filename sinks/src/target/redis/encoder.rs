@@ -2,13 +2,14 @@
 
 use super::config::{Format, Mode, RedisRule};
 use sluice_event::{EventType, Row};
-use sluice_rules::Mapped;
+use sluice_rules::{Mapped, Template};
 
-/// One logical Redis operation; the service turns each into one or more wire commands.
+/// One Redis operation on one key; the service turns each into wire commands and sends runs of
+/// `Del` as one `DEL key...`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// `DEL keys...`
-    Del(Vec<String>),
+    /// `DEL key`
+    Del(String),
     /// `SET key value [EX ttl]`
     Set {
         key: String,
@@ -23,62 +24,96 @@ pub enum Command {
     },
 }
 
-/// The commands for one item. An error is a definite failure: a key template cannot render.
-pub fn encode(rule: &RedisRule, mapped: &Mapped) -> Result<Vec<Command>, String> {
-    if mapped.kind == EventType::Ddl {
-        return Ok(Vec::new());
-    }
-    let new_keys = render_all(rule, &mapped.doc)?;
-    // Keys of the before-image that differ: the old email's key must go too.
-    let mut old_keys = Vec::new();
-    if let Some(old) = &mapped.old_doc {
-        for key in render_all(rule, old)? {
-            if !new_keys.contains(&key) && !old_keys.contains(&key) {
-                old_keys.push(key);
-            }
+impl Command {
+    /// The key the command writes.
+    pub fn key(&self) -> &str {
+        match self {
+            Command::Del(key) | Command::Set { key, .. } | Command::HashReplace { key, .. } => key,
         }
     }
-    let mut commands = Vec::new();
-    match (rule.mode, mapped.kind) {
-        (Mode::Invalidate, _) | (Mode::Refresh, EventType::Delete) => {
-            let mut all = new_keys;
-            all.extend(old_keys);
-            commands.push(Command::Del(all));
-        }
-        (Mode::Refresh, _) => {
-            if !old_keys.is_empty() {
-                commands.push(Command::Del(old_keys));
-            }
-            for key in new_keys {
-                commands.push(match rule.format {
-                    Format::Json => Command::Set {
-                        key,
-                        value: json_bytes(&mapped.doc),
-                        ttl_secs: rule.ttl_secs,
-                    },
-                    Format::Hash => Command::HashReplace {
-                        key,
-                        fields: hash_fields(&mapped.doc),
-                        ttl_secs: rule.ttl_secs,
-                    },
-                });
-            }
-        }
-    }
-    Ok(commands)
 }
 
-fn render_all(rule: &RedisRule, row: &Row) -> Result<Vec<String>, String> {
-    let mut keys = Vec::with_capacity(rule.keys.len());
-    for t in &rule.keys {
-        let key = t
-            .render(row)
-            .map_err(|e| format!("cannot render Redis key: {e}"))?;
-        if !keys.contains(&key) {
-            keys.push(key);
+/// The commands for one item. An error is a definite failure: a key template cannot render.
+pub fn encode(rule: &RedisRule, mapped: &Mapped) -> Result<Vec<Command>, String> {
+    let mut out = Vec::new();
+    Encoder::default().encode(rule, mapped, &mut out)?;
+    Ok(out)
+}
+
+/// Encodes the items of one batch, reusing its key lists from item to item.
+#[derive(Default)]
+pub struct Encoder {
+    new_keys: Vec<String>,
+    old_keys: Vec<String>,
+}
+
+impl Encoder {
+    /// Appends the commands for one item to `out`; on error nothing is appended.
+    pub fn encode(
+        &mut self,
+        rule: &RedisRule,
+        mapped: &Mapped,
+        out: &mut Vec<Command>,
+    ) -> Result<(), String> {
+        if mapped.kind == EventType::Ddl {
+            return Ok(());
         }
+        self.new_keys.clear();
+        self.old_keys.clear();
+        for t in &rule.keys {
+            let key = render(t, &mapped.doc)?;
+            if !self.new_keys.contains(&key) {
+                self.new_keys.push(key);
+            }
+        }
+        // Keys of the before-image that differ: the old email's key must go too. A template
+        // whose columns kept their values renders the new key again, so it is not rendered.
+        if let Some(old) = &mapped.old_doc {
+            for t in &rule.keys {
+                if t.columns().all(|c| mapped.doc.get(c) == old.get(c)) {
+                    continue;
+                }
+                let key = render(t, old)?;
+                if !self.new_keys.contains(&key) && !self.old_keys.contains(&key) {
+                    self.old_keys.push(key);
+                }
+            }
+        }
+        match (rule.mode, mapped.kind) {
+            (Mode::Invalidate, _) | (Mode::Refresh, EventType::Delete) => {
+                out.extend(self.new_keys.drain(..).map(Command::Del));
+                out.extend(self.old_keys.drain(..).map(Command::Del));
+            }
+            (Mode::Refresh, _) => {
+                out.extend(self.old_keys.drain(..).map(Command::Del));
+                match rule.format {
+                    Format::Json => {
+                        let value = json_bytes(&mapped.doc);
+                        out.extend(self.new_keys.drain(..).map(|key| Command::Set {
+                            key,
+                            value: value.clone(),
+                            ttl_secs: rule.ttl_secs,
+                        }));
+                    }
+                    Format::Hash => {
+                        let fields = hash_fields(&mapped.doc);
+                        out.extend(self.new_keys.drain(..).map(|key| Command::HashReplace {
+                            key,
+                            fields: fields.clone(),
+                            ttl_secs: rule.ttl_secs,
+                        }));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
-    Ok(keys)
+}
+
+fn render(template: &Template, row: &Row) -> Result<String, String> {
+    template
+        .render(row)
+        .map_err(|e| format!("cannot render Redis key: {e}"))
 }
 
 fn json_bytes(row: &Row) -> Vec<u8> {
@@ -103,7 +138,6 @@ fn hash_fields(row: &Row) -> Vec<(String, Vec<u8>)> {
 mod tests {
     use super::*;
     use serde_json::json;
-    use sluice_rules::Template;
 
     fn rule(mode: Mode, format: Format, keys: &[&str], ttl: Option<u64>) -> RedisRule {
         RedisRule {
@@ -140,7 +174,7 @@ mod tests {
         let cases = [
             (
                 mapped(EventType::Insert, json!({"id":1,"email":"a@x"}), None),
-                vec![Command::Del(vec!["user:1".into(), "user:email:a@x".into()])],
+                dels(&["user:1", "user:email:a@x"]),
             ),
             (
                 mapped(
@@ -148,11 +182,7 @@ mod tests {
                     json!({"id":1,"email":"b@x"}),
                     Some(json!({"id":1,"email":"a@x"})),
                 ),
-                vec![Command::Del(vec![
-                    "user:1".into(),
-                    "user:email:b@x".into(),
-                    "user:email:a@x".into(),
-                ])],
+                dels(&["user:1", "user:email:b@x", "user:email:a@x"]),
             ),
             (
                 mapped(
@@ -160,11 +190,20 @@ mod tests {
                     json!({"id":1,"email":"a@x","n":2}),
                     Some(json!({"id":1,"email":"a@x","n":1})),
                 ),
-                vec![Command::Del(vec!["user:1".into(), "user:email:a@x".into()])],
+                dels(&["user:1", "user:email:a@x"]),
             ),
             (
                 mapped(EventType::Delete, json!({"id":1,"email":"a@x"}), None),
-                vec![Command::Del(vec!["user:1".into(), "user:email:a@x".into()])],
+                dels(&["user:1", "user:email:a@x"]),
+            ),
+            // The id changed (a number), the email kept its value: the old id's key goes too.
+            (
+                mapped(
+                    EventType::Update,
+                    json!({"id":2,"email":"a@x"}),
+                    Some(json!({"id":1,"email":"a@x"})),
+                ),
+                dels(&["user:2", "user:email:a@x", "user:1"]),
             ),
         ];
         for (m, want) in cases {
@@ -190,13 +229,10 @@ mod tests {
             Some(json!({"id":1,"name":"Ann"})),
         );
         let cmds = encode(&r, &moved).unwrap();
-        assert_eq!(cmds[0], Command::Del(vec!["user:1".into()]));
+        assert_eq!(cmds[0], Command::Del("user:1".into()));
         assert!(matches!(&cmds[1], Command::Set { key, .. } if key == "user:2"));
         let del = mapped(EventType::Delete, json!({"id":1,"name":"Ann"}), None);
-        assert_eq!(
-            encode(&r, &del).unwrap(),
-            vec![Command::Del(vec!["user:1".into()])]
-        );
+        assert_eq!(encode(&r, &del).unwrap(), dels(&["user:1"]));
 
         let h = rule(Mode::Refresh, Format::Hash, &["u:{id}"], None);
         let m = mapped(
@@ -224,5 +260,46 @@ mod tests {
         let m = mapped(EventType::Insert, json!({"id":1}), None);
         let err = encode(&r, &m).unwrap_err();
         assert!(err.starts_with("cannot render Redis key: "), "{err}");
+        // A before-image without a key column cannot name the old key either.
+        let r = rule(Mode::Invalidate, Format::Json, &["user:{email}"], None);
+        let m = mapped(
+            EventType::Update,
+            json!({"id":1,"email":"a@x"}),
+            Some(json!({"id":1})),
+        );
+        let err = encode(&r, &m).unwrap_err();
+        assert!(err.contains("email"), "{err}");
+    }
+
+    #[test]
+    fn one_encoder_keeps_items_apart() {
+        let r = rule(
+            Mode::Invalidate,
+            Format::Json,
+            &["u:{id}", "e:{email}"],
+            None,
+        );
+        let mut enc = Encoder::default();
+        let mut out = Vec::new();
+        let a = mapped(
+            EventType::Update,
+            json!({"id":1,"email":"b"}),
+            Some(json!({"id":1,"email":"a"})),
+        );
+        let b = mapped(EventType::Insert, json!({"id":2,"email":"c"}), None);
+        enc.encode(&r, &a, &mut out).unwrap();
+        assert!(enc
+            .encode(
+                &r,
+                &mapped(EventType::Insert, json!({"id":3}), None),
+                &mut out
+            )
+            .is_err());
+        enc.encode(&r, &b, &mut out).unwrap();
+        assert_eq!(out, dels(&["u:1", "e:b", "e:a", "u:2", "e:c"]));
+    }
+
+    fn dels(keys: &[&str]) -> Vec<Command> {
+        keys.iter().map(|k| Command::Del((*k).into())).collect()
     }
 }
