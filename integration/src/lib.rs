@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub mod broker;
 pub mod events;
+pub mod http_proxy;
 pub mod mariadb;
 
 /// MariaDB/MySQL URL of a user with all privileges (source and replica target).

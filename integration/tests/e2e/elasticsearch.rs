@@ -7,6 +7,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use sluice_event::{ChangeEvent, EventType, Position, Row, Source};
+use sluice_integration::http_proxy::{self, HttpProxy, Request, Response, Upstream};
 use sluice_integration::{create_topic, es_url, kafka_brokers, unique_name};
 use sluice_sinks::offsets::{self, StartAt};
 use sluice_sinks::runtime::HEADER_ERROR;
@@ -17,8 +18,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -692,9 +691,9 @@ delete = "fields"
 // Item-level 429 through a fault-injecting proxy
 // ---------------------------------------------------------------------------------------------
 
-/// An HTTP/1.1 proxy in front of the server that answers the bulk actions of chosen document
-/// ids with an item-level 429 (without passing them on) while `failing` is set, and counts how
-/// often each id was sent.
+/// Faults for the proxy (`sluice_integration::http_proxy`) in front of the server: while
+/// `failing` is set, the bulk actions of chosen document ids are answered with an item-level 429
+/// (and not passed on); `sent` counts how often each id was sent.
 #[derive(Default)]
 struct Proxy {
     fail_ids: Mutex<HashSet<String>>,
@@ -703,77 +702,29 @@ struct Proxy {
 }
 
 impl Proxy {
-    async fn start(self: &Arc<Self>) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+    /// Starts the proxy; it runs until the returned value is dropped.
+    async fn start(self: &Arc<Self>) -> HttpProxy {
         let proxy = self.clone();
-        tokio::spawn(async move {
-            while let Ok((conn, _)) = listener.accept().await {
-                tokio::spawn(proxy.clone().serve(conn));
+        let handler = http_proxy::handler(move |req: Request, up: Upstream| {
+            let proxy = proxy.clone();
+            async move {
+                if req.path.starts_with("/_bulk") {
+                    proxy.bulk(&up, &req).await
+                } else {
+                    up.forward(&req).await
+                }
             }
         });
-        format!("http://{addr}")
+        HttpProxy::start(&es_url(), None, handler).await.unwrap()
     }
 
     fn sent(&self, id: &str) -> usize {
         self.sent.lock().unwrap().get(id).copied().unwrap_or(0)
     }
 
-    async fn serve(self: Arc<Self>, conn: TcpStream) {
-        let http = reqwest::Client::new();
-        let mut conn = BufReader::new(conn);
-        loop {
-            let mut line = String::new();
-            if conn.read_line(&mut line).await.unwrap_or(0) == 0 {
-                return;
-            }
-            let mut parts = line.split_whitespace();
-            let method = parts.next().unwrap_or("GET").to_owned();
-            let path = parts.next().unwrap_or("/").to_owned();
-            let mut length = 0usize;
-            let mut content_type = "application/json".to_owned();
-            loop {
-                let mut h = String::new();
-                conn.read_line(&mut h).await.unwrap();
-                let h = h.trim_end();
-                if h.is_empty() {
-                    break;
-                }
-                if let Some((k, v)) = h.split_once(':') {
-                    match k.to_ascii_lowercase().as_str() {
-                        "content-length" => length = v.trim().parse().unwrap(),
-                        "content-type" => content_type = v.trim().to_owned(),
-                        _ => {}
-                    }
-                }
-            }
-            let mut body = vec![0; length];
-            conn.read_exact(&mut body).await.unwrap();
-            let (status, answer) = if path.starts_with("/_bulk") {
-                self.bulk(&http, &path, &body).await
-            } else {
-                let r = http
-                    .request(method.parse().unwrap(), format!("{}{path}", es_url()))
-                    .header("content-type", content_type)
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap();
-                (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
-            };
-            let head = format!(
-                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-                answer.len()
-            );
-            let stream = conn.get_mut();
-            stream.write_all(head.as_bytes()).await.unwrap();
-            stream.write_all(&answer).await.unwrap();
-        }
-    }
-
     /// Passes on the actions of ids that do not fail; answers the others with 429.
-    async fn bulk(&self, http: &reqwest::Client, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
-        let text = String::from_utf8_lossy(body);
+    async fn bulk(&self, up: &Upstream, req: &Request) -> Response {
+        let text = String::from_utf8_lossy(&req.body);
         let mut lines = text.lines();
         let mut forward = String::new();
         // Per action: Some(id) if it is failed here, None if passed on.
@@ -800,16 +751,15 @@ impl Proxy {
         }
         let mut passed: Vec<Value> = Vec::new();
         if !forward.is_empty() {
-            let r: Value = http
-                .post(format!("{}{path}", es_url()))
-                .header("content-type", "application/x-ndjson")
-                .body(forward)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let r = up
+                .send(
+                    &req.method,
+                    &req.path,
+                    "application/x-ndjson",
+                    forward.into_bytes(),
+                )
+                .await;
+            let r: Value = serde_json::from_slice(&r.body).unwrap();
             passed = r["items"].as_array().cloned().unwrap();
         }
         let mut passed = passed.into_iter();
@@ -822,8 +772,7 @@ impl Proxy {
                 None => passed.next().unwrap(),
             })
             .collect();
-        let answer = json!({"took": 1, "errors": true, "items": items});
-        (200, serde_json::to_vec(&answer).unwrap())
+        Response::json(200, &json!({"took": 1, "errors": true, "items": items}))
     }
 }
 
@@ -838,9 +787,9 @@ async fn elasticsearch_item_level_429_retries_only_those_items_and_the_offset_wa
         .unwrap()
         .extend(["3".to_owned(), "7".to_owned()]);
     proxy.failing.store(true, Ordering::SeqCst);
-    let url = proxy.start().await;
+    let server = proxy.start().await;
     let rules = orders_rule(&index, "");
-    let config = sink_config(&topic, &unique_name("g"), &url, &rules);
+    let config = sink_config(&topic, &unique_name("g"), server.url(), &rules);
     let events: Vec<ChangeEvent> = (1..=10)
         .map(|id| {
             change(
