@@ -5,8 +5,10 @@
 #   (b) python-mysql-replication + json.dumps            the baseline (venv in bench/.venv)
 #   (c) sluice-capture tail > /dev/null                  decode + JSON encode
 #   (d) sluice-capture run into the benchmark broker     until the last event is acknowledged
-#   (e) a plain rdkafka producer, same count and bytes   the broker's ceiling in this run
-# and prints rows/s, the ratios c/b, c/a, d/b, d/e, and peak RSS of (c) and (d).
+#   (e) a plain rdkafka producer, same events            the broker's ceiling in this run:
+#       same count, payloads, keys' partitions, the capture's three headers, producer settings
+#       and allocator; (e0) is the same without headers, for reference
+# and prints rows/s, the ratios c/b, c/a, d/b, d/e, peak RSS of (c) and (d), and the load average.
 # BIG_TXN_MB=1024 also pushes one transaction of that size through tail and run, for peak RSS.
 # Needs: scripts/services.sh up --bench (MariaDB on 3307, tansu memory broker on 9095).
 set -euo pipefail
@@ -73,6 +75,7 @@ level = "warn"
 TOML
 
 # (a) transfer ceiling
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 t0=$(now)
 (cd "$WORK" && mariadb-binlog --no-defaults --read-from-remote-server --raw -h "$MYSQL_HOST" -P "$MYSQL_PORT" -u"$MYSQL_USER" -p"$MYSQL_PW" \
     --start-position="$START_POS" --stop-position="$END_POS" --to-last-log "$START_FILE" >/dev/null 2>&1 || true)
@@ -117,8 +120,10 @@ D=$(rate "$ROWS" "$D_S")
 # stores for the capture.
 "$BIN" tail --config "$WORK/capture.toml" --until "$END_FILE:$END_POS" >"$WORK/events.jsonl" 2>/dev/null
 read -r E_ROWS E_S < <("$CEILING" "$BROKER" "bench-ceiling-$$" "$ROWS" "$AVG_SIZE" 6 "$WORK/events.jsonl")
-rm -f "$WORK/events.jsonl"
 E=$(rate "$E_ROWS" "$E_S")
+read -r E0_ROWS E0_S < <(HEADERS=0 "$CEILING" "$BROKER" "bench-ceiling0-$$" "$ROWS" "$AVG_SIZE" 6 "$WORK/events.jsonl")
+rm -f "$WORK/events.jsonl"
+E0=$(rate "$E0_ROWS" "$E0_S")
 
 echo
 echo "rows: $ROWS (tail counted $C_ROWS events, $AVG_SIZE bytes each on average)"
@@ -127,9 +132,11 @@ printf '%-52s %12s rows/s\n' "(b) python-mysql-replication + json.dumps" "$B"
 printf '%-52s %12s rows/s\n' "(c) sluice-capture tail > /dev/null" "$C"
 printf '%-52s %12s rows/s\n' "(d) sluice-capture run -> $BROKER (acked)" "$D"
 printf '%-52s %12s rows/s\n' "(e) plain rdkafka producer, same events" "$E"
+printf '%-52s %12s rows/s\n' "(e0) the same without headers" "$E0"
 echo "c/b $(ratio "$C" "$B")   c/a $(ratio "$C" "$A")   d/b $(ratio "$D" "$B")   d/e $(ratio "$D" "$E")"
 rss_mb() { awk '/^[0-9]+$/ { print int($1 / 1024) " MB"; found = 1 } END { if (!found) print "n/a" }' "$1"; }
 echo "peak RSS: tail $(rss_mb "$WORK/tail.rss"), run $(rss_mb "$WORK/run.rss")"
+echo "load average (1, 5, 15 min): before (a) $LOAD0; after (e) $(cut -d' ' -f1-3 /proc/loadavg)"
 
 if [ "$BIG_TXN_MB" -gt 0 ]; then
     echo

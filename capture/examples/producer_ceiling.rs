@@ -4,14 +4,22 @@
 //! `producer_ceiling <brokers> <topic> <count> <size> <partitions> [payloads.jsonl]`; prints
 //! `<count> <seconds>`. With a file, its lines are the payloads (e.g. the events `tail` printed),
 //! so the broker compresses and stores the same bytes as for the capture; else `size` bytes.
+//! Every message carries the three headers the capture sends (`sluice-seq`, `sluice-type`,
+//! `sluice-table`), so both runs hand librdkafka the same messages; `HEADERS=0` leaves them out.
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use sluice_capture::config::CaptureConfig;
 use sluice_capture::publish::Topics;
 use std::collections::VecDeque;
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+// The allocator sluice-capture uses (and, with it, for librdkafka too), so the two runs differ
+// only in what the capture adds.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -43,16 +51,35 @@ async fn main() -> anyhow::Result<()> {
         None => vec![vec![b'x'; size]],
     };
     anyhow::ensure!(!payloads.is_empty(), "no payloads");
+    let headers = std::env::var("HEADERS").map_or(true, |v| v != "0");
     let mut pending: VecDeque<DeliveryFuture> = VecDeque::with_capacity(window);
     let started = Instant::now();
     for i in 0..count {
         let key = format!("[\"bench\",\"t\",{i}]");
         let partition = sluice_event::partition_for_key(key.as_bytes(), partitions) as i32;
         let payload = &payloads[i % payloads.len()];
+        let seq = (1_882_472_897_839_104_000i64 + i as i64).to_string();
         let mut record = FutureRecord::to(topic)
             .key(&key)
             .payload(payload)
             .partition(partition);
+        if headers {
+            record = record.headers(
+                OwnedHeaders::new_with_capacity(3)
+                    .insert(Header {
+                        key: sluice_event::HEADER_SEQ,
+                        value: Some(seq.as_bytes()),
+                    })
+                    .insert(Header {
+                        key: sluice_event::HEADER_TYPE,
+                        value: Some("INSERT"),
+                    })
+                    .insert(Header {
+                        key: sluice_event::HEADER_TABLE,
+                        value: Some("bench_capture.orders"),
+                    }),
+            );
+        }
         loop {
             if pending.len() >= window {
                 if let Some(f) = pending.pop_front() {
