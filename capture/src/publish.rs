@@ -276,6 +276,9 @@ impl Publisher {
         let mut waiting: VecDeque<(u64, Checkpoint)> = VecDeque::new();
         let mut acked: Option<Checkpoint> = None;
         let mut saved: Option<Checkpoint> = None;
+        // The checkpoint being written: one at a time, in order, off this loop, because an
+        // fsync on a busy disk took up to 40 ms and stopped sending for that long.
+        let mut saving: Option<Saving> = None;
         let mut sent: u64 = 0;
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -293,11 +296,24 @@ impl Publisher {
                 break;
             }
             let full = unacked >= self.window;
+            let is_saving = saving.is_some();
+            let save_done = async {
+                match saving.as_mut() {
+                    Some(task) => task.await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
+                done = save_done, if is_saving => {
+                    saving = None;
+                    saved = Some(self.saved(done)?);
+                }
                 _ = tick.tick() => {
-                    self.save(&acked, &mut saved).await?;
+                    if saving.is_none() {
+                        saving = self.start_save(&acked, &saved);
+                    }
                     if tracing::enabled!(tracing::Level::DEBUG) {
                         let (low, unacked) = self.watermark()?;
                         tracing::debug!(sent, acked = low, unacked, batches_queued = rx.len(), checkpoints_waiting = waiting.len(), "publisher");
@@ -336,7 +352,12 @@ impl Publisher {
         while waiting.front().is_some_and(|(n, _)| *n <= low) {
             acked = waiting.pop_front().map(|(_, cp)| cp);
         }
-        self.save(&acked, &mut saved).await?;
+        if let Some(task) = saving.take() {
+            saved = Some(self.saved(task.await)?);
+        }
+        if let Some(task) = self.start_save(&acked, &saved) {
+            self.saved(task.await)?;
+        }
         Ok(())
     }
 
@@ -346,27 +367,46 @@ impl Publisher {
             .map_err(|(source, what)| CaptureError::Kafka { what, source })
     }
 
-    async fn save(
-        &mut self,
-        acked: &Option<Checkpoint>,
-        saved: &mut Option<Checkpoint>,
-    ) -> Result<(), CaptureError> {
-        let Some(cp) = acked else { return Ok(()) };
+    /// Starts writing `acked` (to the file, then the Kafka store) unless it is saved already.
+    fn start_save(&self, acked: &Option<Checkpoint>, saved: &Option<Checkpoint>) -> Option<Saving> {
+        let cp = acked.as_ref()?;
         if saved.as_ref() == Some(cp) {
-            return Ok(());
+            return None;
         }
-        let mut cp = cp.clone();
-        let now = now_ms();
-        cp.saved_ms = now;
-        self.store.save(&cp)?;
-        if let Some(k) = &self.kafka_store {
-            k.save(&self.producer, &cp).await?;
-        }
-        metrics::gauge!("sluice_capture_last_checkpoint_timestamp_seconds")
-            .set(now as f64 / 1000.0);
-        cp.saved_ms = 0;
-        *saved = Some(cp);
-        Ok(())
+        let cp = cp.clone();
+        let store = self.store.clone();
+        let kafka_store = self.kafka_store.clone();
+        let producer = self.producer.clone();
+        Some(tokio::spawn(async move {
+            let mut stamped = cp.clone();
+            let now = now_ms();
+            stamped.saved_ms = now;
+            let file = stamped.clone();
+            let path = store.path().display().to_string();
+            tokio::task::spawn_blocking(move || store.save(&file))
+                .await
+                .map_err(|e| CaptureError::CheckpointIo {
+                    path,
+                    source: std::io::Error::other(e.to_string()),
+                })??;
+            if let Some(k) = &kafka_store {
+                k.save(&producer, &stamped).await?;
+            }
+            metrics::gauge!("sluice_capture_last_checkpoint_timestamp_seconds")
+                .set(now as f64 / 1000.0);
+            Ok(cp)
+        }))
+    }
+
+    /// The checkpoint a finished save wrote, or its error.
+    fn saved(
+        &self,
+        done: Result<Result<Checkpoint, CaptureError>, tokio::task::JoinError>,
+    ) -> Result<Checkpoint, CaptureError> {
+        done.map_err(|e| CaptureError::CheckpointIo {
+            path: self.store.path().display().to_string(),
+            source: std::io::Error::other(e.to_string()),
+        })?
     }
 
     /// Hands one event to librdkafka: key and value written into the reused buffers.
@@ -464,6 +504,9 @@ impl Publisher {
         }
     }
 }
+
+/// A checkpoint being written; yields it once saved.
+type Saving = tokio::task::JoinHandle<Result<Checkpoint, CaptureError>>;
 
 /// Buffers reused for every message (librdkafka copies what it is given).
 #[derive(Default)]
