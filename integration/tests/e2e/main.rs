@@ -4,6 +4,7 @@
 
 mod capture;
 mod elasticsearch;
+mod es_transport;
 mod mysql_replica;
 mod outage;
 mod redis_cluster;

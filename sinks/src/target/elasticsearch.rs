@@ -19,6 +19,7 @@ pub use service::{ensure_index, name_kind, replace_index_with_alias, swap_alias,
 use super::{Item, Outcome, TargetError, Write};
 use elasticsearch::Elasticsearch;
 use retry::{classify, is_pressure, Failure, ItemFailure};
+use service::PingError;
 use sluice_config::Problems;
 use sluice_rules::RuleSet;
 use std::collections::HashMap;
@@ -328,9 +329,38 @@ impl Write for ElasticsearchTarget {
     }
 
     async fn check(&self) -> Result<(), TargetError> {
-        service::ping(&self.client)
-            .await
-            .map_err(|reason| self.connect_error(reason))
+        let (name, address) = (&self.name, &self.address);
+        let refused = |message: String| TargetError::Config {
+            target: name.clone(),
+            message,
+        };
+        match service::ping(&self.client).await {
+            Ok(()) => Ok(()),
+            Err(PingError::Status { status: 401, body }) => Err(refused(format!(
+                "{address} refused the credentials (HTTP 401, {}); set targets.{name}.username \
+                 and password, or api_key, to credentials the cluster accepts (secrets come \
+                 from the environment: password = \"${{ES_PASSWORD}}\"), and check that the \
+                 variable is set where the sink runs",
+                service::error_reason(&body)
+            ))),
+            Err(PingError::Status { status: 403, body }) => Err(refused(format!(
+                "{address} accepted the credentials but refused access (HTTP 403, {}); grant \
+                 the user or API key of targets.{name} the `monitor` cluster privilege and \
+                 `write`/`create_index` on the rules' indexes",
+                service::error_reason(&body)
+            ))),
+            Err(PingError::Status { status, body }) => {
+                Err(self.connect_error(format!("HTTP {status}, {}", service::error_reason(&body))))
+            }
+            Err(PingError::Request(reason)) if reason.contains("certificate") => {
+                Err(refused(format!(
+                    "TLS with {address} failed: {reason}; targets.{name}.ca_file must be the \
+                     PEM of the CA that signed the server's certificate (without ca_file the \
+                     built-in roots must trust it), and the URL's host must be in the certificate"
+                )))
+            }
+            Err(PingError::Request(reason)) => Err(self.connect_error(reason)),
+        }
     }
 }
 

@@ -122,15 +122,54 @@ pub async fn bulk(
     Ok(parsed.items.into_iter().map(BulkItem::answer).collect())
 }
 
+/// Why `GET /` failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PingError {
+    /// No answer: connection, TLS handshake, timeout. The text has the whole cause chain.
+    Request(String),
+    /// The server answered with a status other than 2xx.
+    Status { status: u16, body: String },
+}
+
 /// `GET /`: proves the cluster answers and the credentials work.
-pub async fn ping(es: &Elasticsearch) -> Result<(), String> {
-    let r = es.info().send().await.map_err(|e| e.to_string())?;
+pub async fn ping(es: &Elasticsearch) -> Result<(), PingError> {
+    let r = es
+        .info()
+        .send()
+        .await
+        .map_err(|e| PingError::Request(cause_chain(&e)))?;
     let status = r.status_code().as_u16();
     if (200..300).contains(&status) {
         Ok(())
     } else {
         let body = r.text().await.unwrap_or_default();
-        Err(format!("HTTP {status}: {body}"))
+        Err(PingError::Status { status, body })
+    }
+}
+
+/// `error` and its sources, `a: b: c`: the client's own message ("error sending request")
+/// hides the reason (refused, certificate not trusted) in its sources.
+pub fn cause_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// `error.type: error.reason` of an Elasticsearch error body, else the body itself (shortened).
+pub fn error_reason(body: &str) -> String {
+    let parsed: Option<serde_json::Value> = serde_json::from_str(body).ok();
+    let error = parsed.as_ref().map(|v| &v["error"]);
+    match error.map(|e| (e["type"].as_str(), e["reason"].as_str())) {
+        Some((Some(kind), Some(reason))) => format!("{kind}: {reason}"),
+        _ => body.chars().take(300).collect(),
     }
 }
 
@@ -328,6 +367,38 @@ impl BulkItem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_reason_names_type_and_reason_else_the_body() {
+        let body = r#"{"error":{"type":"security_exception","reason":"bad user"},"status":401}"#;
+        assert_eq!(error_reason(body), "security_exception: bad user");
+        assert_eq!(error_reason("Unauthorized"), "Unauthorized");
+        assert_eq!(error_reason(&"x".repeat(500)).len(), 300);
+    }
+
+    #[test]
+    fn cause_chain_shows_the_sources() {
+        let inner = std::io::Error::other("invalid peer certificate: UnknownIssuer");
+        assert_eq!(
+            cause_chain(&Wrapped(inner)),
+            "error sending request: invalid peer certificate: UnknownIssuer"
+        );
+    }
+
+    #[derive(Debug)]
+    struct Wrapped(std::io::Error);
+
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("error sending request")
+        }
+    }
+
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
 
     #[test]
     fn parses_item_answers_with_causes() {

@@ -1,0 +1,411 @@
+//! End-to-end tests of the Elasticsearch target's transport (issue #5): TLS with a CA file, basic
+//! auth with the password from the environment, an API key, gzip request bodies.
+//!
+//! osmem (the local OpenSearch-compatible server) speaks plain HTTP without security, so a proxy
+//! (`sluice_integration::http_proxy`) in front of it plays the secured cluster: it terminates TLS
+//! with a certificate signed by a CA made for the test, answers 401 like Elasticsearch unless
+//! the `Authorization` header is the expected one, records how each request arrived (credentials,
+//! `Content-Encoding`), decompresses gzip bodies and forwards them to osmem.
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+use sluice_event::{ChangeEvent, EventType};
+use sluice_integration::http_proxy::{self, HttpProxy, Request, Response, TestTls, Upstream};
+use sluice_integration::{create_topic, es_url, kafka_brokers, unique_name};
+use sluice_sinks::{Sink, SinkConfig};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// How one request arrived at the proxy.
+#[derive(Debug, Clone)]
+struct Seen {
+    path: String,
+    gzipped: bool,
+    /// The wire body starts with the gzip magic bytes.
+    gzip_magic: bool,
+    wire_len: usize,
+    body_len: usize,
+    status: u16,
+}
+
+/// A secured cluster in front of osmem: only requests with `Authorization: <expected>` pass.
+struct Secured {
+    proxy: HttpProxy,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    tls: TestTls,
+}
+
+impl Secured {
+    async fn start(expected_authorization: String) -> Secured {
+        let tls = TestTls::new().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let handler = http_proxy::handler(move |req: Request, up: Upstream| {
+            let (expected, log) = (expected_authorization.clone(), Arc::clone(&log));
+            async move {
+                let answer = if req.header("authorization") == Some(expected.as_str()) {
+                    up.forward(&req).await
+                } else {
+                    // What Elasticsearch answers without (valid) credentials.
+                    Response::json(
+                        401,
+                        &json!({"error": {"type": "security_exception",
+                            "reason": "unable to authenticate user for REST request [/]"},
+                            "status": 401}),
+                    )
+                };
+                log.lock().unwrap().push(Seen {
+                    path: req.path.clone(),
+                    gzipped: req.gzipped(),
+                    gzip_magic: req.raw_body.starts_with(&[0x1f, 0x8b]),
+                    wire_len: req.raw_body.len(),
+                    body_len: req.body.len(),
+                    status: answer.status,
+                });
+                answer
+            }
+        });
+        let proxy = HttpProxy::start(&es_url(), Some(&tls), handler)
+            .await
+            .unwrap();
+        Secured { proxy, seen, tls }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// The CA certificate in a file, for `ca_file`.
+    fn ca_file(&self) -> PathBuf {
+        sluice_integration::write_temp_file("es_ca", "ca.pem", &self.tls.ca_pem)
+    }
+}
+
+fn basic(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+fn api_key(id: &str, key: &str) -> String {
+    format!(
+        "ApiKey {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{key}"))
+    )
+}
+
+/// A sink config reading `topic` into index `index` through the target `search` whose
+/// transport settings are `transport` (lines of `[targets.search]`).
+fn config_text(topic: &str, index: &str, transport: &str) -> String {
+    format!(
+        r#"
+[kafka]
+brokers = ["{brokers}"]
+options = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000" }}
+[consumer]
+group_id = "{group}"
+topics = ["{topic}"]
+commit_interval_ms = 200
+drain_timeout_ms = 5000
+[batch]
+linger_ms = 20
+max_items = 100
+[retry]
+initial_backoff_ms = 50
+max_backoff_ms = 500
+[metrics]
+listen = "127.0.0.1:0"
+[targets.search]
+type = "elasticsearch"
+timeout_ms = 10000
+{transport}
+[[rules]]
+name = "orders"
+target = "search"
+match = {{ tables = ["shop.orders"] }}
+[rules.elasticsearch]
+index = "{index}"
+"#,
+        brokers = kafka_brokers(),
+        group = unique_name("g_estls"),
+    )
+}
+
+/// Parses `text` with `env` as the environment (`${NAME}` interpolation), as the binary does
+/// with the process environment.
+fn parse(text: &str, env: &[(&str, &str)]) -> SinkConfig {
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    sluice_config::parse::<SinkConfig>(text, Path::new("es-transport.toml"), |name| {
+        env.get(name).cloned()
+    })
+    .unwrap()
+}
+
+/// `n` order documents with a long text each, so gzip has something to save.
+fn orders(n: i64) -> Vec<ChangeEvent> {
+    (1..=n)
+        .map(|id| {
+            sluice_integration::events::row_event(
+                "shop",
+                "orders",
+                EventType::Insert,
+                1_000 + id,
+                json!({"id": id, "note": format!("order {id} ").repeat(40)}),
+                None,
+            )
+        })
+        .collect()
+}
+
+/// The documents of `index` on osmem itself (behind the proxy), by id.
+async fn docs(index: &str) -> HashMap<String, Value> {
+    let http = reqwest::Client::new();
+    let _ = http
+        .post(format!("{}/{index}/_refresh", es_url()))
+        .send()
+        .await;
+    let r = http
+        .post(format!("{}/{index}/_search", es_url()))
+        .json(&json!({"size": 1000, "query": {"match_all": {}}}))
+        .send()
+        .await
+        .unwrap();
+    if !r.status().is_success() {
+        return HashMap::new();
+    }
+    let v: Value = r.json().await.unwrap();
+    v["hits"]["hits"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|h| {
+            (
+                h["_id"].as_str().unwrap_or("").to_owned(),
+                h["_source"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// Runs the sink in-process until `index` holds `n` documents (90 s at most).
+async fn sink_until_indexed(config: SinkConfig, index: &str, n: usize, proxy: &Secured) {
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(Sink::new(config).run(cancel.clone()));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let got = docs(index).await.len();
+        if got == n {
+            break;
+        }
+        if task.is_finished() || Instant::now() > deadline {
+            let seen = proxy.seen();
+            panic!(
+                "{got} of {n} documents in {index}; the sink {}; last requests at the proxy: {:?}",
+                if task.is_finished() {
+                    format!("stopped: {:?}", task.await)
+                } else {
+                    "is still running".to_owned()
+                },
+                &seen[seen.len().saturating_sub(5)..]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("the sink did not stop within 30 s")
+        .unwrap()
+        .unwrap();
+}
+
+fn bulks(seen: &[Seen]) -> Vec<&Seen> {
+    seen.iter()
+        .filter(|s| s.path.starts_with("/_bulk"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn es_over_tls_with_basic_auth_from_the_environment_and_gzip_bodies() {
+    let password = format!("pw-{}", unique_name("s"));
+    let proxy = Secured::start(basic("sluice_writer", &password)).await;
+    let topic = unique_name("es_tls");
+    let index = unique_name("es_tls");
+    create_topic(&topic, 2).await.unwrap();
+    sluice_integration::events::produce(&kafka_brokers(), &topic, &orders(30))
+        .await
+        .unwrap();
+    let transport = format!(
+        "urls = [\"{}\"]\nusername = \"sluice_writer\"\npassword = \"${{ES_TEST_PASSWORD}}\"\nca_file = \"{}\"\ngzip = true",
+        proxy.proxy.url(),
+        proxy.ca_file().display()
+    );
+    assert!(proxy.proxy.url().starts_with("https://"));
+    let config = parse(
+        &config_text(&topic, &index, &transport),
+        &[("ES_TEST_PASSWORD", &password)],
+    );
+    sink_until_indexed(config, &index, 30, &proxy).await;
+
+    let seen = proxy.seen();
+    let refused: Vec<&Seen> = seen.iter().filter(|s| s.status == 401).collect();
+    assert!(
+        refused.is_empty(),
+        "requests without the right credentials: {refused:?}"
+    );
+    let bulks = bulks(&seen);
+    assert!(
+        !bulks.is_empty(),
+        "no bulk request reached the proxy: {seen:?}"
+    );
+    for b in &bulks {
+        assert!(
+            b.gzipped && b.gzip_magic && b.wire_len < b.body_len,
+            "a bulk request was not gzip-compressed on the wire: {b:?}"
+        );
+    }
+    let d = docs(&index).await;
+    assert_eq!(d["7"]["note"], json!("order 7 ".repeat(40)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn es_with_an_api_key_and_gzip_off_sends_plain_bodies() {
+    let key = unique_name("k");
+    let proxy = Secured::start(api_key("sluice-id", &key)).await;
+    let topic = unique_name("es_key");
+    let index = unique_name("es_key");
+    create_topic(&topic, 1).await.unwrap();
+    sluice_integration::events::produce(&kafka_brokers(), &topic, &orders(10))
+        .await
+        .unwrap();
+    // The `id:key` form; gzip is off by default.
+    let transport = format!(
+        "urls = [\"{}\"]\napi_key = \"${{ES_TEST_API_KEY}}\"\nca_file = \"{}\"",
+        proxy.proxy.url(),
+        proxy.ca_file().display()
+    );
+    let config = parse(
+        &config_text(&topic, &index, &transport),
+        &[("ES_TEST_API_KEY", &format!("sluice-id:{key}"))],
+    );
+    sink_until_indexed(config, &index, 10, &proxy).await;
+    let seen = proxy.seen();
+    assert!(
+        seen.iter().all(|s| s.status != 401),
+        "requests without the right API key: {seen:?}"
+    );
+    let bulks = bulks(&seen);
+    assert!(
+        !bulks.is_empty(),
+        "no bulk request reached the proxy: {seen:?}"
+    );
+    for b in &bulks {
+        assert!(
+            !b.gzipped && !b.gzip_magic && b.wire_len == b.body_len,
+            "gzip is off, yet a bulk body was compressed: {b:?}"
+        );
+    }
+}
+
+/// `sluice-sink check` as a process with `env`; (success, stdout + stderr).
+async fn check(config: &Path, env: &[(&str, &str)]) -> (bool, String) {
+    let mut cmd = tokio::process::Command::new(sluice_integration::workspace_binary(
+        "sluice-sink",
+        "sluice-sinks",
+    ));
+    cmd.args(["check", "--config"]).arg(config);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("sluice-sink check did not finish within 60 s")
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn es_check_names_wrong_credentials_and_an_untrusted_certificate() {
+    let password = format!("pw-{}", unique_name("s"));
+    let key = unique_name("k");
+    let basic_proxy = Secured::start(basic("sluice_writer", &password)).await;
+    let key_proxy = Secured::start(api_key("sluice-id", &key)).await;
+    let topic = unique_name("es_chk");
+    create_topic(&topic, 1).await.unwrap();
+    let index = unique_name("es_chk");
+    let basic_cfg = |ca: &Path| {
+        sluice_integration::write_temp_file(
+            "es_chk",
+            "sink.toml",
+            &config_text(
+                &topic,
+                &index,
+                &format!(
+                    "urls = [\"{}\"]\nusername = \"sluice_writer\"\npassword = \"${{ES_TEST_PASSWORD}}\"\nca_file = \"{}\"",
+                    basic_proxy.proxy.url(),
+                    ca.display()
+                ),
+            ),
+        )
+    };
+    let good_ca = basic_proxy.ca_file();
+    let config = basic_cfg(&good_ca);
+
+    let (ok, out) = check(&config, &[("ES_TEST_PASSWORD", &password)]).await;
+    assert!(ok, "check with the right password failed:\n{out}");
+    assert!(out.contains("target search (elasticsearch): ok"), "{out}");
+    assert!(
+        !out.contains(&password),
+        "the password appears in the output:\n{out}"
+    );
+
+    let (ok, out) = check(&config, &[("ES_TEST_PASSWORD", "wrong")]).await;
+    assert!(!ok, "check with a wrong password succeeded:\n{out}");
+    for part in ["target `search`", "401", "credentials", "targets.search"] {
+        assert!(out.contains(part), "no `{part}` in:\n{out}");
+    }
+
+    // Another CA than the one that signed the server's certificate: TLS is really verified.
+    let other = TestTls::new().unwrap();
+    let other_ca = sluice_integration::write_temp_file("es_ca", "ca.pem", &other.ca_pem);
+    let (ok, out) = check(&basic_cfg(&other_ca), &[("ES_TEST_PASSWORD", &password)]).await;
+    assert!(!ok, "check trusted a certificate of another CA:\n{out}");
+    assert!(
+        out.contains("certificate") && out.contains("targets.search.ca_file"),
+        "the error does not say it is the certificate:\n{out}"
+    );
+
+    // The API key in its encoded form (base64 of id:key), right and wrong.
+    let key_cfg = sluice_integration::write_temp_file(
+        "es_chk",
+        "sink.toml",
+        &config_text(
+            &topic,
+            &index,
+            &format!(
+                "urls = [\"{}\"]\napi_key = \"${{ES_TEST_API_KEY}}\"\nca_file = \"{}\"",
+                key_proxy.proxy.url(),
+                key_proxy.ca_file().display()
+            ),
+        ),
+    );
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("sluice-id:{key}"));
+    let (ok, out) = check(&key_cfg, &[("ES_TEST_API_KEY", &encoded)]).await;
+    assert!(ok, "check with the right API key failed:\n{out}");
+    let (ok, out) = check(&key_cfg, &[("ES_TEST_API_KEY", "sluice-id:wrong")]).await;
+    assert!(!ok, "check with a wrong API key succeeded:\n{out}");
+    assert!(out.contains("401") && out.contains("api_key"), "{out}");
+}
