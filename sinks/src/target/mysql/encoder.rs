@@ -11,8 +11,12 @@ use sluice_event::{EventType, Row};
 use sluice_rules::Mapped;
 use std::collections::HashMap;
 
-/// Bound parameters one statement may carry (the protocol's limit is 65,535).
+/// Values one statement may carry (the prepared-statement limit is 65,535).
 const MAX_PARAMS: usize = 60_000;
+
+/// Bytes of values (as literals) one multi-row statement may carry: well below the servers'
+/// default `max_allowed_packet` (16 MB on MariaDB, 64 MB on MySQL).
+pub const MAX_STATEMENT_BYTES: usize = 4 << 20;
 
 /// How a replica column wants its JSON value, from `information_schema`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,11 +86,98 @@ pub enum OpKind {
     Delete,
 }
 
-/// One statement with its parameters, and the positions (in the planned ops) it covers.
+/// One statement with `?` placeholders and their values.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Statement {
     pub sql: String,
     pub args: Vec<SqlValue>,
+}
+
+impl Statement {
+    /// Appends the statement with each `?` replaced by its value as an SQL literal (text
+    /// protocol: no prepare round trip, no server-side statement per row count).
+    pub fn inline_into(&self, out: &mut String) {
+        out.reserve(self.inline_len());
+        let mut args = self.args.iter();
+        let mut quoted = false;
+        let mut from = 0;
+        for (i, b) in self.sql.bytes().enumerate() {
+            match b {
+                // Identifiers are the only quoted text in generated SQL (`` ` `` doubled inside).
+                b'`' => quoted = !quoted,
+                b'?' if !quoted => {
+                    out.push_str(&self.sql[from..i]);
+                    match args.next() {
+                        Some(v) => push_literal(out, v),
+                        None => out.push_str("NULL"),
+                    }
+                    from = i + 1;
+                }
+                _ => {}
+            }
+        }
+        out.push_str(&self.sql[from..]);
+    }
+
+    /// About how long the inlined statement is.
+    pub fn inline_len(&self) -> usize {
+        self.sql.len() + self.args.iter().map(literal_len).sum::<usize>()
+    }
+
+    /// [`Statement::inline_into`] a new string.
+    pub fn inline(&self) -> String {
+        let mut out = String::new();
+        self.inline_into(&mut out);
+        out
+    }
+}
+
+/// `v` as an SQL literal that means the same in every `sql_mode` and connection charset:
+/// text as `_utf8mb4 X'…'` (hex, so no quoting or backslash rules apply), bytes as `X'…'`,
+/// floats in exponent form (read back exactly), integers as they are.
+pub fn push_literal(out: &mut String, v: &SqlValue) {
+    use std::fmt::Write as _;
+    match v {
+        SqlValue::Null => out.push_str("NULL"),
+        SqlValue::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        SqlValue::UInt(u) => {
+            let _ = write!(out, "{u}");
+        }
+        SqlValue::Float(f) if f.is_finite() => {
+            let _ = write!(out, "{f:e}");
+        }
+        // JSON has no NaN or infinity, so no event carries one.
+        SqlValue::Float(_) => out.push_str("NULL"),
+        SqlValue::Text(t) => {
+            out.push_str("_utf8mb4 X'");
+            push_hex(out, t.as_bytes());
+            out.push('\'');
+        }
+        SqlValue::Bytes(b) => {
+            out.push_str("X'");
+            push_hex(out, b);
+            out.push('\'');
+        }
+    }
+}
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+}
+
+/// About how long `v` is as a literal.
+fn literal_len(v: &SqlValue) -> usize {
+    match v {
+        SqlValue::Null | SqlValue::Int(_) | SqlValue::UInt(_) | SqlValue::Float(_) => 24,
+        SqlValue::Text(t) => 12 + 2 * t.len(),
+        SqlValue::Bytes(b) => 3 + 2 * b.len(),
+    }
 }
 
 impl TableMeta {
@@ -405,21 +496,38 @@ pub fn plan(rule: &MysqlRule, meta: &TableMeta, key: &[String], ops: &[&Op]) -> 
         out.push(delete_statement(rule, meta, key, chunk));
     }
     let mut run: Vec<&Op> = Vec::new();
+    let (mut run_params, mut run_bytes) = (0, 0);
     for op in last.iter().copied().filter(|o| o.kind == OpKind::Upsert) {
-        let params = |ops: &[&Op]| -> usize { ops.iter().map(|o| params(o)).sum() };
-        let fits = run
-            .first()
-            .is_none_or(|f| f.columns == op.columns && params(&run) + params(&[op]) <= MAX_PARAMS);
+        let (p, b) = (params(op), bytes(op));
+        let fits = run.first().is_none_or(|f| {
+            f.columns == op.columns
+                && run_params + p <= MAX_PARAMS
+                && run_bytes + b <= MAX_STATEMENT_BYTES
+        });
         if !fits {
             out.push(upsert_statement(rule, meta, key, &run));
             run.clear();
+            (run_params, run_bytes) = (0, 0);
         }
         run.push(op);
+        run_params += p;
+        run_bytes += b;
     }
     if !run.is_empty() {
         out.push(upsert_statement(rule, meta, key, &run));
     }
     out
+}
+
+/// About how many bytes the op's values take as literals.
+fn bytes(op: &Op) -> usize {
+    op.values
+        .iter()
+        .map(|b| match b {
+            Bound::Value(v) => literal_len(v),
+            Bound::Geometry { wkb, .. } => 40 + 2 * wkb.len(),
+        })
+        .sum()
 }
 
 fn params(op: &Op) -> usize {
@@ -938,6 +1046,48 @@ mod tests {
         assert_eq!(
             got[1].0,
             "INSERT INTO `db`.`t` (`id`) VALUES (?) ON DUPLICATE KEY UPDATE `id` = VALUES(`id`)"
+        );
+    }
+
+    #[test]
+    fn inlined_values_are_literals_that_need_no_escaping() {
+        let s = Statement {
+            sql: "INSERT INTO `d?b`.`t``?` (`a`,`b`,`c`,`d`,`e`,`f`,`g`) VALUES (?,?,?,?,?,?,ST_GeomFromWKB(?, ?))"
+                .into(),
+            args: vec![
+                SqlValue::Null,
+                SqlValue::Int(-7),
+                SqlValue::UInt(u64::MAX),
+                SqlValue::Float(0.1),
+                SqlValue::Text("it's \\ é".into()),
+                SqlValue::Text(String::new()),
+                SqlValue::Bytes(vec![0, 255]),
+                SqlValue::UInt(4326),
+            ],
+        };
+        assert_eq!(
+            s.inline(),
+            "INSERT INTO `d?b`.`t``?` (`a`,`b`,`c`,`d`,`e`,`f`,`g`) VALUES (NULL,-7,18446744073709551615,1e-1,\
+             _utf8mb4 X'69742773205C20C3A9',_utf8mb4 X'',ST_GeomFromWKB(X'00FF', 4326))"
+        );
+        assert!(s.inline_len() >= s.inline().len());
+        let mut big = String::new();
+        push_literal(&mut big, &SqlValue::Float(-1.5e300));
+        assert_eq!(big, "-1.5e300");
+    }
+
+    #[test]
+    fn large_rows_are_split_by_bytes() {
+        let r = rule(None, None);
+        let text = "x".repeat(MAX_STATEMENT_BYTES / 5);
+        let items: Vec<Mapped> = (0..6)
+            .map(|i| mapped(EventType::Insert, i, json!({"id": i, "name": text}), None))
+            .collect();
+        let got = sql_of(&r, &items);
+        // Each value is about 2/5 of the cap as hex: two rows per statement.
+        assert_eq!(
+            got.iter().map(|(_, a)| a.len() / 2).collect::<Vec<_>>(),
+            [2, 2, 2]
         );
     }
 }

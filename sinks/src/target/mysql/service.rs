@@ -1,7 +1,7 @@
 //! The request: one transaction per batch, multi-row statements per table, one outcome per item.
 
 use super::config::{MysqlRule, TableName};
-use super::encoder::{self, quote, ColumnKind, Op, SqlValue, Statement, TableMeta};
+use super::encoder::{self, quote, ColumnKind, Op, Statement, TableMeta, MAX_STATEMENT_BYTES};
 use super::retry::classify;
 use crate::target::{Item, Outcome};
 use sqlx::mysql::{MySql, MySqlPool};
@@ -199,12 +199,29 @@ async fn write_groups(
         };
         let ops: Vec<&Op> = g.items.iter().flat_map(|(_, ops)| ops.iter()).collect();
         let statements = encoder::plan(rule, &g.meta, &g.key, &ops);
-        exec(&mut tx, "SAVEPOINT sluice_group").await?;
+        // The savepoint and the table's statements in as few round trips as fit a packet; the
+        // server stops at the first statement that fails.
+        let mut sql = String::from("SAVEPOINT sluice_group");
         let mut failed = None;
         for s in &statements {
-            if let Err(e) = run(&mut tx, s).await {
+            let len = s.inline_len();
+            if sql.len() + len > MAX_STATEMENT_BYTES && !sql.is_empty() {
+                if let Err(e) = (&mut *tx).execute(sql.as_str()).await {
+                    failed = Some(classify(&e));
+                }
+                sql.clear();
+                if failed.is_some() {
+                    break;
+                }
+            }
+            if !sql.is_empty() {
+                sql.push(';');
+            }
+            s.inline_into(&mut sql);
+        }
+        if failed.is_none() && !sql.is_empty() {
+            if let Err(e) = (&mut *tx).execute(sql.as_str()).await {
                 failed = Some(classify(&e));
-                break;
             }
         }
         match failed {
@@ -248,19 +265,9 @@ async fn write_one(
     Ok(None)
 }
 
+/// One statement, values inlined (text protocol).
 async fn run(tx: &mut Transaction<'_, MySql>, s: &Statement) -> Result<(), sqlx::Error> {
-    let mut q = sqlx::query(&s.sql);
-    for a in &s.args {
-        q = match a {
-            SqlValue::Null => q.bind(None::<String>),
-            SqlValue::Int(v) => q.bind(*v),
-            SqlValue::UInt(v) => q.bind(*v),
-            SqlValue::Float(v) => q.bind(*v),
-            SqlValue::Text(v) => q.bind(v.as_str()),
-            SqlValue::Bytes(v) => q.bind(v.as_slice()),
-        };
-    }
-    q.execute(&mut **tx).await.map(|_| ())
+    (&mut **tx).execute(s.inline().as_str()).await.map(|_| ())
 }
 
 async fn exec(tx: &mut Transaction<'_, MySql>, sql: &str) -> Result<(), Outcome> {
