@@ -7,6 +7,8 @@
 # printing rows/s and the ratio sink / baseline. EVENTS=200000 bench/mysql.sh for a shorter run.
 # consumer.max_in_flight is the backlog: tansu's memory engine skips the rest of a stored batch
 # when a paused partition resumes inside it (docs/performance.md, sluice-sink).
+# kafka fetch.wait.max.ms is 10 (FETCH_WAIT_MS): tansu 0.6 sleeps the full wait on every fetch,
+# which with librdkafka's default (500) caps any consumer at ~40k of these events/s.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -14,12 +16,17 @@ EVENTS="${EVENTS:-1000000}"
 BROKERS="${SLUICE_BENCH_KAFKA:-127.0.0.1:9095}"
 URL="${SLUICE_TEST_MYSQL_URL:-mysql://sluice:sluice@127.0.0.1:3307}"
 WORK="${SLUICE_STATE_DIR:-$ROOT/.state}/bench-mysql"
+FETCH_WAIT_MS="${FETCH_WAIT_MS:-10}"
 mkdir -p "$WORK"
 
 bash scripts/services.sh up --bench >&2
 cargo build --release --quiet -p sluice-sinks --bin sluice-sink --example mysql_bench
 BENCH=target/release/examples/mysql_bench
 SINK=target/release/sluice-sink
+# The local MariaDB's pid, so the helper prints the server's CPU time for each load.
+PIDFILE="${SLUICE_STATE_DIR:-$ROOT/.state}/mariadb/mariadbd.pid"
+SERVER=()
+if [ -z "${SLUICE_TEST_MYSQL_URL:-}" ] && [ -r "$PIDFILE" ]; then SERVER=(--server-pid "$(cat "$PIDFILE")"); fi
 RUN="$(date +%s)"
 TOPIC="bench_mysql_$RUN"
 DB="bench_mysql_$RUN"
@@ -34,6 +41,7 @@ sql -e "CREATE DATABASE $DB; CREATE TABLE $DB.items $TABLE; CREATE TABLE $DB.ite
 cat >"$WORK/sink.toml" <<TOML
 [kafka]
 brokers = ["$BROKERS"]
+options = { "fetch.wait.max.ms" = "$FETCH_WAIT_MS" }
 [consumer]
 group_id = "$TOPIC"
 topics = ["$TOPIC"]
@@ -56,13 +64,14 @@ target = "replica"
 match = { tables = ["bench.items"] }
 TOML
 
-echo "== $EVENTS events of bench.items, topic $TOPIC (8 partitions) on $BROKERS, replica $DB"
+echo "== $EVENTS events of bench.items, topic $TOPIC (8 partitions) on $BROKERS, replica $DB, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 "$BENCH" --brokers "$BROKERS" --topic "$TOPIC" --events "$EVENTS" produce --partitions 8
-"$BENCH" --brokers "$BROKERS" --topic "$TOPIC" --events "$EVENTS" baseline \
+"$BENCH" --brokers "$BROKERS" --topic "$TOPIC" --events "$EVENTS" "${SERVER[@]}" baseline \
     --url "$URL/$DB" --table items_baseline | tee "$WORK/baseline.out"
-"$BENCH" --brokers "$BROKERS" --topic "$TOPIC" --events "$EVENTS" sink --bin "$SINK" \
+"$BENCH" --brokers "$BROKERS" --topic "$TOPIC" --events "$EVENTS" "${SERVER[@]}" sink --bin "$SINK" \
     --config "$WORK/sink.toml" --group "$TOPIC" | tee "$WORK/sink.out"
 
+echo "== load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 # Both loads end in the same rows.
 same="$(sql -N -e "SELECT (SELECT COUNT(*) FROM $DB.items) = (SELECT COUNT(*) FROM $DB.items_baseline)
     AND (SELECT BIT_XOR(CRC32(CONCAT_WS('#', id, name, status, qty, amount, updated_at))) FROM $DB.items)

@@ -26,6 +26,9 @@ struct Cli {
     topic: String,
     #[arg(long, default_value_t = 1_000_000)]
     events: u64,
+    /// The database server's pid: its CPU time during each load is printed too.
+    #[arg(long)]
+    server_pid: Option<u32>,
     #[command(subcommand)]
     command: Command,
 }
@@ -187,6 +190,7 @@ async fn baseline(cli: &Cli, url: &str, table: &str, rows: usize) -> anyhow::Res
         .await
         .context("connect for the baseline")?;
     let cols = ["id", "name", "status", "qty", "amount", "updated_at"];
+    let server_cpu = cli.server_pid.and_then(cpu_secs);
     let start = Instant::now();
     let mut i = 0;
     while i < cli.events {
@@ -222,9 +226,10 @@ async fn baseline(cli: &Cli, url: &str, table: &str, rows: usize) -> anyhow::Res
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "baseline: {} rows in {secs:.1} s = {:.0} rows/s (multi-row upserts of {rows}, one client)",
+        "baseline: {} rows in {secs:.1} s = {:.0} rows/s (multi-row upserts of {rows}, one client){}",
         cli.events,
-        cli.events as f64 / secs
+        cli.events as f64 / secs,
+        server_cpu_note(cli, server_cpu)
     );
     Ok(())
 }
@@ -242,6 +247,7 @@ fn sink(cli: &Cli, bin: &PathBuf, config: &PathBuf, group: &str) -> anyhow::Resu
             tpl.add_partition(&cli.topic, p.id());
         }
     }
+    let server_cpu = cli.server_pid.and_then(cpu_secs);
     let start = Instant::now();
     let log = std::fs::File::create(config.with_extension("log"))?;
     let mut child = std::process::Command::new(bin)
@@ -251,8 +257,10 @@ fn sink(cli: &Cli, bin: &PathBuf, config: &PathBuf, group: &str) -> anyhow::Resu
         .stderr(log)
         .spawn()
         .context("start sluice-sink")?;
+    let mut sink_cpu = 0.0;
     let done = loop {
         std::thread::sleep(Duration::from_millis(200));
+        sink_cpu = cpu_secs(child.id()).unwrap_or(sink_cpu);
         if let Some(status) = child.try_wait()? {
             bail!("sluice-sink exited early: {status}");
         }
@@ -268,6 +276,7 @@ fn sink(cli: &Cli, bin: &PathBuf, config: &PathBuf, group: &str) -> anyhow::Resu
             })
             .sum();
         if sum as u64 >= cli.events {
+            sink_cpu = cpu_secs(child.id()).unwrap_or(sink_cpu);
             break start.elapsed();
         }
         if start.elapsed() > Duration::from_secs(3600) {
@@ -281,9 +290,29 @@ fn sink(cli: &Cli, bin: &PathBuf, config: &PathBuf, group: &str) -> anyhow::Resu
     let _ = child.wait();
     let secs = done.as_secs_f64();
     println!(
-        "sink: {} events in {secs:.1} s = {:.0} rows/s (start to fully committed)",
+        "sink: {} events in {secs:.1} s = {:.0} rows/s (start to fully committed); sink CPU {sink_cpu:.1} s{}",
         cli.events,
-        cli.events as f64 / secs
+        cli.events as f64 / secs,
+        server_cpu_note(cli, server_cpu)
     );
     Ok(())
+}
+
+/// User plus system CPU seconds of a process so far, from /proc (Linux).
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on every Linux architecture this runs on.
+    Some(ticks / 100.0)
+}
+
+/// `; server CPU n s` since `before`, when the server's pid is known.
+fn server_cpu_note(cli: &Cli, before: Option<f64>) -> String {
+    match (before, cli.server_pid.and_then(cpu_secs)) {
+        (Some(b), Some(a)) => format!("; server CPU {:.1} s", a - b),
+        _ => String::new(),
+    }
 }
