@@ -19,10 +19,13 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// `tail` writes to stdout once this many bytes of lines are ready.
+const STDOUT_CHUNK: usize = 1 << 20;
+
 /// Where outputs of the decoder go.
 pub enum Emit {
-    /// `tail`: JSON lines.
-    Stdout(std::io::BufWriter<std::io::Stdout>),
+    /// `tail`: JSON lines, written into `buf` and handed to stdout in large writes.
+    Stdout { out: std::io::Stdout, buf: Vec<u8> },
     /// `run`: the publisher task, through a bounded channel.
     Channel(mpsc::Sender<Vec<Output>>),
     /// Tests: collect in memory.
@@ -35,17 +38,19 @@ impl Emit {
             return Ok(());
         }
         match self {
-            Emit::Stdout(w) => {
-                let mut lines = Vec::with_capacity(512 * out.len());
+            Emit::Stdout { out: w, buf } => {
                 for o in out.drain(..) {
                     match o {
-                        Output::Row(r) => r.write_json(&mut lines),
-                        Output::Event(ev) => ev.encode_into(&mut lines),
+                        Output::Row(r) => r.write_json(buf),
+                        Output::Event(ev) => ev.encode_into(buf),
                         Output::Commit(_) => continue,
                     }
-                    lines.push(b'\n');
+                    buf.push(b'\n');
                 }
-                w.write_all(&lines).map_err(CaptureError::Stdout)?;
+                if buf.len() >= STDOUT_CHUNK {
+                    w.write_all(buf).map_err(CaptureError::Stdout)?;
+                    buf.clear();
+                }
             }
             Emit::Channel(tx) => {
                 let batch = std::mem::take(out);
@@ -60,8 +65,10 @@ impl Emit {
     }
 
     fn flush(&mut self) -> Result<(), CaptureError> {
-        if let Emit::Stdout(w) = self {
-            w.flush().map_err(CaptureError::Stdout)?;
+        if let Emit::Stdout { out, buf } = self {
+            out.write_all(buf).map_err(CaptureError::Stdout)?;
+            buf.clear();
+            out.flush().map_err(CaptureError::Stdout)?;
         }
         Ok(())
     }
@@ -489,10 +496,10 @@ pub async fn tail(
 ) -> Result<(), CaptureError> {
     let prep = prepare(cfg, None, start).await?;
     enforce(&prep.checks)?;
-    let mut emit = Emit::Stdout(std::io::BufWriter::with_capacity(
-        1 << 20,
-        std::io::stdout(),
-    ));
+    let mut emit = Emit::Stdout {
+        out: std::io::stdout(),
+        buf: Vec::with_capacity(STDOUT_CHUNK + (64 << 10)),
+    };
     let opts = ReadOptions {
         until_end,
         ready: Arc::new(AtomicBool::new(false)),

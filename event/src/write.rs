@@ -283,18 +283,36 @@ fn padded(out: &mut Vec<u8>, v: u32, width: usize) {
     out.extend_from_slice(&buf[i..]);
 }
 
+/// "00" to "99", for writing two digits per division.
+static PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    t
+};
+
 /// An unsigned integer in decimal.
 pub fn write_u64(out: &mut Vec<u8>, v: u64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     let mut n = v;
-    loop {
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
         i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        buf[i] = b'0' + n as u8;
     }
     out.extend_from_slice(&buf[i..]);
 }
@@ -332,25 +350,51 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc = ESCAPE[b as usize];
-        if esc == 0 {
-            continue;
+    let mut i = 0;
+    while i < bytes.len() {
+        // Eight bytes at a time while none of them needs an escape (the common case).
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            if !needs_escape(u64::from_le_bytes(word)) {
+                i += 8;
+                continue;
+            }
         }
-        out.extend_from_slice(&bytes[start..i]);
-        if esc == b'u' {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[(b >> 4) as usize]);
-            out.push(HEX[(b & 0xf) as usize]);
-        } else {
-            out.push(b'\\');
-            out.push(esc);
+        let end = (i + 8).min(bytes.len());
+        while i < end {
+            let b = bytes[i];
+            let esc = ESCAPE[b as usize];
+            if esc != 0 {
+                out.extend_from_slice(&bytes[start..i]);
+                if esc == b'u' {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    out.extend_from_slice(b"\\u00");
+                    out.push(HEX[(b >> 4) as usize]);
+                    out.push(HEX[(b & 0xf) as usize]);
+                } else {
+                    out.push(b'\\');
+                    out.push(esc);
+                }
+                start = i + 1;
+            }
+            i += 1;
         }
-        start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// Whether any of the eight bytes is below 0x20, `"` or `\` (exact, no false positives).
+fn needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    let q = w ^ (ONES * u64::from(b'"'));
+    let quote = q.wrapping_sub(ONES) & !q & HIGH;
+    let b = w ^ (ONES * u64::from(b'\\'));
+    let backslash = b.wrapping_sub(ONES) & !b & HIGH;
+    (below_space | quote | backslash) != 0
 }
 
 #[cfg(test)]
@@ -366,6 +410,8 @@ mod tests {
             "\u{0}\u{1f}\u{7f}\n\r\t\u{8}\u{c}",
             "naïve 🌊",
             "\u{2028}",
+            "0123456789abcdef\"0123456789\\abcdef\u{1}",
+            "ünïcødé text that is longer than eight bytes, with \t a tab",
         ] {
             let mut out = Vec::new();
             write_str(&mut out, s);
@@ -374,8 +420,35 @@ mod tests {
     }
 
     #[test]
+    fn every_ascii_byte_at_every_offset_of_a_word() {
+        for b in 0u8..128 {
+            for at in 0..17 {
+                let mut s = "abcdefghijklmnopq".to_owned().into_bytes();
+                s[at] = b;
+                let s = String::from_utf8(s).unwrap();
+                let mut out = Vec::new();
+                write_str(&mut out, &s);
+                assert_eq!(out, serde_json::to_vec(&s).unwrap(), "{s:?}");
+            }
+        }
+    }
+
+    #[test]
     fn integers() {
-        for v in [0i64, 1, -1, 9, 10, i64::MIN, i64::MAX, 1_234_567] {
+        for v in [
+            0i64,
+            1,
+            -1,
+            9,
+            10,
+            99,
+            100,
+            101,
+            999,
+            i64::MIN,
+            i64::MAX,
+            1_234_567,
+        ] {
             let mut out = Vec::new();
             write_i64(&mut out, v);
             assert_eq!(out, v.to_string().into_bytes());

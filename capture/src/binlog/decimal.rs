@@ -23,7 +23,16 @@ pub fn read_decimal(c: &mut Cursor<'_>, precision: u8, scale: u8) -> Result<Stri
         return Err(Malformed::new("empty DECIMAL value"));
     }
     let negative = raw[0] & 0x80 == 0;
-    let mut bytes = raw.to_vec();
+    // DECIMAL(65, 30), the largest, takes 30 bytes: no allocation for the copy.
+    let mut small = [0u8; 32];
+    let mut large = Vec::new();
+    let bytes: &mut [u8] = if raw.len() <= small.len() {
+        small[..raw.len()].copy_from_slice(raw);
+        &mut small[..raw.len()]
+    } else {
+        large.extend_from_slice(raw);
+        &mut large
+    };
     bytes[0] ^= 0x80;
     if negative {
         for b in bytes.iter_mut() {
@@ -32,7 +41,7 @@ pub fn read_decimal(c: &mut Cursor<'_>, precision: u8, scale: u8) -> Result<Stri
     }
     let intg = usize::from(precision - scale.min(precision));
     let frac = usize::from(scale);
-    let mut d = Cursor::new(&bytes);
+    let mut d = Cursor::new(bytes);
     let mut int_digits = String::with_capacity(intg + 1);
     let lead = intg % DIG_PER_DEC;
     if lead > 0 {
@@ -76,8 +85,16 @@ fn push_group(
             "DECIMAL digit group {v} has more than {digits} digits"
         )));
     }
-    use std::fmt::Write as _;
-    let _ = write!(out, "{v:0digits$}");
+    // Zero-padded to `digits` without going through fmt (this runs for every DECIMAL cell).
+    let mut buf = [b'0'; DIG_PER_DEC];
+    let mut n = v;
+    for slot in buf[..digits].iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    for &b in &buf[..digits] {
+        out.push(char::from(b));
+    }
     Ok(())
 }
 
