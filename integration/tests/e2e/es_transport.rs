@@ -35,6 +35,7 @@ struct Seen {
 struct Secured {
     proxy: HttpProxy,
     seen: Arc<Mutex<Vec<Seen>>>,
+    expected: Arc<Mutex<String>>,
     tls: TestTls,
 }
 
@@ -42,9 +43,11 @@ impl Secured {
     async fn start(expected_authorization: String) -> Secured {
         let tls = TestTls::new().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = Arc::clone(&seen);
+        let expected = Arc::new(Mutex::new(expected_authorization));
+        let (log, accept) = (Arc::clone(&seen), Arc::clone(&expected));
         let handler = http_proxy::handler(move |req: Request, up: Upstream| {
-            let (expected, log) = (expected_authorization.clone(), Arc::clone(&log));
+            let expected = accept.lock().unwrap().clone();
+            let log = Arc::clone(&log);
             async move {
                 let answer = if req.header("authorization") == Some(expected.as_str()) {
                     up.forward(&req).await
@@ -71,7 +74,17 @@ impl Secured {
         let proxy = HttpProxy::start(&es_url(), Some(&tls), handler)
             .await
             .unwrap();
-        Secured { proxy, seen, tls }
+        Secured {
+            proxy,
+            seen,
+            expected,
+            tls,
+        }
+    }
+
+    /// From now on only `authorization` passes (the cluster's credentials were changed).
+    fn accept(&self, authorization: String) {
+        *self.expected.lock().unwrap() = authorization;
     }
 
     fn seen(&self) -> Vec<Seen> {
@@ -148,20 +161,19 @@ fn parse(text: &str, env: &[(&str, &str)]) -> SinkConfig {
     .unwrap()
 }
 
-/// `n` order documents with a long text each, so gzip has something to save.
-fn orders(n: i64) -> Vec<ChangeEvent> {
-    (1..=n)
-        .map(|id| {
-            sluice_integration::events::row_event(
-                "shop",
-                "orders",
-                EventType::Insert,
-                1_000 + id,
-                json!({"id": id, "note": format!("order {id} ").repeat(40)}),
-                None,
-            )
-        })
-        .collect()
+/// Order documents `ids`, with a long text each, so gzip has something to save.
+fn orders(ids: std::ops::RangeInclusive<i64>) -> Vec<ChangeEvent> {
+    ids.map(|id| {
+        sluice_integration::events::row_event(
+            "shop",
+            "orders",
+            EventType::Insert,
+            1_000 + id,
+            json!({"id": id, "note": format!("order {id} ").repeat(40)}),
+            None,
+        )
+    })
+    .collect()
 }
 
 /// The documents of `index` on osmem itself (behind the proxy), by id.
@@ -240,7 +252,7 @@ async fn es_over_tls_with_basic_auth_from_the_environment_and_gzip_bodies() {
     let topic = unique_name("es_tls");
     let index = unique_name("es_tls");
     create_topic(&topic, 2).await.unwrap();
-    sluice_integration::events::produce(&kafka_brokers(), &topic, &orders(30))
+    sluice_integration::events::produce(&kafka_brokers(), &topic, &orders(1..=30))
         .await
         .unwrap();
     let transport = format!(
@@ -283,7 +295,7 @@ async fn es_with_an_api_key_and_gzip_off_sends_plain_bodies() {
     let topic = unique_name("es_key");
     let index = unique_name("es_key");
     create_topic(&topic, 1).await.unwrap();
-    sluice_integration::events::produce(&kafka_brokers(), &topic, &orders(10))
+    sluice_integration::events::produce(&kafka_brokers(), &topic, &orders(1..=10))
         .await
         .unwrap();
     // The `id:key` form; gzip is off by default.
@@ -408,4 +420,123 @@ async fn es_check_names_wrong_credentials_and_an_untrusted_certificate() {
     let (ok, out) = check(&key_cfg, &[("ES_TEST_API_KEY", "sluice-id:wrong")]).await;
     assert!(!ok, "check with a wrong API key succeeded:\n{out}");
     assert!(out.contains("401") && out.contains("api_key"), "{out}");
+}
+
+/// Waits (90 s at most) until `index` holds `want` documents; returns how many it holds.
+async fn wait_docs<T: std::fmt::Debug>(
+    index: &str,
+    want: usize,
+    sink: &tokio::task::JoinHandle<T>,
+) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let n = docs(index).await.len();
+        if n >= want {
+            return n;
+        }
+        assert!(!sink.is_finished(), "the sink stopped");
+        assert!(
+            Instant::now() < deadline,
+            "{n} of {want} documents in {index} after 90 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The group's committed offset of partition 0 (`None`: nothing committed yet).
+async fn committed(config: &SinkConfig) -> Option<i64> {
+    let c = config.clone();
+    let group = c.consumer.group_id.clone();
+    tokio::task::spawn_blocking(move || sluice_sinks::offsets::list(&c, &group))
+        .await
+        .unwrap()
+        .ok()
+        .and_then(|p| p.first().and_then(|p| p.committed))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn es_refused_credentials_stop_the_start_and_are_retried_while_running() {
+    let right = basic("sluice_writer", "pw-1");
+    let proxy = Secured::start(basic("sluice_writer", "pw-0")).await;
+    let topic = unique_name("es_401");
+    let index = unique_name("es_401");
+    create_topic(&topic, 1).await.unwrap();
+    let transport = format!(
+        "urls = [\"{}\"]\nusername = \"sluice_writer\"\npassword = \"${{ES_TEST_PASSWORD}}\"\nca_file = \"{}\"",
+        proxy.proxy.url(),
+        proxy.ca_file().display()
+    );
+    let config = parse(
+        &config_text(&topic, &index, &transport),
+        &[("ES_TEST_PASSWORD", "pw-1")],
+    );
+
+    // Credentials the cluster refuses stop the sink at start-up, with the fix.
+    let err = tokio::time::timeout(
+        Duration::from_secs(60),
+        Sink::new(config.clone()).run(CancellationToken::new()),
+    )
+    .await
+    .expect("the sink neither started nor stopped within 60 s")
+    .expect_err("the sink started with credentials the cluster refuses")
+    .to_string();
+    assert!(
+        err.contains("refused the credentials") && err.contains("targets.search.username"),
+        "{err}"
+    );
+
+    // Accepted: the first documents arrive.
+    proxy.accept(right.clone());
+    sluice_integration::events::produce(&kafka_brokers(), &topic, &orders(1..=5))
+        .await
+        .unwrap();
+    let cancel = CancellationToken::new();
+    let sink = tokio::spawn(Sink::new(config.clone()).run(cancel.clone()));
+    wait_docs(&index, 5, &sink).await;
+
+    // The password is rotated on the cluster while the sink runs: its writes are refused and
+    // retried, nothing is written or committed past them.
+    proxy.accept(basic("sluice_writer", "pw-2"));
+    sluice_integration::events::produce(&kafka_brokers(), &topic, &orders(6..=10))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while bulks(&proxy.seen())
+        .iter()
+        .filter(|b| b.status == 401)
+        .count()
+        < 3
+    {
+        assert!(!sink.is_finished(), "the sink stopped: {:?}", sink.await);
+        assert!(
+            Instant::now() < deadline,
+            "fewer than 3 refused bulk requests in 60 s: {:?}",
+            proxy.seen()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(docs(&index).await.len(), 5);
+    let c = committed(&config).await;
+    assert!(
+        c.is_none_or(|o| o <= 5),
+        "offset {c:?} committed past refused writes"
+    );
+
+    // The sink's password works again: the refused writes go through, none was skipped.
+    proxy.accept(right);
+    assert_eq!(wait_docs(&index, 10, &sink).await, 10);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while committed(&config).await != Some(10) {
+        assert!(
+            Instant::now() < deadline,
+            "offset 10 not committed within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(30), sink)
+        .await
+        .expect("the sink did not stop within 30 s")
+        .unwrap()
+        .unwrap();
 }
