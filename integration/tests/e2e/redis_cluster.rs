@@ -74,7 +74,24 @@ async fn sink_invalidates_and_refreshes_keys_on_every_master_of_a_cluster() {
         .await
         .unwrap();
 
-    let config = sink_config(&topic, &p, &urls);
+    let (text, config) = sink_config(&topic, &p, &urls);
+    // `sluice-sink check` connects to the cluster and pings it.
+    let file = sluice_integration::write_temp_file("rcluster", "sink.toml", &text);
+    let out = tokio::process::Command::new(sluice_integration::workspace_binary(
+        "sluice-sink",
+        "sluice-sinks",
+    ))
+    .args(["check", "--config"])
+    .arg(&file)
+    .output()
+    .await
+    .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && printed.contains("target cache (redis): ok"),
+        "sluice-sink check: {printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let cancel = CancellationToken::new();
     let sink = tokio::spawn(Sink::new(config).run(cancel.clone()));
 
@@ -144,7 +161,7 @@ async fn cluster_conn(urls: &[String]) -> ClusterConnection {
 
 /// Three rules on one cluster target: invalidate the id and email keys, refresh a JSON copy
 /// (with a TTL) and a hash copy.
-fn sink_config(topic: &str, p: &str, urls: &[String]) -> SinkConfig {
+fn sink_config(topic: &str, p: &str, urls: &[String]) -> (String, SinkConfig) {
     let cluster: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
     let text = format!(
         r#"
@@ -194,7 +211,10 @@ format = "hash"
         group = unique_name("g_rcluster"),
         cluster = cluster.join(", "),
     );
-    sluice_config::parse::<SinkConfig>(&text, Path::new("redis-cluster.toml"), |_| None).unwrap()
+    let config =
+        sluice_config::parse::<SinkConfig>(&text, Path::new("redis-cluster.toml"), |_| None)
+            .unwrap();
+    (text, config)
 }
 
 /// Every key whose value differs from what the events lead to, with what it holds.
