@@ -9,7 +9,10 @@ use base64::Engine as _;
 use serde_json::Value;
 use sluice_event::{EventType, Row};
 use sluice_rules::Mapped;
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
 
 /// Values one statement may carry (the prepared-statement limit is 65,535).
 const MAX_PARAMS: usize = 60_000;
@@ -44,6 +47,8 @@ pub struct TableMeta {
     pub primary_key: Vec<String>,
     /// Lower-case name to index in `columns` (MySQL column names ignore case).
     index: HashMap<String, usize>,
+    /// `columns`' names, shared by every op that writes them.
+    shared: Vec<Arc<str>>,
 }
 
 /// One value as it is sent to the server.
@@ -75,7 +80,7 @@ pub struct Op {
     /// The key as text, to find the last op per key.
     pub key_id: String,
     /// Upserts: the columns written (server spelling) and their values.
-    pub columns: Vec<String>,
+    pub columns: Vec<Arc<str>>,
     pub values: Vec<Bound>,
     pub seq: i64,
 }
@@ -88,12 +93,13 @@ pub enum OpKind {
 
 /// One statement with `?` placeholders and their values.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Statement {
+pub struct Statement<'a> {
     pub sql: String,
-    pub args: Vec<SqlValue>,
+    /// Borrowed from the ops where they are, so no value is copied on the way to the SQL.
+    pub args: Vec<Cow<'a, SqlValue>>,
 }
 
-impl Statement {
+impl Statement<'_> {
     /// Appends the statement with each `?` replaced by its value as an SQL literal (text
     /// protocol: no prepare round trip, no server-side statement per row count).
     pub fn inline_into(&self, out: &mut String) {
@@ -108,7 +114,7 @@ impl Statement {
                 b'?' if !quoted => {
                     out.push_str(&self.sql[from..i]);
                     match args.next() {
-                        Some(v) => push_literal(out, v),
+                        Some(v) => push_literal(out, v.as_ref()),
                         None => out.push_str("NULL"),
                     }
                     from = i + 1;
@@ -121,7 +127,12 @@ impl Statement {
 
     /// About how long the inlined statement is.
     pub fn inline_len(&self) -> usize {
-        self.sql.len() + self.args.iter().map(literal_len).sum::<usize>()
+        self.sql.len()
+            + self
+                .args
+                .iter()
+                .map(|v| literal_len(v.as_ref()))
+                .sum::<usize>()
     }
 
     /// [`Statement::inline_into`] a new string.
@@ -132,11 +143,10 @@ impl Statement {
     }
 }
 
-/// `v` as an SQL literal that means the same in every `sql_mode` and connection charset:
-/// text as `_utf8mb4 X'…'` (hex, so no quoting or backslash rules apply), bytes as `X'…'`,
-/// floats in exponent form (read back exactly), integers as they are.
+/// `v` as an SQL literal that means the same in every `sql_mode`: text in quotes when it holds
+/// no quote, backslash or NUL, else as `_utf8mb4 X'…'` (hex, so no escaping rules apply);
+/// bytes as `X'…'`, floats in exponent form (read back exactly), integers as they are.
 pub fn push_literal(out: &mut String, v: &SqlValue) {
-    use std::fmt::Write as _;
     match v {
         SqlValue::Null => out.push_str("NULL"),
         SqlValue::Int(i) => {
@@ -150,6 +160,13 @@ pub fn push_literal(out: &mut String, v: &SqlValue) {
         }
         // JSON has no NaN or infinity, so no event carries one.
         SqlValue::Float(_) => out.push_str("NULL"),
+        // Quotes are enough when nothing inside needs escaping; backslashes and quotes mean
+        // different things under NO_BACKSLASH_ESCAPES, so such text goes as hex.
+        SqlValue::Text(t) if !t.bytes().any(|b| matches!(b, b'\'' | b'\\' | 0)) => {
+            out.push('\'');
+            out.push_str(t);
+            out.push('\'');
+        }
         SqlValue::Text(t) => {
             out.push_str("_utf8mb4 X'");
             push_hex(out, t.as_bytes());
@@ -193,22 +210,34 @@ impl TableMeta {
             .enumerate()
             .map(|(i, (c, _))| (c.to_lowercase(), i))
             .collect();
+        let shared = columns.iter().map(|(c, _)| Arc::from(c.as_str())).collect();
         TableMeta {
             database: database.to_owned(),
             table: table.to_owned(),
             columns,
             primary_key,
             index,
+            shared,
         }
     }
 
     /// The column `name` (any case): its server spelling and kind.
     pub fn column(&self, name: &str) -> Option<(&str, ColumnKind)> {
-        let i = match self.index.get(name) {
-            Some(i) => *i,
-            None => *self.index.get(&name.to_lowercase())?,
-        };
+        let i = self.position(name)?;
         self.columns.get(i).map(|(c, k)| (c.as_str(), *k))
+    }
+
+    /// The column `name` (any case): its server spelling, shared, and kind.
+    fn column_shared(&self, name: &str) -> Option<(&Arc<str>, ColumnKind)> {
+        let i = self.position(name)?;
+        Some((self.shared.get(i)?, self.columns.get(i)?.1))
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        match self.index.get(name) {
+            Some(i) => Some(*i),
+            None => self.index.get(&name.to_lowercase()).copied(),
+        }
     }
 
     /// `` `db`.`table` ``
@@ -318,7 +347,7 @@ fn upsert(
     let mut values = Vec::with_capacity(row.len() + 2);
     let mut has_mark = false;
     for (name, value) in row {
-        let Some((column, kind)) = meta.column(name) else {
+        let Some((column, kind)) = meta.column_shared(name) else {
             return Err(format!(
                 "column `{name}` of rule `{}` is not in replica table {} (columns: {}); add the column to the table or leave it out with [rules.fields] exclude",
                 rule.name,
@@ -326,20 +355,20 @@ fn upsert(
                 meta.names()
             ));
         };
-        if rule.version_column.as_deref() == Some(column) {
+        if rule.version_column.as_deref() == Some(&**column) {
             continue;
         }
         let bound = bind(kind, value).map_err(|e| format!("column `{name}`: {e}"))?;
-        if rule.soft_delete.as_deref() == Some(column) {
+        if rule.soft_delete.as_deref() == Some(&**column) {
             has_mark = true;
-            columns.push(column.to_owned());
+            columns.push(column.clone());
             values.push(match &mark {
                 Some(m) => Bound::Value(m.clone()),
                 None => bound,
             });
             continue;
         }
-        columns.push(column.to_owned());
+        columns.push(column.clone());
         values.push(bound);
     }
     if let (Some(column), false) = (&rule.soft_delete, has_mark) {
@@ -361,8 +390,8 @@ fn upsert(
     })
 }
 
-fn column_name(meta: &TableMeta, column: &str, setting: &str) -> Result<String, String> {
-    meta.column(column).map(|(c, _)| c.to_owned()).ok_or_else(|| {
+fn column_name(meta: &TableMeta, column: &str, setting: &str) -> Result<Arc<str>, String> {
+    meta.column_shared(column).map(|(c, _)| c.clone()).ok_or_else(|| {
         format!(
             "{setting} column `{column}` is not in replica table {} (columns: {}); add it or fix rules.mysql.{setting}",
             meta.qualified(),
@@ -405,8 +434,7 @@ fn key_values(
                 return Err(format!("key column `{k}` is spatial; use another key"))
             }
         }
-        id.push_str(&v.to_string());
-        id.push('\u{1f}');
+        let _ = write!(id, "{v}\u{1f}");
     }
     Ok((values, id))
 }
@@ -473,7 +501,12 @@ fn seq_time(seq: i64) -> String {
 /// The statements for `ops` of one table, in order: the last op per key wins (its position is
 /// the key's first appearance); deletes go first, then upserts, so a key's final state is the
 /// last event's whatever the mix.
-pub fn plan(rule: &MysqlRule, meta: &TableMeta, key: &[String], ops: &[&Op]) -> Vec<Statement> {
+pub fn plan<'a>(
+    rule: &MysqlRule,
+    meta: &TableMeta,
+    key: &[String],
+    ops: &[&'a Op],
+) -> Vec<Statement<'a>> {
     let mut slot: HashMap<&str, usize> = HashMap::with_capacity(ops.len());
     let mut last: Vec<&Op> = Vec::with_capacity(ops.len());
     for op in ops {
@@ -541,7 +574,12 @@ fn params(op: &Op) -> usize {
 }
 
 /// `DELETE FROM t WHERE k IN (?,?)`, or one condition per row for composite keys and versions.
-fn delete_statement(rule: &MysqlRule, meta: &TableMeta, key: &[String], ops: &[&Op]) -> Statement {
+fn delete_statement<'a>(
+    rule: &MysqlRule,
+    meta: &TableMeta,
+    key: &[String],
+    ops: &[&'a Op],
+) -> Statement<'a> {
     let mut sql = format!("DELETE FROM {} WHERE ", meta.qualified());
     let mut args = Vec::new();
     let key_cols: Vec<String> = key
@@ -553,7 +591,7 @@ fn delete_statement(rule: &MysqlRule, meta: &TableMeta, key: &[String], ops: &[&
         sql.push_str(" IN (");
         for (i, op) in ops.iter().enumerate() {
             sql.push_str(if i == 0 { "?" } else { ",?" });
-            args.extend(op.key.iter().cloned());
+            args.extend(op.key.iter().map(Cow::Borrowed));
         }
         sql.push(')');
         return Statement { sql, args };
@@ -574,10 +612,10 @@ fn delete_statement(rule: &MysqlRule, meta: &TableMeta, key: &[String], ops: &[&
             sql.push_str(c);
             sql.push_str(" = ?");
         }
-        args.extend(op.key.iter().cloned());
+        args.extend(op.key.iter().map(Cow::Borrowed));
         if let Some(v) = &version {
             sql.push_str(&format!(" AND ({v} IS NULL OR {v} <= ?)"));
-            args.push(SqlValue::Int(op.seq));
+            args.push(Cow::Owned(SqlValue::Int(op.seq)));
         }
         sql.push(')');
     }
@@ -586,7 +624,12 @@ fn delete_statement(rule: &MysqlRule, meta: &TableMeta, key: &[String], ops: &[&
 
 /// `INSERT INTO t (..) VALUES (..),(..) ON DUPLICATE KEY UPDATE ..`; with a version column
 /// every assignment keeps the stored value unless the incoming `seq` is not older.
-fn upsert_statement(rule: &MysqlRule, meta: &TableMeta, key: &[String], ops: &[&Op]) -> Statement {
+fn upsert_statement<'a>(
+    rule: &MysqlRule,
+    meta: &TableMeta,
+    key: &[String],
+    ops: &[&'a Op],
+) -> Statement<'a> {
     let Some(first) = ops.first() else {
         return Statement {
             sql: String::new(),
@@ -612,12 +655,12 @@ fn upsert_statement(rule: &MysqlRule, meta: &TableMeta, key: &[String], ops: &[&
             match b {
                 Bound::Value(v) => {
                     sql.push('?');
-                    args.push(v.clone());
+                    args.push(Cow::Borrowed(v));
                 }
                 Bound::Geometry { wkb, srid } => {
                     sql.push_str("ST_GeomFromWKB(?, ?)");
-                    args.push(SqlValue::Bytes(wkb.clone()));
-                    args.push(SqlValue::UInt(u64::from(*srid)));
+                    args.push(Cow::Owned(SqlValue::Bytes(wkb.clone())));
+                    args.push(Cow::Owned(SqlValue::UInt(u64::from(*srid))));
                 }
             }
         }
@@ -625,7 +668,7 @@ fn upsert_statement(rule: &MysqlRule, meta: &TableMeta, key: &[String], ops: &[&
     }
     sql.push_str(" ON DUPLICATE KEY UPDATE ");
     let is_key = |c: &str| key.iter().any(|k| k.eq_ignore_ascii_case(c));
-    let mut assignments: Vec<&String> = first.columns.iter().filter(|c| !is_key(c)).collect();
+    let mut assignments: Vec<&Arc<str>> = first.columns.iter().filter(|c| !is_key(c)).collect();
     if assignments.is_empty() {
         // Only key columns: nothing to update, but the clause needs one assignment.
         assignments = first.columns.iter().take(1).collect();
@@ -722,7 +765,7 @@ mod tests {
         let refs: Vec<&Op> = all.iter().collect();
         plan(r, &meta(), &key(), &refs)
             .into_iter()
-            .map(|s| (s.sql, s.args))
+            .map(|s| (s.sql, s.args.into_iter().map(Cow::into_owned).collect()))
             .collect()
     }
 
@@ -1052,28 +1095,35 @@ mod tests {
     #[test]
     fn inlined_values_are_literals_that_need_no_escaping() {
         let s = Statement {
-            sql: "INSERT INTO `d?b`.`t``?` (`a`,`b`,`c`,`d`,`e`,`f`,`g`) VALUES (?,?,?,?,?,?,ST_GeomFromWKB(?, ?))"
+            sql: "INSERT INTO `d?b`.`t``?` (`a`,`b`,`c`,`d`,`e`,`f`,`g`) VALUES (?,?,?,?,?,?,?,ST_GeomFromWKB(?, ?))"
                 .into(),
             args: vec![
-                SqlValue::Null,
-                SqlValue::Int(-7),
-                SqlValue::UInt(u64::MAX),
-                SqlValue::Float(0.1),
-                SqlValue::Text("it's \\ é".into()),
-                SqlValue::Text(String::new()),
-                SqlValue::Bytes(vec![0, 255]),
-                SqlValue::UInt(4326),
+                Cow::Owned(SqlValue::Null),
+                Cow::Owned(SqlValue::Int(-7)),
+                Cow::Owned(SqlValue::UInt(u64::MAX)),
+                Cow::Owned(SqlValue::Float(0.1)),
+                Cow::Owned(SqlValue::Text("it's \\ é".into())),
+                Cow::Owned(SqlValue::Text(String::new())),
+                Cow::Owned(SqlValue::Text("plain é".into())),
+                Cow::Owned(SqlValue::Bytes(vec![0, 255])),
+                Cow::Owned(SqlValue::UInt(4326)),
             ],
         };
         assert_eq!(
             s.inline(),
             "INSERT INTO `d?b`.`t``?` (`a`,`b`,`c`,`d`,`e`,`f`,`g`) VALUES (NULL,-7,18446744073709551615,1e-1,\
-             _utf8mb4 X'69742773205C20C3A9',_utf8mb4 X'',ST_GeomFromWKB(X'00FF', 4326))"
+             _utf8mb4 X'69742773205C20C3A9','','plain é',ST_GeomFromWKB(X'00FF', 4326))"
         );
         assert!(s.inline_len() >= s.inline().len());
-        let mut big = String::new();
-        push_literal(&mut big, &SqlValue::Float(-1.5e300));
-        assert_eq!(big, "-1.5e300");
+        for (v, want) in [
+            (SqlValue::Float(-1.5e300), "-1.5e300"),
+            (SqlValue::Text("a\0".into()), "_utf8mb4 X'6100'"),
+            (SqlValue::Text("a\"b".into()), "'a\"b'"),
+        ] {
+            let mut out = String::new();
+            push_literal(&mut out, &v);
+            assert_eq!(out, want);
+        }
     }
 
     #[test]

@@ -266,7 +266,7 @@ async fn write_one(
 }
 
 /// One statement, values inlined (text protocol).
-async fn run(tx: &mut Transaction<'_, MySql>, s: &Statement) -> Result<(), sqlx::Error> {
+async fn run(tx: &mut Transaction<'_, MySql>, s: &Statement<'_>) -> Result<(), sqlx::Error> {
     (&mut **tx).execute(s.inline().as_str()).await.map(|_| ())
 }
 
