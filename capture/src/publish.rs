@@ -231,16 +231,20 @@ pub fn fast_producer(
         })
 }
 
-/// Opens the data producer's broker connection (a metadata request, of `topic` when known),
-/// so librdkafka can get its idempotent producer id before the first message. Errors are left
-/// to the sends that follow.
+/// Opens the data producer's broker connections, so librdkafka has its idempotent producer id
+/// before the first message. librdkafka asks for the id when a metadata response arrives and a
+/// broker connection is up, else only on a 500 ms timer: the first metadata request goes to the
+/// bootstrap address, the second to the broker it named, whose connection is then up. Errors
+/// are left to the sends that follow.
 pub async fn connect(producer: Arc<ThreadedProducer<AckContext>>, topic: Option<String>) {
     let started = std::time::Instant::now();
     let result = tokio::task::spawn_blocking(move || {
-        producer
-            .client()
-            .fetch_metadata(topic.as_deref(), Duration::from_secs(5))
-            .map(|_| ())
+        for _ in 0..2 {
+            producer
+                .client()
+                .fetch_metadata(topic.as_deref(), Duration::from_secs(5))?;
+        }
+        Ok::<(), KafkaError>(())
     })
     .await;
     tracing::debug!(
