@@ -90,14 +90,17 @@ rm -f "$WORK"/binlog.*
 read -r B_ROWS B_S < <(bench/.venv/bin/python bench/capture_pyrepl.py "$MYSQL_HOST" "$MYSQL_PORT" "$MYSQL_USER" "$MYSQL_PW" "$DB" "$START_FILE" "$START_POS" "$ROWS")
 B=$(rate "$B_ROWS" "$B_S")
 
-# (c) sluice-capture tail
+# The events once, untimed: their count and size, and the payloads of (e).
+"$BIN" tail --config "$WORK/capture.toml" --until "$END_FILE:$END_POS" >"$WORK/events.jsonl" 2>/dev/null
+read -r C_ROWS C_BYTES < <(wc -lc <"$WORK/events.jsonl")
+AVG_SIZE=$((C_BYTES / (C_ROWS > 0 ? C_ROWS : 1)))
+
+# (c) sluice-capture tail > /dev/null
 t0=$(now)
-/usr/bin/time -f "%M" -o "$WORK/tail.rss" "$BIN" tail --config "$WORK/capture.toml" --until "$END_FILE:$END_POS" | wc -lc >"$WORK/tail.count"
+/usr/bin/time -f "%M" -o "$WORK/tail.rss" "$BIN" tail --config "$WORK/capture.toml" --until "$END_FILE:$END_POS" >/dev/null
 t1=$(now)
 C_S=$(secs "$t0" "$t1")
-read -r C_ROWS C_BYTES <"$WORK/tail.count"
 C=$(rate "$C_ROWS" "$C_S")
-AVG_SIZE=$((C_BYTES / (C_ROWS > 0 ? C_ROWS : 1)))
 
 # (d) sluice-capture run until the checkpoint reaches the end position. Its topic is created
 # first, untimed, as (e)'s is: the run measures reading, encoding and publishing, not CreateTopics.
@@ -132,9 +135,8 @@ pkill -TERM -P "$RUN_PID" || true; wait "$RUN_PID" || true
 D=$(rate "$ROWS" "$D_S")
 
 # (e) plain producer, same count and size, same broker
-# The same event bytes as payloads (untimed tail run), so the broker compresses and stores what it
-# stores for the capture.
-"$BIN" tail --config "$WORK/capture.toml" --until "$END_FILE:$END_POS" >"$WORK/events.jsonl" 2>/dev/null
+# The same event bytes as payloads (the untimed tail run), so the broker compresses and stores
+# what it stores for the capture.
 read -r E_ROWS E_S < <("$CEILING" "$BROKER" "bench-ceiling-$$" "$ROWS" "$AVG_SIZE" 6 "$WORK/events.jsonl")
 E=$(rate "$E_ROWS" "$E_S")
 read -r E0_ROWS E0_S < <(HEADERS=0 "$CEILING" "$BROKER" "bench-ceiling0-$$" "$ROWS" "$AVG_SIZE" 6 "$WORK/events.jsonl")
