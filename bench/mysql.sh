@@ -5,8 +5,8 @@
 #              INSERT ... ON DUPLICATE KEY UPDATE (1,000 rows each) from one client: the ceiling,
 #   sink     - sluice-sink writing them into a replica table, from start until fully committed,
 # printing rows/s and the ratio sink / baseline. EVENTS=200000 bench/mysql.sh for a shorter run.
-# consumer.max_in_flight is the backlog: tansu's memory engine skips the rest of a stored batch
-# when a paused partition resumes inside it (docs/performance.md, sluice-sink).
+# consumer.max_in_flight is the backlog: a paused partition of tansu's memory engine resumes only
+# after the runtime seeks back (runtime/gap.rs), which is slow (docs/performance.md, sluice-sink).
 # kafka fetch.wait.max.ms is 10 (FETCH_WAIT_MS): tansu 0.6 sleeps the full wait on every fetch,
 # which with librdkafka's default (500) caps any consumer at ~40k of these events/s.
 set -euo pipefail
@@ -17,6 +17,10 @@ BROKERS="${SLUICE_BENCH_KAFKA:-127.0.0.1:9095}"
 URL="${SLUICE_TEST_MYSQL_URL:-mysql://sluice:sluice@127.0.0.1:3307}"
 WORK="${SLUICE_STATE_DIR:-$ROOT/.state}/bench-mysql"
 FETCH_WAIT_MS="${FETCH_WAIT_MS:-10}"
+# Connections of the sink's pool, i.e. concurrent batch transactions. 2 matches this machine's
+# 2 cores: with the default 8, MariaDB spent ~50% more CPU per row on 8 concurrent transactions
+# (docs/performance.md has both). POOL_SIZE=8 bench/mysql.sh measures the default.
+POOL_SIZE="${POOL_SIZE:-2}"
 mkdir -p "$WORK"
 
 bash scripts/services.sh up --bench >&2
@@ -57,14 +61,14 @@ level = "info"
 [targets.replica]
 type = "mysql"
 url = "$URL/$DB"
-pool_size = 8
+pool_size = $POOL_SIZE
 [[rules]]
 name = "items"
 target = "replica"
 match = { tables = ["bench.items"] }
 TOML
 
-echo "== $EVENTS events of bench.items, topic $TOPIC (8 partitions) on $BROKERS, replica $DB, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== $EVENTS events of bench.items, topic $TOPIC (8 partitions) on $BROKERS, replica $DB, pool_size $POOL_SIZE, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 "$BENCH" --brokers "$BROKERS" --topic "$TOPIC" --events "$EVENTS" produce --partitions 8
 "$BENCH" --brokers "$BROKERS" --topic "$TOPIC" --events "$EVENTS" "${SERVER[@]}" baseline \
     --url "$URL/$DB" --table items_baseline | tee "$WORK/baseline.out"

@@ -37,8 +37,9 @@ group_id = "$2"
 topics = ["$TOPIC"]
 commit_interval_ms = 200
 # tansu's memory engine answers a fetch from an offset inside a stored batch with the batches
-# after it only, and a paused partition resumes from exactly such an offset: the benchmark
-# lets the channels take the whole backlog so no partition is ever paused.
+# after it only, and a paused partition resumes from exactly such an offset, which the runtime
+# then seeks back for (runtime/gap.rs): by default the channels take the whole backlog so no
+# partition is paused; MAX_IN_FLIGHT=2000 (the sink's default) measures the bounded-memory case.
 max_in_flight = $MAX_IN_FLIGHT
 [metrics]
 listen = "127.0.0.1:0"
@@ -58,7 +59,7 @@ config redis "$TOPIC-redis" "type = \"redis\"
 url = \"$REDIS_URL\"" '[rules.redis]
 keys = ["bench:user:{id}", "bench:user:email:{email}"]'
 
-echo "== $EVENTS events, topic $TOPIC (8 partitions) on $BROKERS, fetch.wait.max.ms=$FETCH_WAIT_MS, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== $EVENTS events, topic $TOPIC (8 partitions) on $BROKERS, fetch.wait.max.ms=$FETCH_WAIT_MS, max_in_flight=$MAX_IN_FLIGHT, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 "$BENCH" --brokers "$BROKERS" --topic "$TOPIC" --events "$EVENTS" produce --partitions 8
 # The plain consumer gets the sink's own prefetch bound (runtime.rs) and the same fetch wait.
 "$BENCH" --brokers "$BROKERS" --topic "$TOPIC" --events "$EVENTS" \
