@@ -513,6 +513,18 @@ pub async fn tail(
 /// Decodes from `start` to the current end of the binlog into memory (tests and tools); rows
 /// come back as [`Output::Event`].
 pub async fn collect(cfg: &CaptureConfig, start: StartAt) -> Result<Vec<Output>, CaptureError> {
+    Ok(collect_raw(cfg, start)
+        .await?
+        .into_iter()
+        .map(|o| match o {
+            Output::Row(r) => Output::Event(Box::new(r.to_change_event())),
+            other => other,
+        })
+        .collect())
+}
+
+/// [`collect`], with binlog rows left as the [`Output::Row`] the publisher encodes.
+pub async fn collect_raw(cfg: &CaptureConfig, start: StartAt) -> Result<Vec<Output>, CaptureError> {
     let prep = prepare(cfg, None, Some(start)).await?;
     enforce(&prep.checks)?;
     let mut emit = Emit::Memory(Vec::new());
@@ -523,15 +535,8 @@ pub async fn collect(cfg: &CaptureConfig, start: StartAt) -> Result<Vec<Output>,
         until: None,
     };
     read_binlog(cfg, &prep, &mut emit, &opts, &CancellationToken::new()).await?;
-    // Rows as ChangeEvents, the type callers inspect.
     match emit {
-        Emit::Memory(v) => Ok(v
-            .into_iter()
-            .map(|o| match o {
-                Output::Row(r) => Output::Event(Box::new(r.to_change_event())),
-                other => other,
-            })
-            .collect()),
+        Emit::Memory(v) => Ok(v),
         _ => Ok(Vec::new()),
     }
 }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod capture;
+mod capture_json;
 mod elasticsearch;
 mod es_transport;
 mod mysql_replica;
