@@ -25,7 +25,7 @@ impl PrivateBroker {
         let dir = std::env::temp_dir().join(crate::unique_name(name));
         std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let log = dir.join("tansu.log");
-        let port = free_port()?;
+        let port = crate::free_port()?;
         let log_file =
             std::fs::File::create(&log).map_err(|e| format!("create {}: {e}", log.display()))?;
         let log_err = log_file
@@ -62,19 +62,17 @@ impl PrivateBroker {
     /// SIGSTOP: the process stops answering but keeps its sockets and its data, which to a
     /// client looks like a network partition (requests hang; nothing is refused).
     pub fn freeze(&self) -> Result<(), String> {
-        signal(self.child.id(), "STOP")
+        crate::process::signal(self.child.id(), "STOP")
     }
 
     /// SIGCONT: the broker resumes and answers what queued up in its sockets.
     pub fn thaw(&self) -> Result<(), String> {
-        signal(self.child.id(), "CONT")
+        crate::process::signal(self.child.id(), "CONT")
     }
 
     /// The broker's own log, for a failure message.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        crate::process::tail(&self.log, 30)
     }
 
     async fn wait_ready(&mut self) -> Result<(), String> {
@@ -137,14 +135,6 @@ pub fn tansu_binary() -> Result<PathBuf, String> {
     })
 }
 
-fn free_port() -> Result<u16, String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| format!("find a free loopback port: {e}"))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| format!("find a free loopback port: {e}"))
-}
-
 fn metadata_answers(brokers: &str) -> bool {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let consumer: Result<BaseConsumer, _> = rdkafka::ClientConfig::new()
@@ -153,17 +143,4 @@ fn metadata_answers(brokers: &str) -> bool {
     consumer
         .map(|c| c.fetch_metadata(None, Duration::from_secs(2)).is_ok())
         .unwrap_or(false)
-}
-
-fn signal(pid: u32, sig: &str) -> Result<(), String> {
-    let status = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status()
-        .map_err(|e| format!("run kill -{sig} {pid}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("kill -{sig} {pid} failed ({status})"))
-    }
 }

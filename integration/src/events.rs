@@ -6,7 +6,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
 use sluice_event::{ChangeEvent, EventType, Position, Row, Source};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A v1 binlog event of `database.table` with primary key `id`; `data` is the row (after the
 /// change; before it for a DELETE), `old` the changed columns' previous values of an UPDATE.
@@ -55,7 +55,8 @@ fn as_row(v: Value) -> Row {
 }
 
 /// Produces `events` in order to `topic` on `brokers`, keyed and partitioned as the capture does,
-/// and waits until Kafka acknowledged each.
+/// and waits until Kafka acknowledged each. Up to 500 are in flight at once; the idempotent
+/// producer keeps them in order per partition.
 pub async fn produce(brokers: &str, topic: &str, events: &[ChangeEvent]) -> Result<(), String> {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -64,23 +65,32 @@ pub async fn produce(brokers: &str, topic: &str, events: &[ChangeEvent]) -> Resu
         .set("linger.ms", "5")
         .create()
         .map_err(|e| format!("producer for {brokers}: {e}"))?;
-    for e in events {
-        let mut headers = OwnedHeaders::new();
-        for (k, v) in &e.headers() {
-            headers = headers.insert(Header {
-                key: k,
-                value: Some(v.as_bytes()),
-            });
+    for chunk in events.chunks(500) {
+        let mut acks = Vec::with_capacity(chunk.len());
+        for e in chunk {
+            let mut headers = OwnedHeaders::new();
+            for (k, v) in &e.headers() {
+                headers = headers.insert(Header {
+                    key: k,
+                    value: Some(v.as_bytes()),
+                });
+            }
+            let (key, value) = (e.key(), e.encode());
+            let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
+                .key(key.as_slice())
+                .payload(value.as_slice())
+                .headers(headers);
+            // Enqueued here, in order; acknowledged below.
+            let ack = producer
+                .send_result(record)
+                .map_err(|(err, _)| format!("produce seq {} to {topic}: {err}", e.seq))?;
+            acks.push((e.seq, ack));
         }
-        let (key, value) = (e.key(), e.encode());
-        let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
-            .key(key.as_slice())
-            .payload(value.as_slice())
-            .headers(headers);
-        producer
-            .send(record, Duration::from_secs(30))
-            .await
-            .map_err(|(err, _)| format!("produce seq {} to {topic}: {err}", e.seq))?;
+        for (seq, ack) in acks {
+            ack.await
+                .map_err(|_| format!("produce seq {seq} to {topic}: the producer went away"))?
+                .map_err(|(err, _)| format!("produce seq {seq} to {topic}: {err}"))?;
+        }
     }
     Ok(())
 }

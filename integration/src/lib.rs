@@ -11,9 +11,17 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub mod broker;
+pub mod es;
 pub mod events;
 pub mod http_proxy;
+pub mod kafka;
 pub mod mariadb;
+pub mod mysql;
+pub mod process;
+pub mod sink;
+pub mod wait;
+
+pub use process::kill9;
 
 /// MariaDB/MySQL URL of a user with all privileges (source and replica target).
 pub fn mysql_url() -> String {
@@ -137,14 +145,11 @@ pub fn write_temp_file(prefix: &str, file: &str, text: &str) -> PathBuf {
     path
 }
 
-/// `kill -9` of a child process (no chance to clean up), then reaps it.
-pub async fn kill9(child: &mut tokio::process::Child) {
-    let pid = child.id().expect("the child is still running");
-    let status = std::process::Command::new("kill")
-        .arg("-9")
-        .arg(pid.to_string())
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -9 {pid} failed");
-    let _ = child.wait().await;
+/// A loopback port no process listens on now, for a private server of a test.
+pub fn free_port() -> Result<u16, String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| format!("find a free loopback port: {e}"))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| format!("find a free loopback port: {e}"))
 }

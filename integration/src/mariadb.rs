@@ -42,7 +42,7 @@ impl PrivateMariaDb {
                 String::from_utf8_lossy(&install.stderr)
             ));
         }
-        let port = free_port()?;
+        let port = crate::free_port()?;
         let socket = dir.join("mysqld.sock");
         let log = dir.join("mariadbd.log");
         let child = Command::new("mariadbd")
@@ -107,13 +107,6 @@ impl Drop for PrivateMariaDb {
         let _ = self.child.try_wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn free_port() -> Result<u16, String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("free port: {e}"))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| format!("free port: {e}"))
 }
 
 /// The user mariadbd runs as: the current one (`--user` is required when that is root).

@@ -1,0 +1,76 @@
+//! Reading topics back in tests: a consumer that reads from the beginning without a group's
+//! offsets, change events until the test has what it expects, message headers.
+//!
+//! Readers stop on the messages they expect rather than on the reported end offset, because the
+//! memory-storage broker's high watermark is wrong (docs/testing.md).
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use sluice_event::ChangeEvent;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// A consumer on `brokers` assigned to partitions `0..partitions` of `topic` from the beginning;
+/// its group (a unique one) never commits.
+pub fn reader(brokers: &str, topic: &str, partitions: i32) -> BaseConsumer {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", crate::unique_name("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("create a consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    consumer
+}
+
+/// The change events of partitions `0..partitions` of `topic` with their partition, in the
+/// order they arrive, until `enough` (called with each event) returns true or `secs` s pass.
+pub fn read_events(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    secs: u64,
+    mut enough: impl FnMut(&ChangeEvent) -> bool,
+) -> Vec<(i32, ChangeEvent)> {
+    let consumer = reader(brokers, topic, partitions);
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let e = ChangeEvent::decode(m.payload().unwrap_or_default())
+                    .unwrap_or_else(|err| panic!("offset {} of {topic}: {err}", m.offset()));
+                let done = enough(&e);
+                out.push((m.partition(), e));
+                if done {
+                    break;
+                }
+            }
+            Some(Err(e)) => eprintln!("consumer: {e}"),
+            None => {}
+        }
+    }
+    out
+}
+
+/// The headers of message `m`, name → value (lossy UTF-8; a header without a value is "").
+pub fn headers<M: Message>(m: &M) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if let Some(hs) = m.headers() {
+        for i in 0..hs.count() {
+            let h = hs.get(i);
+            out.insert(
+                h.key.to_owned(),
+                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+            );
+        }
+    }
+    out
+}
