@@ -242,7 +242,7 @@ pub async fn connect(producer: Arc<ThreadedProducer<AckContext>>, topic: Option<
         for _ in 0..2 {
             producer
                 .client()
-                .fetch_metadata(topic.as_deref(), Duration::from_secs(5))?;
+                .fetch_metadata(topic.as_deref(), Duration::from_secs(2))?;
         }
         Ok::<(), KafkaError>(())
     })
