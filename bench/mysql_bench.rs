@@ -190,13 +190,34 @@ async fn baseline(cli: &Cli, url: &str, table: &str, rows: usize) -> anyhow::Res
         .await
         .context("connect for the baseline")?;
     let cols = ["id", "name", "status", "qty", "amount", "updated_at"];
+    // The rows are built before the clock starts, so the baseline times only the load.
+    let rows_data: Vec<(u64, String, String, u64, String, String)> = (0..cli.events)
+        .map(|k| {
+            let d = event(k).data;
+            let text = |c: &str| d.get(c).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+            (
+                d.get("id").and_then(|v| v.as_u64()).unwrap_or(0),
+                text("name"),
+                text("status"),
+                d.get("qty").and_then(|v| v.as_u64()).unwrap_or(0),
+                text("amount"),
+                text("updated_at").replacen('T', " ", 1),
+            )
+        })
+        .collect();
+    let set = cols[1..]
+        .iter()
+        .map(|c| format!("{c} = VALUES({c})"))
+        .collect::<Vec<_>>()
+        .join(",");
+    if rows == 0 {
+        bail!("--rows must be at least 1 (rows per multi-row upsert)");
+    }
     let server_cpu = cli.server_pid.and_then(cpu_secs);
     let start = Instant::now();
-    let mut i = 0;
-    while i < cli.events {
-        let n = (rows as u64).min(cli.events - i);
+    for chunk in rows_data.chunks(rows) {
         let mut sql = format!("INSERT INTO `{table}` ({}) VALUES ", cols.join(","));
-        for j in 0..n {
+        for j in 0..chunk.len() {
             sql.push_str(if j == 0 {
                 "(?,?,?,?,?,?)"
             } else {
@@ -204,25 +225,18 @@ async fn baseline(cli: &Cli, url: &str, table: &str, rows: usize) -> anyhow::Res
             });
         }
         sql.push_str(" ON DUPLICATE KEY UPDATE ");
-        let set: Vec<String> = cols[1..]
-            .iter()
-            .map(|c| format!("{c} = VALUES({c})"))
-            .collect();
-        sql.push_str(&set.join(","));
+        sql.push_str(&set);
         let mut q = sqlx::query(&sql);
-        for k in i..i + n {
-            let d = event(k).data;
-            let text = |c: &str| d.get(c).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+        for (id, name, status, qty, amount, at) in chunk {
             q = q
-                .bind(d.get("id").and_then(|v| v.as_u64()).unwrap_or(0))
-                .bind(text("name"))
-                .bind(text("status"))
-                .bind(d.get("qty").and_then(|v| v.as_u64()).unwrap_or(0))
-                .bind(text("amount"))
-                .bind(text("updated_at").replacen('T', " ", 1));
+                .bind(id)
+                .bind(name.as_str())
+                .bind(status.as_str())
+                .bind(qty)
+                .bind(amount.as_str())
+                .bind(at.as_str());
         }
         q.execute(&mut conn).await?;
-        i += n;
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
