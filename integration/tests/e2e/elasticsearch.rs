@@ -1,24 +1,20 @@
 //! End-to-end tests: the Elasticsearch target against the local OpenSearch-compatible server
 //! (osmem), with the real sink runtime in-process and change events produced by the tests.
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::consumer::BaseConsumer;
 use serde_json::{json, Value};
-use sluice_event::{ChangeEvent, EventType, Position, Row, Source};
+use sluice_event::{ChangeEvent, EventType};
 use sluice_integration::http_proxy::{self, HttpProxy, Request, Response, Upstream};
-use sluice_integration::{create_topic, es_url, kafka_brokers, unique_name};
+use sluice_integration::sink::{positions, RunningSink, SinkToml};
+use sluice_integration::{create_topic, es, es_url, kafka, kafka_brokers, unique_name, wait};
 use sluice_sinks::offsets::{self, StartAt};
 use sluice_sinks::runtime::HEADER_ERROR;
 use sluice_sinks::target::elasticsearch::{reindex, Reindex};
-use sluice_sinks::{Sink, SinkConfig, SinkError};
-use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use sluice_sinks::{Sink, SinkConfig};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 // ---------------------------------------------------------------------------------------------
@@ -39,59 +35,16 @@ fn seq(n: i64) -> i64 {
     base + n
 }
 
+/// A change of row `data` of `shop.<table>`.
 fn change(table: &str, kind: EventType, seq: i64, data: Value, old: Option<Value>) -> ChangeEvent {
-    let row = |v: Value| -> Row { v.as_object().cloned().unwrap_or_default() };
-    ChangeEvent {
-        v: 1,
-        seq,
-        source: Source::Binlog,
-        instance: "shop-main".into(),
-        database: "shop".into(),
-        table: table.into(),
-        kind,
-        ts_ms: seq >> 20,
-        capture_ms: seq >> 20,
-        pos: Position {
-            file: "binlog.000001".into(),
-            offset: 4,
-            row: 0,
-            gtid: None,
-        },
-        xid: None,
-        txn_last: true,
-        pk: vec!["id".into()],
-        data: row(data),
-        old: old.map(row),
-        sql: None,
-    }
+    sluice_integration::events::row_event("shop", table, kind, seq, data, old)
 }
 
 /// Produces `events` in order (each under its key, so one row stays in one partition).
 async fn produce(topic: &str, events: &[ChangeEvent]) {
-    let p: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", kafka_brokers())
-        .set("partitioner", "murmur2_random")
-        .set("linger.ms", "2")
-        .create()
+    sluice_integration::events::produce(&kafka_brokers(), topic, events)
+        .await
         .unwrap();
-    for e in events {
-        let (key, value) = (e.key(), e.encode());
-        let mut headers = OwnedHeaders::new();
-        for (k, v) in e.headers().iter() {
-            headers = headers.insert(Header {
-                key: k,
-                value: Some(v.as_bytes()),
-            });
-        }
-        let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
-            .key(key.as_slice())
-            .payload(value.as_slice())
-            .headers(headers);
-        p.send(record, Duration::from_secs(10))
-            .await
-            .map_err(|(e, _)| e)
-            .unwrap();
-    }
 }
 
 /// A topic no other test uses, with `partitions` partitions, and its dead-letter topic.
@@ -112,54 +65,21 @@ fn orders_rule(index: &str, extra: &str) -> String {
 /// A sink config reading `topic` with one Elasticsearch target `search` at `url`.
 fn sink_config(topic: &str, group: &str, url: &str, rules: &str) -> SinkConfig {
     let text = format!(
-        r#"
-[kafka]
-brokers = ["{brokers}"]
-options = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000" }}
-[consumer]
-group_id = "{group}"
-topics = ["{topic}"]
-commit_interval_ms = 100
-drain_timeout_ms = 5000
-[batch]
-linger_ms = 20
-max_items = 50
-[retry]
-initial_backoff_ms = 20
-max_backoff_ms = 200
-[metrics]
-listen = "127.0.0.1:0"
-[targets.search]
-type = "elasticsearch"
-urls = ["{url}"]
-timeout_ms = 10000
-{rules}
-"#,
-        brokers = kafka_brokers()
+        "{}[targets.search]\ntype = \"elasticsearch\"\nurls = [\"{url}\"]\ntimeout_ms = 10000\n{rules}\n",
+        SinkToml::new(topic, group).text()
     );
-    sluice_config::parse::<SinkConfig>(&text, Path::new("es-test.toml"), |_| None).unwrap()
+    sluice_integration::sink::parse(&text, &[])
 }
 
-struct Running {
-    cancel: CancellationToken,
-    task: JoinHandle<Result<(), SinkError>>,
+fn run(config: &SinkConfig) -> RunningSink {
+    RunningSink::start(Sink::new(config.clone()))
 }
 
-fn run(config: &SinkConfig) -> Running {
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(Sink::new(config.clone()).run(cancel.clone()));
-    Running { cancel, task }
-}
-
-impl Running {
-    async fn stop(self) {
-        self.cancel.cancel();
-        tokio::time::timeout(Duration::from_secs(30), self.task)
-            .await
-            .expect("the sink did not stop within 30 s")
-            .unwrap()
-            .unwrap();
-    }
+/// Runs the sink until it has committed everything produced so far, then stops it.
+async fn run_until_caught_up(config: &SinkConfig) {
+    let sink = run(config);
+    until_caught_up(config).await;
+    sink.stop().await.unwrap();
 }
 
 /// The group's committed offsets, per partition.
@@ -171,41 +91,15 @@ async fn committed(config: &SinkConfig) -> Vec<Option<i64>> {
     }
 }
 
-/// (committed, high watermark) per partition of the group of `config`; None when the broker
-/// did not answer in time (a busy shared broker), so callers ask again.
-async fn positions(config: &SinkConfig) -> Option<Vec<(Option<i64>, i64)>> {
-    let c = config.clone();
-    let rows = tokio::task::spawn_blocking(move || offsets::list(&c, &c.consumer.group_id))
-        .await
-        .unwrap()
-        .ok()?;
-    Some(rows.into_iter().map(|r| (r.committed, r.high)).collect())
-}
-
 /// Waits until the group has committed everything produced so far (an empty partition has
 /// nothing to commit).
 async fn until_caught_up(config: &SinkConfig) {
-    until(90, "the sink committed every message", || async {
+    wait::until(90, "the sink committed every message", async || {
         positions(config)
             .await
             .is_some_and(|p| p.iter().all(|(c, high)| c.unwrap_or(0) == *high))
     })
     .await;
-}
-
-async fn until<F, Fut>(secs: u64, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "waited {secs} s for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -214,71 +108,21 @@ where
 
 /// `(version, _source)` of a document, or None if it does not exist.
 async fn get_doc(index: &str, id: &str) -> Option<(i64, Value)> {
-    let r = reqwest::get(format!("{}/{index}/_doc/{id}", es_url()))
-        .await
-        .unwrap();
-    let v: Value = r.json().await.unwrap();
+    let v = es::json(reqwest::Client::new().get(format!("{}/{index}/_doc/{id}", es_url()))).await;
     if v["found"] != json!(true) {
         return None;
     }
     Some((v["_version"].as_i64().unwrap(), v["_source"].clone()))
 }
 
-/// Every document of `index` as id → _source.
-async fn all_docs(index: &str) -> HashMap<String, Value> {
-    let http = reqwest::Client::new();
-    http.post(format!("{}/{index}/_refresh", es_url()))
-        .send()
-        .await
-        .unwrap();
-    let v: Value = http
-        .post(format!("{}/{index}/_search", es_url()))
-        .json(&json!({"size": 1000, "query": {"match_all": {}}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["hits"]["hits"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|h| (h["_id"].as_str().unwrap().to_owned(), h["_source"].clone()))
-        .collect()
-}
-
 /// Every message of `topic` with its headers, read from the beginning.
-fn read_topic(topic: &str, expect: usize) -> Vec<HashMap<String, String>> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", kafka_brokers())
-        .set("group.id", unique_name("es_reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    c.assign(&tpl).unwrap();
+fn read_topic(topic: &str, expect: usize) -> Vec<BTreeMap<String, String>> {
+    let c: BaseConsumer = kafka::reader(&kafka_brokers(), topic, 1);
     let mut out = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while out.len() < expect && std::time::Instant::now() < deadline {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-            let headers = m
-                .headers()
-                .map(|hs| {
-                    hs.iter()
-                        .map(|h| {
-                            (
-                                h.key.to_owned(),
-                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            out.push(headers);
+            out.push(kafka::headers(&m));
         }
     }
     out
@@ -339,9 +183,7 @@ create_index = "{mapping}"
     });
     let s = seq(1);
     produce(&topic, &[change("types", EventType::Insert, s, row, None)]).await;
-    let sink = run(&config);
-    until_caught_up(&config).await;
-    sink.stop().await;
+    run_until_caught_up(&config).await;
 
     let (version, source) = get_doc(&index, "1").await.expect("document 1 not indexed");
     assert_eq!(version, s, "the document's version is the event's seq");
@@ -381,9 +223,7 @@ async fn elasticsearch_out_of_order_older_event_never_overwrites_newer() {
         ],
     )
     .await;
-    let sink = run(&config);
-    until_caught_up(&config).await;
-    sink.stop().await;
+    run_until_caught_up(&config).await;
     assert_eq!(get_doc(&index, "1").await, Some((seq(20), doc(1, "newer"))));
     assert_eq!(get_doc(&index, "2").await, None, "a deleted row came back");
     assert_eq!(get_doc(&index, "3").await, Some((seq(40), doc(3, "only"))));
@@ -436,10 +276,8 @@ async fn elasticsearch_replay_from_an_earlier_start_at_never_regresses() {
         - 1_000;
     produce(&topic, &events).await;
 
-    let sink = run(&config);
-    until_caught_up(&config).await;
-    sink.stop().await;
-    let first = all_docs(&index).await;
+    run_until_caught_up(&config).await;
+    let first = es::all_docs(&index).await;
     let mut want: HashMap<String, Value> = HashMap::new();
     for id in [1, 2, 5, 6] {
         want.insert(id.to_string(), doc(id, "v2"));
@@ -457,10 +295,8 @@ async fn elasticsearch_replay_from_an_earlier_start_at_never_regresses() {
     assert!(set.iter().all(|(_, _, o)| *o == 0), "{set:?}");
     assert!(committed(&config).await.iter().all(|c| *c == Some(0)));
     // ...and comes back to the same documents and versions: no older version won.
-    let sink = run(&config);
-    until_caught_up(&config).await;
-    sink.stop().await;
-    assert_eq!(all_docs(&index).await, want);
+    run_until_caught_up(&config).await;
+    assert_eq!(es::all_docs(&index).await, want);
     assert_eq!(get_doc(&index, "4").await.map(|d| d.0), Some(seq(31)));
     assert_eq!(get_doc(&index, "1").await.map(|d| d.0), Some(seq(11)));
     assert_eq!(get_doc(&index, "3").await, None, "a deleted row came back");
@@ -510,17 +346,10 @@ async fn elasticsearch_mapping_conflict_goes_to_the_dlq_with_the_server_reason()
         ],
     )
     .await;
-    let sink = run(&config);
-    until_caught_up(&config).await;
-    sink.stop().await;
+    run_until_caught_up(&config).await;
 
     // create_index made the index with the file's mapping.
-    let m: Value = reqwest::get(format!("{}/{index}/_mapping", es_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let m = es::json(reqwest::Client::new().get(format!("{}/{index}/_mapping", es_url()))).await;
     assert_eq!(m[&index]["mappings"]["properties"]["n"]["type"], "long");
     assert!(get_doc(&index, "1").await.is_some());
     assert!(get_doc(&index, "2").await.is_none());
@@ -594,10 +423,8 @@ routing = "{{tenant}}"
         None,
     ));
     produce(&topic, &events).await;
-    let sink = run(&config);
-    until_caught_up(&config).await;
-    sink.stop().await;
-    assert_eq!(all_docs(&index).await, want);
+    run_until_caught_up(&config).await;
+    assert_eq!(es::all_docs(&index).await, want);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -676,10 +503,8 @@ delete = "fields"
         ],
     )
     .await;
-    let sink = run(&config);
-    until_caught_up(&config).await;
-    sink.stop().await;
-    let docs = all_docs(&index).await;
+    run_until_caught_up(&config).await;
+    let docs = es::all_docs(&index).await;
     assert_eq!(
         docs.get("7"),
         Some(&json!({"id": 7, "status": "shipped", "order_id": null, "carrier": null}))
@@ -806,11 +631,11 @@ async fn elasticsearch_item_level_429_retries_only_those_items_and_the_offset_wa
 
     // While 3 and 7 are refused: they are tried again and again, the others arrive, and the
     // committed offset stays before message 2 (id 3).
-    until(30, "ids 3 and 7 retried", || async {
+    wait::until(30, "ids 3 and 7 retried", async || {
         proxy.sent("3") >= 3 && proxy.sent("7") >= 2
     })
     .await;
-    let present = all_docs(&index).await;
+    let present = es::all_docs(&index).await;
     for id in [1, 2, 4, 5, 6, 8, 9, 10] {
         assert!(
             present.contains_key(&id.to_string()),
@@ -828,8 +653,8 @@ async fn elasticsearch_item_level_429_retries_only_those_items_and_the_offset_wa
     // Recovery: everything lands, the offset reaches the end.
     proxy.failing.store(false, Ordering::SeqCst);
     until_caught_up(&config).await;
-    sink.stop().await;
-    assert_eq!(all_docs(&index).await.len(), 10);
+    sink.stop().await.unwrap();
+    assert_eq!(es::all_docs(&index).await.len(), 10);
     // The items the server took were not sent again.
     for id in [4, 5, 6, 8, 9, 10] {
         assert_eq!(proxy.sent(&id.to_string()), 1, "id {id} was re-sent");
@@ -854,12 +679,7 @@ async fn aliases(actions: Value) {
 
 /// The indices `alias` points to.
 async fn alias_targets(alias: &str) -> Vec<String> {
-    let v: Value = reqwest::get(format!("{}/_alias/{alias}", es_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = es::json(reqwest::Client::new().get(format!("{}/_alias/{alias}", es_url()))).await;
     let mut names: Vec<String> = v
         .as_object()
         .map(|m| m.keys().cloned().collect())
@@ -890,7 +710,7 @@ async fn elasticsearch_reindex_backfills_a_new_index_and_swaps_the_alias() {
     // The live sink writes through the alias into v1.
     let live = run(&config);
     until_caught_up(&config).await;
-    assert_eq!(all_docs(&v1).await.len(), 5);
+    assert_eq!(es::all_docs(&v1).await.len(), 5);
     produce(
         &topic,
         &[
@@ -922,12 +742,7 @@ async fn elasticsearch_reindex_backfills_a_new_index_and_swaps_the_alias() {
     .unwrap();
     assert_eq!(report.before, vec![v1.clone()]);
     assert_eq!(alias_targets(&alias).await, vec![v2.clone()]);
-    let m: Value = reqwest::get(format!("{}/{v2}/_mapping", es_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let m = es::json(reqwest::Client::new().get(format!("{}/{v2}/_mapping", es_url()))).await;
     assert_eq!(
         m[&v2]["mappings"]["properties"]["status"]["type"],
         "keyword"
@@ -936,7 +751,7 @@ async fn elasticsearch_reindex_backfills_a_new_index_and_swaps_the_alias() {
     for (id, status) in [(1, "new"), (2, "paid"), (3, "new"), (4, "new")] {
         want.insert(id.to_string(), doc(id, status));
     }
-    assert_eq!(all_docs(&v2).await, want, "steps: {steps:?}");
+    assert_eq!(es::all_docs(&v2).await, want, "steps: {steps:?}");
 
     // After the swap the live sink writes into the new index through the alias.
     produce(
@@ -951,7 +766,7 @@ async fn elasticsearch_reindex_backfills_a_new_index_and_swaps_the_alias() {
     )
     .await;
     until_caught_up(&config).await;
-    live.stop().await;
+    live.stop().await.unwrap();
     assert_eq!(get_doc(&v2, "6").await, Some((seq(20), doc(6, "new"))));
     assert_eq!(get_doc(&v1, "6").await, None);
 

@@ -8,15 +8,17 @@
 //! `Content-Encoding`), decompresses gzip bodies and forwards them to osmem.
 
 use base64::Engine as _;
-use serde_json::{json, Value};
+use serde_json::json;
 use sluice_event::{ChangeEvent, EventType};
+use sluice_integration::es::all_docs;
 use sluice_integration::http_proxy::{self, HttpProxy, Request, Response, TestTls, Upstream};
+use sluice_integration::process::{run_to_end, sink_binary};
+use sluice_integration::sink::{parse, positions, RunningSink, SinkToml};
 use sluice_integration::{create_topic, es_url, kafka_brokers, unique_name};
 use sluice_sinks::{Sink, SinkConfig};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// How one request arrived at the proxy.
@@ -114,25 +116,16 @@ fn api_key(id: &str, key: &str) -> String {
 /// A sink config reading `topic` into index `index` through the target `search` whose
 /// transport settings are `transport` (lines of `[targets.search]`).
 fn config_text(topic: &str, index: &str, transport: &str) -> String {
+    let group = unique_name("g_estls");
+    let head = SinkToml {
+        commit_interval_ms: 200,
+        max_items: 100,
+        initial_backoff_ms: 50,
+        max_backoff_ms: 500,
+        ..SinkToml::new(topic, &group)
+    };
     format!(
-        r#"
-[kafka]
-brokers = ["{brokers}"]
-options = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "1000" }}
-[consumer]
-group_id = "{group}"
-topics = ["{topic}"]
-commit_interval_ms = 200
-drain_timeout_ms = 5000
-[batch]
-linger_ms = 20
-max_items = 100
-[retry]
-initial_backoff_ms = 50
-max_backoff_ms = 500
-[metrics]
-listen = "127.0.0.1:0"
-[targets.search]
+        r#"{head}[targets.search]
 type = "elasticsearch"
 timeout_ms = 10000
 {transport}
@@ -143,22 +136,8 @@ match = {{ tables = ["shop.orders"] }}
 [rules.elasticsearch]
 index = "{index}"
 "#,
-        brokers = kafka_brokers(),
-        group = unique_name("g_estls"),
+        head = head.text(),
     )
-}
-
-/// Parses `text` with `env` as the environment (`${NAME}` interpolation), as the binary does
-/// with the process environment.
-fn parse(text: &str, env: &[(&str, &str)]) -> SinkConfig {
-    let env: HashMap<String, String> = env
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    sluice_config::parse::<SinkConfig>(text, Path::new("es-transport.toml"), |name| {
-        env.get(name).cloned()
-    })
-    .unwrap()
 }
 
 /// Order documents `ids`, with a long text each, so gzip has something to save.
@@ -176,67 +155,29 @@ fn orders(ids: std::ops::RangeInclusive<i64>) -> Vec<ChangeEvent> {
     .collect()
 }
 
-/// The documents of `index` on osmem itself (behind the proxy), by id.
-async fn docs(index: &str) -> HashMap<String, Value> {
-    let http = reqwest::Client::new();
-    let _ = http
-        .post(format!("{}/{index}/_refresh", es_url()))
-        .send()
-        .await;
-    let r = http
-        .post(format!("{}/{index}/_search", es_url()))
-        .json(&json!({"size": 1000, "query": {"match_all": {}}}))
-        .send()
-        .await
-        .unwrap();
-    if !r.status().is_success() {
-        return HashMap::new();
-    }
-    let v: Value = r.json().await.unwrap();
-    v["hits"]["hits"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|h| {
-            (
-                h["_id"].as_str().unwrap_or("").to_owned(),
-                h["_source"].clone(),
-            )
-        })
-        .collect()
+/// Waits (90 s at most) until `index` holds `want` documents; returns how many it holds.
+/// While it waits, the last requests at the proxy say what the sink is doing.
+async fn until_indexed(sink: &mut RunningSink, index: &str, want: usize, proxy: &Secured) -> usize {
+    let what = format!("{want} documents in {index}");
+    sink.until(90, &what, async || {
+        let n = all_docs(index).await.len();
+        if n >= want {
+            return Ok(n);
+        }
+        let seen = proxy.seen();
+        Err(format!(
+            "{n} documents; last requests at the proxy: {:?}",
+            &seen[seen.len().saturating_sub(5)..]
+        ))
+    })
+    .await
 }
 
 /// Runs the sink in-process until `index` holds `n` documents (90 s at most).
 async fn sink_until_indexed(config: SinkConfig, index: &str, n: usize, proxy: &Secured) {
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(Sink::new(config).run(cancel.clone()));
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let got = docs(index).await.len();
-        if got == n {
-            break;
-        }
-        if task.is_finished() || Instant::now() > deadline {
-            let seen = proxy.seen();
-            panic!(
-                "{got} of {n} documents in {index}; the sink {}; last requests at the proxy: {:?}",
-                if task.is_finished() {
-                    format!("stopped: {:?}", task.await)
-                } else {
-                    "is still running".to_owned()
-                },
-                &seen[seen.len().saturating_sub(5)..]
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    cancel.cancel();
-    tokio::time::timeout(Duration::from_secs(30), task)
-        .await
-        .expect("the sink did not stop within 30 s")
-        .unwrap()
-        .unwrap();
+    let mut sink = RunningSink::start(Sink::new(config));
+    assert_eq!(until_indexed(&mut sink, index, n, proxy).await, n);
+    sink.stop().await.unwrap();
 }
 
 fn bulks(seen: &[Seen]) -> Vec<&Seen> {
@@ -284,7 +225,7 @@ async fn es_over_tls_with_basic_auth_from_the_environment_and_gzip_bodies() {
             "a bulk request was not gzip-compressed on the wire: {b:?}"
         );
     }
-    let d = docs(&index).await;
+    let d = all_docs(&index).await;
     assert_eq!(d["7"]["note"], json!("order 7 ".repeat(40)));
 }
 
@@ -329,24 +270,14 @@ async fn es_with_an_api_key_and_gzip_off_sends_plain_bodies() {
 
 /// `sluice-sink check` as a process with `env`; (success, stdout + stderr).
 async fn check(config: &Path, env: &[(&str, &str)]) -> (bool, String) {
-    let mut cmd = tokio::process::Command::new(sluice_integration::workspace_binary(
-        "sluice-sink",
-        "sluice-sinks",
-    ));
-    cmd.args(["check", "--config"]).arg(config);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
-        .await
-        .expect("sluice-sink check did not finish within 60 s")
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let out = run_to_end(
+        &sink_binary(),
+        ["check".as_ref(), "--config".as_ref(), config.as_os_str()],
+        env,
+        60,
+    )
+    .await;
+    (out.success(), out.text())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -422,36 +353,11 @@ async fn es_check_names_wrong_credentials_and_an_untrusted_certificate() {
     assert!(out.contains("401") && out.contains("api_key"), "{out}");
 }
 
-/// Waits (90 s at most) until `index` holds `want` documents; returns how many it holds.
-async fn wait_docs<T: std::fmt::Debug>(
-    index: &str,
-    want: usize,
-    sink: &tokio::task::JoinHandle<T>,
-) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let n = docs(index).await.len();
-        if n >= want {
-            return n;
-        }
-        assert!(!sink.is_finished(), "the sink stopped");
-        assert!(
-            Instant::now() < deadline,
-            "{n} of {want} documents in {index} after 90 s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// The group's committed offset of partition 0 (`None`: nothing committed yet).
 async fn committed(config: &SinkConfig) -> Option<i64> {
-    let c = config.clone();
-    let group = c.consumer.group_id.clone();
-    tokio::task::spawn_blocking(move || sluice_sinks::offsets::list(&c, &group))
+    positions(config)
         .await
-        .unwrap()
-        .ok()
-        .and_then(|p| p.first().and_then(|p| p.committed))
+        .and_then(|p| p.first().and_then(|p| p.0))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -490,9 +396,8 @@ async fn es_refused_credentials_stop_the_start_and_are_retried_while_running() {
     sluice_integration::events::produce(&kafka_brokers(), &topic, &orders(1..=5))
         .await
         .unwrap();
-    let cancel = CancellationToken::new();
-    let sink = tokio::spawn(Sink::new(config.clone()).run(cancel.clone()));
-    wait_docs(&index, 5, &sink).await;
+    let mut sink = RunningSink::start(Sink::new(config.clone()));
+    until_indexed(&mut sink, &index, 5, &proxy).await;
 
     // The password is rotated on the cluster while the sink runs: its writes are refused and
     // retried, nothing is written or committed past them.
@@ -500,22 +405,19 @@ async fn es_refused_credentials_stop_the_start_and_are_retried_while_running() {
     sluice_integration::events::produce(&kafka_brokers(), &topic, &orders(6..=10))
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while bulks(&proxy.seen())
-        .iter()
-        .filter(|b| b.status == 401)
-        .count()
-        < 3
-    {
-        assert!(!sink.is_finished(), "the sink stopped: {:?}", sink.await);
-        assert!(
-            Instant::now() < deadline,
-            "fewer than 3 refused bulk requests in 60 s: {:?}",
-            proxy.seen()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(docs(&index).await.len(), 5);
+    sink.until(60, "3 refused bulk requests", async || {
+        let seen = proxy.seen();
+        let refused = bulks(&seen).iter().filter(|b| b.status == 401).count();
+        if refused >= 3 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{refused} refused; requests at the proxy: {seen:?}"
+            ))
+        }
+    })
+    .await;
+    assert_eq!(all_docs(&index).await.len(), 5);
     let c = committed(&config).await;
     assert!(
         c.is_none_or(|o| o <= 5),
@@ -524,19 +426,13 @@ async fn es_refused_credentials_stop_the_start_and_are_retried_while_running() {
 
     // The sink's password works again: the refused writes go through, none was skipped.
     proxy.accept(right);
-    assert_eq!(wait_docs(&index, 10, &sink).await, 10);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while committed(&config).await != Some(10) {
-        assert!(
-            Instant::now() < deadline,
-            "offset 10 not committed within 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    cancel.cancel();
-    tokio::time::timeout(Duration::from_secs(30), sink)
-        .await
-        .expect("the sink did not stop within 30 s")
-        .unwrap()
-        .unwrap();
+    assert_eq!(until_indexed(&mut sink, &index, 10, &proxy).await, 10);
+    sink.until(60, "offset 10 committed", async || {
+        match committed(&config).await {
+            Some(10) => Ok(()),
+            other => Err(format!("committed {other:?}")),
+        }
+    })
+    .await;
+    sink.stop().await.unwrap();
 }
