@@ -8,17 +8,17 @@ use mysql_async::prelude::Queryable;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message};
 use serde_json::Value;
-use sluice_event::{ChangeEvent, EventType, Position, Row, Source};
-use sluice_integration::{create_topic, kafka_brokers, mysql_url, unique_name};
+use sluice_event::{ChangeEvent, EventType, Row};
+use sluice_integration::process::{run_to_end, sink_binary, spawn_run, terminate};
+use sluice_integration::sink::SinkToml;
+use sluice_integration::wait::Deadline;
+use sluice_integration::{create_topic, kafka, kafka_brokers, mysql, mysql_url, unique_name};
 use sluice_sinks::target::{Item, Outcome, Target, Write};
 use sluice_sinks::SinkConfig;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Column, SQL type, the SQL expression that renders the event's JSON for it, and how the
@@ -46,21 +46,20 @@ const COLUMNS: &[(&str, &str, &str)] = &[
     ("place", "GEOMETRY", "CONCAT('{\"srid\":', ST_SRID(place), ',\"wkb\":', JSON_QUOTE(REPLACE(TO_BASE64(ST_AsBinary(place)), CHAR(10), '')), '}')"),
 ];
 
-fn ddl(db: &str) -> String {
+/// Table `t` with every column of [`COLUMNS`], for [`mysql::create_database`].
+fn table_t() -> String {
     let cols: Vec<String> = COLUMNS
         .iter()
         .map(|(c, t, _)| format!("`{c}` {t}"))
         .collect();
     format!(
-        "CREATE TABLE {db}.t ({}, PRIMARY KEY (id)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        "t ({}, PRIMARY KEY (id)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
         cols.join(", ")
     )
 }
 
 async fn conn() -> mysql_async::Conn {
-    let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(&mysql_url()).unwrap())
-        .await
-        .unwrap();
+    let mut c = mysql::conn().await;
     c.query_drop("SET time_zone = '+00:00'").await.unwrap();
     c
 }
@@ -73,8 +72,7 @@ async fn databases(prefix: &str) -> (String, String) {
     );
     let mut c = conn().await;
     for db in [&src, &rep] {
-        c.query_drop(format!("CREATE DATABASE {db}")).await.unwrap();
-        c.query_drop(ddl(db)).await.unwrap();
+        mysql::create_database(&mut c, db, &[&table_t()]).await;
     }
     (src, rep)
 }
@@ -230,29 +228,8 @@ fn event(
     data: Row,
     old: Option<Row>,
 ) -> ChangeEvent {
-    ChangeEvent {
-        v: 1,
-        seq,
-        source: Source::Binlog,
-        instance: "src".into(),
-        database: db.into(),
-        table: table.into(),
-        kind,
-        ts_ms: seq >> 20,
-        capture_ms: now_ms(),
-        pos: Position {
-            file: "binlog.000001".into(),
-            offset: 4,
-            row: 0,
-            gtid: None,
-        },
-        xid: None,
-        txn_last: true,
-        pk: vec!["id".into()],
-        data,
-        old,
-        sql: None,
-    }
+    let (data, old) = (Value::Object(data), old.map(Value::Object));
+    sluice_integration::events::row_event(db, table, kind, seq, data, old)
 }
 
 /// Plays the capture: turns row changes into events with increasing `seq`.
@@ -381,68 +358,26 @@ async fn rows_in(tx: &mut mysql_async::Transaction<'_>, db: &str, id: i64) -> Op
     Some(row)
 }
 
-fn producer() -> FutureProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", kafka_brokers())
-        .set("partitioner", "murmur2_random")
-        .set("linger.ms", "5")
-        .create()
-        .unwrap()
-}
-
 /// Produces `events` in order, each under its key with the sluice headers.
 async fn produce(topic: &str, events: &[ChangeEvent]) {
-    let p = producer();
-    for chunk in events.chunks(200) {
-        let sends = chunk.iter().map(|e| {
-            let mut headers = OwnedHeaders::new();
-            for (k, v) in e.headers() {
-                headers = headers.insert(Header {
-                    key: k,
-                    value: Some(v.as_bytes()),
-                });
-            }
-            let key = e.key();
-            let value = e.encode();
-            let p = &p;
-            async move {
-                let r: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
-                    .key(key.as_slice())
-                    .payload(value.as_slice())
-                    .headers(headers);
-                p.send(r, Duration::from_secs(10))
-                    .await
-                    .map_err(|(e, _)| e)
-                    .unwrap();
-            }
-        });
-        futures::future::join_all(sends).await;
-    }
+    sluice_integration::events::produce_many(&kafka_brokers(), topic, events)
+        .await
+        .unwrap();
 }
 
 fn config_text(topic: &str, group: &str, src: &str, rep: &str, rule_extra: &str) -> String {
     let url = mysql_url();
     // The password comes from the environment, as in a deployment.
     let url = url.replacen(":sluice@", ":${REPLICA_PASSWORD}@", 1);
+    let head = SinkToml {
+        session_timeout_ms: 10_000,
+        linger_ms: 10,
+        max_items: 200,
+        max_backoff_ms: 500,
+        ..SinkToml::new(topic, group)
+    };
     format!(
-        r#"
-[kafka]
-brokers = ["{brokers}"]
-options = {{ "session.timeout.ms" = "10000", "heartbeat.interval.ms" = "1000" }}
-[consumer]
-group_id = "{group}"
-topics = ["{topic}"]
-commit_interval_ms = 100
-drain_timeout_ms = 5000
-[batch]
-linger_ms = 10
-max_items = 200
-[retry]
-initial_backoff_ms = 20
-max_backoff_ms = 500
-[metrics]
-listen = "127.0.0.1:0"
-[targets.replica]
+        r#"{head}[targets.replica]
 type = "mysql"
 url = "{url}/{rep}"
 pool_size = 4
@@ -452,7 +387,7 @@ target = "replica"
 match = {{ tables = ["{src}.t"] }}
 {rule_extra}
 "#,
-        brokers = kafka_brokers()
+        head = head.text()
     )
 }
 
@@ -467,46 +402,24 @@ fn password() -> String {
 }
 
 fn parse_config(text: &str) -> SinkConfig {
-    let pw = password();
-    sluice_config::parse::<SinkConfig>(text, Path::new("test.toml"), |n| {
-        (n == "REPLICA_PASSWORD").then(|| pw.clone())
-    })
-    .unwrap()
+    sluice_integration::sink::parse(text, &[("REPLICA_PASSWORD", &password())])
 }
 
 fn write_config(text: &str) -> PathBuf {
     sluice_integration::write_temp_file("mysqlcfg", "sink.toml", text)
 }
 
-fn sink_binary() -> PathBuf {
-    sluice_integration::workspace_binary("sluice-sink", "sluice-sinks")
-}
-
+/// `sluice-sink run` with the config at `config` and `args`, logging to `log` next to it.
 fn spawn_sink(config: &Path, log: &str, args: &[&str]) -> tokio::process::Child {
-    let file = std::fs::File::create(config.with_file_name(log)).unwrap();
-    tokio::process::Command::new(sink_binary())
-        .arg("run")
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("RUST_LOG", "info")
-        .env("REPLICA_PASSWORD", password())
-        .stdout(Stdio::null())
-        .stderr(file)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
-}
-
-/// SIGTERM, and wait for the drain and final commit.
-async fn stop(child: &mut tokio::process::Child) {
-    let pid = child.id().unwrap();
-    let status = std::process::Command::new("kill")
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+    let password = password();
+    let env = [("REPLICA_PASSWORD", password.as_str())];
+    spawn_run(
+        &sink_binary(),
+        config,
+        args,
+        &env,
+        &config.with_file_name(log),
+    )
 }
 
 /// Reads the group's committed offsets with one long-lived client (a client per poll loads the
@@ -562,37 +475,35 @@ impl Probe {
     }
 
     async fn wait(&self, at_least: i64, secs: u64, log: &Path) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        let deadline = Deadline::after(secs);
         let mut last = None;
-        while tokio::time::Instant::now() < deadline {
+        loop {
             last = self.committed().await.or(last);
             if last.is_some_and(|n| n >= at_least) {
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            let what = || {
+                format!(
+                    "offsets committed up to {at_least} (at {last:?}); log:\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                )
+            };
+            deadline.sleep(Duration::from_millis(500), what).await;
         }
-        panic!(
-            "not committed up to {at_least} within {secs} s (at {last:?}); log:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
     }
 }
 
 async fn verify(config: &Path) -> (bool, String) {
-    let out = tokio::process::Command::new(sink_binary())
-        .args(["verify", "--config"])
-        .arg(config)
-        .args(["--rule", "t", "--chunk-rows", "50"])
-        .env("REPLICA_PASSWORD", password())
-        .output()
-        .await
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let mut args = vec!["verify".as_ref(), "--config".as_ref(), config.as_os_str()];
+    args.extend(["--rule", "t", "--chunk-rows", "50"].map(std::ffi::OsStr::new));
+    let out = run_to_end(
+        &sink_binary(),
+        args,
+        &[("REPLICA_PASSWORD", &password())],
+        300,
+    )
+    .await;
+    (out.success(), out.text())
 }
 
 async fn checksum(c: &mut mysql_async::Conn, db: &str) -> u64 {
@@ -640,7 +551,7 @@ async fn mysql_replica_random_workload_with_kills_and_replay_converges() {
             tokio::time::sleep(Duration::from_secs(11)).await;
         } else {
             // The last one stops cleanly, so the replay's member owns every partition at once.
-            stop(&mut sink).await;
+            let _ = terminate(&mut sink, 30).await;
         }
     }
     // One replay of everything from the start: the replica must not move away from the source.
@@ -780,18 +691,11 @@ async fn mysql_replica_every_column_type_round_trips_and_a_bad_row_goes_to_the_d
     );
 }
 
-/// (key, sluice-error header) of the first `expect` messages of `topic`.
+/// (key, sluice-error header) of the first `expect` messages of `topic` (one partition).
 async fn read_topic(topic: &str, expect: usize) -> Vec<(String, String)> {
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", kafka_brokers())
-            .set("group.id", unique_name("dlqread"))
-            .set("auto.offset.reset", "earliest")
-            .set("enable.auto.commit", "false")
-            .create()
-            .unwrap();
-        consumer.subscribe(&[&topic]).unwrap();
+        let consumer: BaseConsumer = kafka::reader(&kafka_brokers(), &topic, 1);
         let mut out = Vec::new();
         for _ in 0..300 {
             if out.len() >= expect {
@@ -802,13 +706,8 @@ async fn read_topic(topic: &str, expect: usize) -> Vec<(String, String)> {
             }
             if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
                 let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
-                let error = m
-                    .headers()
-                    .and_then(|h| {
-                        h.iter()
-                            .find(|h| h.key == "sluice-error")
-                            .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
-                    })
+                let error = kafka::headers(&m)
+                    .remove("sluice-error")
                     .unwrap_or_default();
                 out.push((key, error));
             }
@@ -825,8 +724,8 @@ async fn read_topic(topic: &str, expect: usize) -> Vec<(String, String)> {
 async fn mysql_replica_versions_soft_deletes_and_per_row_outcomes() {
     let db = unique_name("mysql_v");
     let mut c = conn().await;
-    c.query_drop(format!("CREATE DATABASE {db}")).await.unwrap();
-    c.query_drop(format!("CREATE TABLE {db}.u (id INT PRIMARY KEY, email VARCHAR(20) NOT NULL, n TINYINT, deleted_at DATETIME(3) NULL, version BIGINT NULL)")).await.unwrap();
+    let u = "u (id INT PRIMARY KEY, email VARCHAR(20) NOT NULL, n TINYINT, deleted_at DATETIME(3) NULL, version BIGINT NULL)";
+    mysql::create_database(&mut c, &db, &[u]).await;
     let text = config_text(
         "unused",
         "unused",
@@ -980,12 +879,8 @@ async fn mysql_replica_concurrent_batches_survive_deadlocks() {
     use serde_json::json;
     let db = unique_name("mysql_dl");
     let mut c = conn().await;
-    c.query_drop(format!("CREATE DATABASE {db}")).await.unwrap();
-    c.query_drop(format!(
-        "CREATE TABLE {db}.u (id BIGINT PRIMARY KEY, n INT NOT NULL, version BIGINT NULL)"
-    ))
-    .await
-    .unwrap();
+    let u = "u (id BIGINT PRIMARY KEY, n INT NOT NULL, version BIGINT NULL)";
+    mysql::create_database(&mut c, &db, &[u]).await;
     let text = config_text(
         "unused",
         "unused",
