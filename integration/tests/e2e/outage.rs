@@ -8,15 +8,14 @@
 //! `sluice-capture` runs as a process, as in production.
 
 use mysql_async::prelude::Queryable;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Message, Offset, TopicPartitionList};
 use sluice_capture::checkpoint::{Checkpoint, FileStore};
 use sluice_event::ChangeEvent;
 use sluice_integration::broker::PrivateBroker;
+use sluice_integration::process::{capture_binary, spawn_run, terminate};
+use sluice_integration::wait::Deadline;
+use sluice_integration::{kafka, mysql};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const PARTITIONS: i32 = 3;
@@ -31,48 +30,35 @@ async fn broker_frozen_for_20s_loses_nothing_and_keeps_order() {
     sluice_integration::create_topic_on(&broker.brokers(), &topic, PARTITIONS)
         .await
         .unwrap();
-    let mut c = conn().await;
-    c.query_drop(format!("CREATE DATABASE {db}")).await.unwrap();
-    c.query_drop(format!(
-        "CREATE TABLE {db}.t (id INT PRIMARY KEY, version INT NOT NULL)"
-    ))
-    .await
-    .unwrap();
+    let mut c = mysql::conn().await;
+    let t = "t (id INT PRIMARY KEY, version INT NOT NULL)";
+    mysql::create_database(&mut c, &db, &[t]).await;
     let state = std::env::temp_dir().join(sluice_integration::unique_name("outage_state"));
     std::fs::create_dir_all(&state).unwrap();
-    let start = master_position(&mut c).await;
+    let (file, pos) = mysql::binlog_end(&mut c).await;
+    let start = format!("{file}:{pos}");
     let config = state.join("capture.toml");
     std::fs::write(&config, config_text(&db, &broker.brokers(), &state, &start)).unwrap();
     let log = state.join("capture.log");
-    let mut capture = tokio::process::Command::new(sluice_integration::workspace_binary(
-        "sluice-capture",
-        "sluice-capture",
-    ))
-    .args(["run", "--config"])
-    .arg(&config)
-    .env("RUST_LOG", "info")
-    .stdout(Stdio::null())
-    .stderr(std::fs::File::create(&log).unwrap())
-    .kill_on_drop(true)
-    .spawn()
-    .unwrap();
+    let mut capture = spawn_run(&capture_binary(), &config, &[], &[], &log);
     let checkpoints = FileStore::new(&state, &db);
 
     // Before the outage: one round, acknowledged and checkpointed.
     let (domain, before) = write_round(&mut c, &db, 0).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Deadline::after(60);
     loop {
         assert_alive(&mut capture, &log, "before the outage");
         if checkpoint_gtid(&checkpoints.load().unwrap(), &domain).is_some_and(|s| s >= before) {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the first round was not checkpointed within 60 s (checkpoint {:?}); capture log:\n{}",
-            checkpoints.load().unwrap(),
-            tail(&log)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let what = || {
+            format!(
+                "the first round checkpointed (checkpoint {:?}); capture log:\n{}",
+                checkpoints.load().unwrap(),
+                tail(&log)
+            )
+        };
+        deadline.sleep(Duration::from_millis(100), what).await;
     }
 
     // The outage: a round per second, each its own transaction. The checkpoint must not move
@@ -147,29 +133,24 @@ async fn broker_frozen_for_20s_loses_nothing_and_keeps_order() {
     }
 
     // Once acknowledged, the checkpoint moves past the outage's transactions.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Deadline::after(30);
     while checkpoint_gtid(&checkpoints.load().unwrap(), &domain).is_none_or(|s| s < last) {
         assert_alive(&mut capture, &log, "after the outage");
-        assert!(
-            Instant::now() < deadline,
-            "checkpoint {:?} (at the thaw: {frozen_cp:?}) did not reach transaction \
-             {domain}-*-{last} within 30 s of the broker's return; capture log:\n{}",
-            checkpoints.load().unwrap(),
-            tail(&log)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let what = || {
+            format!(
+                "the checkpoint to reach transaction {domain}-*-{last} after the broker's return \
+                 (it is at {:?}; at the thaw: {frozen_cp:?}); capture log:\n{}",
+                checkpoints.load().unwrap(),
+                tail(&log)
+            )
+        };
+        deadline.sleep(Duration::from_millis(100), what).await;
     }
 
     // A graceful stop still works: SIGTERM drains and exits 0.
-    let pid = capture.id().unwrap();
-    std::process::Command::new("kill")
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(30), capture.wait())
+    let status = terminate(&mut capture, 30)
         .await
-        .expect("sluice-capture did not stop within 30 s of SIGTERM")
-        .unwrap();
+        .expect("sluice-capture did not stop within 30 s of SIGTERM");
     assert!(
         status.success(),
         "sluice-capture exited with {status}; log:\n{}",
@@ -177,19 +158,6 @@ async fn broker_frozen_for_20s_loses_nothing_and_keeps_order() {
     );
     c.query_drop(format!("DROP DATABASE {db}")).await.unwrap();
     let _ = std::fs::remove_dir_all(&state);
-}
-
-async fn conn() -> mysql_async::Conn {
-    mysql_async::Conn::new(mysql_async::Opts::from_url(&sluice_integration::mysql_url()).unwrap())
-        .await
-        .unwrap()
-}
-
-async fn master_position(c: &mut mysql_async::Conn) -> String {
-    let row: mysql_async::Row = c.query_first("SHOW MASTER STATUS").await.unwrap().unwrap();
-    let file: String = row.get(0).unwrap();
-    let pos: u64 = row.get(1).unwrap();
-    format!("{file}:{pos}")
 }
 
 /// A capture of database `db` only (other tests write to the same server), on `brokers`.
@@ -264,9 +232,7 @@ fn assert_alive(child: &mut tokio::process::Child, log: &Path, when: &str) {
 }
 
 fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
+    sluice_integration::process::tail(path, 40)
 }
 
 fn id_version(e: &ChangeEvent) -> (i64, i64) {
@@ -277,34 +243,11 @@ fn id_version(e: &ChangeEvent) -> (i64, i64) {
 }
 
 /// The topic's messages from the beginning, until every `(id, version)` of `want` arrived or
-/// 60 s passed. Stops on the messages it expects, not on the reported end offset (the memory
-/// engine's high watermark is wrong, docs/testing.md).
+/// 60 s passed.
 fn consume(brokers: &str, topic: &str, want: &BTreeSet<(i64, i64)>) -> Vec<(i32, ChangeEvent)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", sluice_integration::unique_name("outage_g"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let mut out = Vec::new();
     let mut missing = want.clone();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !missing.is_empty() && Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                let e = ChangeEvent::decode(m.payload().unwrap()).unwrap();
-                missing.remove(&id_version(&e));
-                out.push((m.partition(), e));
-            }
-            Some(Err(e)) => eprintln!("consumer: {e}"),
-            None => {}
-        }
-    }
-    out
+    kafka::read_events(brokers, topic, PARTITIONS, 60, |e| {
+        missing.remove(&id_version(e));
+        missing.is_empty()
+    })
 }

@@ -7,12 +7,11 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use serde_json::{json, Value};
 use sluice_event::{ChangeEvent, EventType};
+use sluice_integration::process::{run_to_end, sink_binary};
+use sluice_integration::sink::{RunningSink, SinkToml};
 use sluice_integration::{create_topic, kafka_brokers, redis_cluster_urls, unique_name};
 use sluice_sinks::{Sink, SinkConfig};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
-use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 /// Users whose email changes (their keys are invalidated, their copies refreshed).
 const UPDATED: std::ops::RangeInclusive<i64> = 1..=24;
@@ -77,52 +76,38 @@ async fn sink_invalidates_and_refreshes_keys_on_every_master_of_a_cluster() {
     let (text, config) = sink_config(&topic, &p, &urls);
     // `sluice-sink check` connects to the cluster and pings it.
     let file = sluice_integration::write_temp_file("rcluster", "sink.toml", &text);
-    let out = tokio::process::Command::new(sluice_integration::workspace_binary(
-        "sluice-sink",
-        "sluice-sinks",
-    ))
-    .args(["check", "--config"])
-    .arg(&file)
-    .output()
-    .await
-    .unwrap();
-    let printed = String::from_utf8_lossy(&out.stdout);
+    let out = run_to_end(
+        &sink_binary(),
+        ["check".as_ref(), "--config".as_ref(), file.as_os_str()],
+        &[],
+        60,
+    )
+    .await;
     assert!(
-        out.status.success() && printed.contains("target cache (redis): ok"),
-        "sluice-sink check: {printed}{}",
-        String::from_utf8_lossy(&out.stderr)
+        out.success() && out.stdout.contains("target cache (redis): ok"),
+        "sluice-sink check: {}",
+        out.text()
     );
-    let cancel = CancellationToken::new();
-    let sink = tokio::spawn(Sink::new(config).run(cancel.clone()));
+    let mut sink = RunningSink::start(Sink::new(config));
 
     // Poll until Redis holds exactly the expected state (or report what differs).
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut diff;
-    loop {
-        diff = differences(&mut conn, &p).await;
-        if diff.is_empty() {
-            break;
-        }
-        if sink.is_finished() || Instant::now() > deadline {
-            let outcome = if sink.is_finished() {
-                format!("the sink stopped: {:?}", sink.await)
-            } else {
-                "the sink is still running (retrying?)".to_owned()
-            };
-            panic!(
-                "after 90 s Redis Cluster still differs in {} keys, e.g. {:?}; {outcome}",
+    sink.until(
+        90,
+        "Redis Cluster to hold what the events lead to",
+        async || {
+            let diff = differences(&mut conn, &p).await;
+            if diff.is_empty() {
+                return Ok(());
+            }
+            Err(format!(
+                "it still differs in {} keys, e.g. {:?}",
                 diff.len(),
                 &diff[..diff.len().min(5)]
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    cancel.cancel();
-    tokio::time::timeout(Duration::from_secs(60), sink)
-        .await
-        .expect("the sink did not stop within 60 s")
-        .unwrap()
-        .unwrap();
+            ))
+        },
+    )
+    .await;
+    sink.stop().await.unwrap();
 
     for id in UPDATED {
         for key in [format!("{p}:copy:{id}"), format!("{p}:h:{id}")] {
@@ -163,25 +148,18 @@ async fn cluster_conn(urls: &[String]) -> ClusterConnection {
 /// (with a TTL) and a hash copy.
 fn sink_config(topic: &str, p: &str, urls: &[String]) -> (String, SinkConfig) {
     let cluster: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
+    let group = unique_name("g_rcluster");
+    let head = SinkToml {
+        session_timeout_ms: 15_000,
+        commit_interval_ms: 500,
+        linger_ms: 50,
+        max_items: 500,
+        initial_backoff_ms: 50,
+        max_backoff_ms: 1000,
+        ..SinkToml::new(topic, &group)
+    };
     let text = format!(
-        r#"
-[kafka]
-brokers = ["{brokers}"]
-options = {{ "session.timeout.ms" = "15000", "heartbeat.interval.ms" = "1000" }}
-[consumer]
-group_id = "{group}"
-topics = ["{topic}"]
-commit_interval_ms = 500
-drain_timeout_ms = 5000
-[batch]
-linger_ms = 50
-max_items = 500
-[retry]
-initial_backoff_ms = 50
-max_backoff_ms = 1000
-[metrics]
-listen = "127.0.0.1:0"
-[targets.cache]
+        r#"{head}[targets.cache]
 type = "redis"
 cluster = [{cluster}]
 [[rules]]
@@ -207,13 +185,10 @@ keys = ["{p}:h:{{id}}"]
 mode = "refresh"
 format = "hash"
 "#,
-        brokers = kafka_brokers(),
-        group = unique_name("g_rcluster"),
+        head = head.text(),
         cluster = cluster.join(", "),
     );
-    let config =
-        sluice_config::parse::<SinkConfig>(&text, Path::new("redis-cluster.toml"), |_| None)
-            .unwrap();
+    let config = sluice_integration::sink::parse(&text, &[]);
     (text, config)
 }
 
