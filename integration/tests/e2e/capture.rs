@@ -2,26 +2,18 @@
 //! (`sluice_capture::run`), against the local MariaDB and Kafka; a crash is an aborted task.
 
 use mysql_async::prelude::Queryable;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::Value;
 use sluice_capture::config::{CaptureConfig, StartAt};
 use sluice_capture::decoder::Output;
 use sluice_capture::source::CheckStatus;
 use sluice_event::{ChangeEvent, EventType};
+use sluice_integration::mysql::{self, conn};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-async fn conn() -> mysql_async::Conn {
-    mysql_async::Conn::new(mysql_async::Opts::from_url(&sluice_integration::mysql_url()).unwrap())
-        .await
-        .unwrap()
-}
 
 /// A capture of the tables of database `instance` only (other tests write to the same server).
 fn config(instance: &str, state: &Path) -> CaptureConfig {
@@ -41,11 +33,8 @@ fn state_dir(name: &str) -> PathBuf {
 }
 
 async fn end_position(c: &mut mysql_async::Conn) -> StartAt {
-    let row: mysql_async::Row = c.query_first("SHOW MASTER STATUS").await.unwrap().unwrap();
-    StartAt::File {
-        file: row.get(0).unwrap(),
-        pos: row.get(1).unwrap(),
-    }
+    let (file, pos) = mysql::binlog_end(c).await;
+    StartAt::File { file, pos }
 }
 
 fn events_of(outputs: Vec<Output>, db: &str) -> Vec<ChangeEvent> {
@@ -187,17 +176,12 @@ async fn all_types_insert_update_delete_match_select() {
     c.query_drop("SET time_zone = '+00:00', sql_mode = ''")
         .await
         .unwrap();
-    c.query_drop(format!("CREATE DATABASE {db}")).await.unwrap();
     let cols: Vec<String> = ALL_TYPES
         .iter()
         .map(|(n, t, _)| format!("{n} {t}"))
         .collect();
-    c.query_drop(format!(
-        "CREATE TABLE {db}.t (id INT UNSIGNED PRIMARY KEY, {})",
-        cols.join(", ")
-    ))
-    .await
-    .unwrap();
+    let t = format!("t (id INT UNSIGNED PRIMARY KEY, {})", cols.join(", "));
+    mysql::create_database(&mut c, &db, &[&t]).await;
     let start = end_position(&mut c).await;
     let names: Vec<&str> = ALL_TYPES.iter().map(|(n, _, _)| *n).collect();
     for (id, values) in edge_rows() {
@@ -265,12 +249,12 @@ async fn all_types_insert_update_delete_match_select() {
 async fn ddl_mid_stream_decodes_before_and_after() {
     let db = sluice_integration::unique_name("cap_ddl");
     let mut c = conn().await;
-    c.query_drop(format!("CREATE DATABASE {db}")).await.unwrap();
-    c.query_drop(format!(
-        "CREATE TABLE {db}.t (id INT PRIMARY KEY, a VARCHAR(10), b INT)"
-    ))
-    .await
-    .unwrap();
+    mysql::create_database(
+        &mut c,
+        &db,
+        &["t (id INT PRIMARY KEY, a VARCHAR(10), b INT)"],
+    )
+    .await;
     let start = end_position(&mut c).await;
     for sql in [
         "INSERT INTO {db}.t VALUES (1, 'x', 10)",
@@ -376,33 +360,12 @@ async fn startup_checks_name_the_fix() {
 
 /// Every message of `topic` from the beginning, until `want` distinct seqs arrived or time is up.
 fn consume_all(topic: &str, partitions: i32, want: usize) -> Vec<(i32, ChangeEvent)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", sluice_integration::kafka_brokers())
-        .set("group.id", sluice_integration::unique_name("capg"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let mut out = Vec::new();
+    let brokers = sluice_integration::kafka_brokers();
     let mut seqs = std::collections::HashSet::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while seqs.len() < want && std::time::Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                let ev = ChangeEvent::decode(m.payload().unwrap()).unwrap();
-                seqs.insert(ev.seq);
-                out.push((m.partition(), ev));
-            }
-            Some(Err(e)) => eprintln!("consumer: {e}"),
-            None => {}
-        }
-    }
-    out
+    sluice_integration::kafka::read_events(&brokers, topic, partitions, 60, |e| {
+        seqs.insert(e.seq);
+        seqs.len() >= want
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -411,12 +374,12 @@ async fn crash_and_restart_lose_nothing_and_keep_order() {
     let topic = format!("sluice.{db}");
     sluice_integration::create_topic(&topic, 3).await.unwrap();
     let mut c = conn().await;
-    c.query_drop(format!("CREATE DATABASE {db}")).await.unwrap();
-    c.query_drop(format!(
-        "CREATE TABLE {db}.t (id INT PRIMARY KEY, version INT NOT NULL)"
-    ))
-    .await
-    .unwrap();
+    mysql::create_database(
+        &mut c,
+        &db,
+        &["t (id INT PRIMARY KEY, version INT NOT NULL)"],
+    )
+    .await;
     let state = state_dir(&db);
     let cfg = config(&db, &state);
     let start_cfg = {
@@ -530,10 +493,7 @@ async fn killed_replication_connection_resumes_without_loss() {
     let topic = format!("sluice.{db}");
     sluice_integration::create_topic(&topic, 2).await.unwrap();
     let mut c = conn().await;
-    c.query_drop(format!("CREATE DATABASE {db}")).await.unwrap();
-    c.query_drop(format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT)"))
-        .await
-        .unwrap();
+    mysql::create_database(&mut c, &db, &["t (id INT PRIMARY KEY, v INT)"]).await;
     // A user of its own, so killing its connections touches no other test.
     c.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
         .await

@@ -10,6 +10,7 @@ use sluice_capture::config::{CaptureConfig, StartAt};
 use sluice_capture::decoder::Output;
 use sluice_capture::source::{CheckResult, CheckStatus};
 use sluice_integration::mariadb::PrivateMariaDb;
+use sluice_integration::mysql;
 use std::path::Path;
 
 fn config(url: &str, db: &str) -> CaptureConfig {
@@ -158,11 +159,8 @@ fn rows(outputs: Vec<Output>, db: &str) -> Vec<String> {
 }
 
 async fn end(c: &mut mysql_async::Conn) -> StartAt {
-    let row: mysql_async::Row = c.query_first("SHOW MASTER STATUS").await.unwrap().unwrap();
-    StartAt::File {
-        file: row.get(0).unwrap(),
-        pos: row.get(1).unwrap(),
-    }
+    let (file, pos) = mysql::binlog_end(c).await;
+    StartAt::File { file, pos }
 }
 
 #[tokio::test]
@@ -181,15 +179,13 @@ async fn minimal_metadata_names_columns_from_information_schema_and_stops_on_a_m
     .unwrap();
     let db = "minmeta";
     let cfg = config(&server.url(), db);
-    let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(&server.url()).unwrap())
-        .await
-        .unwrap();
-    c.query_drop(format!("CREATE DATABASE {db}")).await.unwrap();
-    c.query_drop(format!(
-        "CREATE TABLE {db}.t (id INT PRIMARY KEY, a VARCHAR(10), b INT)"
-    ))
-    .await
-    .unwrap();
+    let mut c = mysql::conn_to(&server.url()).await;
+    mysql::create_database(
+        &mut c,
+        db,
+        &["t (id INT PRIMARY KEY, a VARCHAR(10), b INT)"],
+    )
+    .await;
 
     // Without the metadata in the binlog, names (and the key) come from information_schema.
     let before = end(&mut c).await;

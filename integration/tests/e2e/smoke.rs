@@ -5,7 +5,9 @@ use mysql_async::prelude::Queryable;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use sluice_integration::{create_topic, es_url, kafka_brokers, mysql_url, redis_url, unique_name};
+use sluice_integration::{
+    create_topic, es, es_url, kafka_brokers, mysql, mysql_url, redis_url, unique_name,
+};
 use std::time::Duration;
 
 #[tokio::test]
@@ -25,17 +27,12 @@ async fn mariadb_has_row_based_binlog() {
     assert!(version.contains("MariaDB"), "{version}");
     // The binlog really records row events: a write moves the binlog position.
     let db = unique_name("smoke");
-    let before: (String, u64) = master_pos(&mut conn).await;
-    conn.query_drop(format!("CREATE DATABASE {db}"))
-        .await
-        .unwrap();
-    conn.query_drop(format!("CREATE TABLE {db}.t (id INT PRIMARY KEY)"))
-        .await
-        .unwrap();
+    let before = mysql::binlog_end(&mut conn).await;
+    mysql::create_database(&mut conn, &db, &["t (id INT PRIMARY KEY)"]).await;
     conn.query_drop(format!("INSERT INTO {db}.t VALUES (1)"))
         .await
         .unwrap();
-    let after = master_pos(&mut conn).await;
+    let after = mysql::binlog_end(&mut conn).await;
     assert!(
         after > before,
         "binlog did not advance: {before:?} -> {after:?}"
@@ -45,15 +42,6 @@ async fn mariadb_has_row_based_binlog() {
         .unwrap();
     drop(conn);
     pool.disconnect().await.unwrap();
-}
-
-async fn master_pos(conn: &mut mysql_async::Conn) -> (String, u64) {
-    let row: mysql_async::Row = conn
-        .query_first("SHOW MASTER STATUS")
-        .await
-        .unwrap()
-        .expect("SHOW MASTER STATUS returned no row: binlog is off");
-    (row.get(0).unwrap(), row.get(1).unwrap())
 }
 
 #[tokio::test]
@@ -147,26 +135,18 @@ async fn opensearch_bulk_then_search() {
         "{{\"index\":{{\"_index\":\"{index}\",\"_id\":\"1\"}}}}\n{{\"name\":\"sluice\",\"n\":1}}\n\
          {{\"index\":{{\"_index\":\"{index}\",\"_id\":\"2\"}}}}\n{{\"name\":\"other\",\"n\":2}}\n"
     );
-    let bulk: serde_json::Value = http
-        .post(format!("{}/_bulk?refresh=true", es_url()))
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let bulk = es::json(
+        http.post(format!("{}/_bulk?refresh=true", es_url()))
+            .header("content-type", "application/x-ndjson")
+            .body(body),
+    )
+    .await;
     assert_eq!(bulk["errors"], false, "{bulk}");
-    let found: serde_json::Value = http
-        .post(format!("{}/{index}/_search", es_url()))
-        .json(&serde_json::json!({"query": {"match": {"name": "sluice"}}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let found = es::json(
+        http.post(format!("{}/{index}/_search", es_url()))
+            .json(&serde_json::json!({"query": {"match": {"name": "sluice"}}})),
+    )
+    .await;
     let hits = found["hits"]["hits"].as_array().unwrap();
     assert_eq!(hits.len(), 1, "{found}");
     assert_eq!(hits[0]["_id"], "1");
