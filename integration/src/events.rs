@@ -6,6 +6,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use serde_json::Value;
 use sluice_event::{ChangeEvent, EventType, Position, Row, Source};
+use std::collections::{HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A v1 binlog event of `database.table` with primary key `id`; `data` is the row (after the
@@ -121,4 +122,25 @@ async fn acked(ack: DeliveryFuture, topic: &str, seq: i64) -> Result<(), String>
         .map_err(|_| format!("produce seq {seq} to {topic}: the producer went away"))?
         .map(|_| ())
         .map_err(|(err, _)| format!("produce seq {seq} to {topic}: {err}"))
+}
+
+/// Asserts the capture's order guarantees on `msgs` (partition, event) read from a topic of a
+/// table `(id, version)` whose transactions set each key's `version` to 0, 1, 2, ...: once
+/// repeats are dropped (a retried send or a replay repeats an event with its `seq`), `seq`
+/// increases along each partition, and each key's versions arrive in commit order, none skipped.
+pub fn assert_in_commit_order(msgs: &[(i32, ChangeEvent)]) {
+    let mut seen = HashSet::new();
+    let mut last_seq: HashMap<i32, i64> = HashMap::new();
+    let mut last_version: HashMap<i64, i64> = HashMap::new();
+    for (p, e) in msgs {
+        if !seen.insert(e.seq) {
+            continue;
+        }
+        let prev = last_seq.insert(*p, e.seq).unwrap_or(i64::MIN);
+        assert!(e.seq > prev, "partition {p}: seq {} after {prev}", e.seq);
+        let id = e.data["id"].as_i64().expect("an integer `id`");
+        let v = e.data["version"].as_i64().expect("an integer `version`");
+        let pv = last_version.insert(id, v).unwrap_or(-1);
+        assert_eq!(v, pv + 1, "key {id}: version {v} arrived after {pv}");
+    }
 }

@@ -153,3 +153,13 @@ pub fn free_port() -> Result<u16, String> {
         .map(|a| a.port())
         .map_err(|e| format!("find a free loopback port: {e}"))
 }
+
+/// Whether `key` exists, through a connection to one Redis node or to a cluster.
+pub async fn redis_exists(conn: &mut impl redis::aio::ConnectionLike, key: &str) -> bool {
+    redis::cmd("EXISTS")
+        .arg(key)
+        .query_async::<i64>(conn)
+        .await
+        .unwrap_or_else(|e| panic!("EXISTS {key}: {e}"))
+        == 1
+}

@@ -1,7 +1,7 @@
 //! The sink in tests: config text, the real runtime run in-process as a task, and the offsets
 //! its consumer group committed.
 
-use crate::wait::{failure, Deadline, POLL};
+use crate::wait::failure;
 use sluice_sinks::{Sink, SinkConfig, SinkError};
 use std::path::Path;
 use std::time::Duration;
@@ -113,21 +113,21 @@ impl RunningSink {
         what: &str,
         mut check: impl AsyncFnMut() -> Result<T, String>,
     ) -> T {
-        let deadline = Deadline::after(secs);
-        loop {
-            let now = match check().await {
-                Ok(value) => return value,
-                Err(now) => now,
-            };
-            if self.task.is_finished() {
-                let ended = (&mut self.task).await;
-                panic!(
-                    "the sink stopped ({ended:?}) while waiting for {}",
-                    failure(what, &now)
-                );
+        let task = &mut self.task;
+        crate::wait::until_ok(secs, what, async || {
+            let result = check().await;
+            if let Err(now) = &result {
+                if task.is_finished() {
+                    let ended = (&mut *task).await;
+                    panic!(
+                        "the sink stopped ({ended:?}) while waiting for {}",
+                        failure(what, now)
+                    );
+                }
             }
-            deadline.sleep(POLL, || failure(what, &now)).await;
-        }
+            result
+        })
+        .await
     }
 
     /// Cancels the sink and waits for its drain and final commit (60 s at most); how it ended.

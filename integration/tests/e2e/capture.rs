@@ -459,20 +459,7 @@ async fn crash_and_restart_lose_nothing_and_keep_order() {
     assert_eq!(by_seq.len(), want, "every committed row change arrives");
     // Per partition, after dropping replayed duplicates, seq strictly increases; per key the
     // versions arrive in commit order.
-    let mut seen = std::collections::HashSet::new();
-    let mut last_seq: HashMap<i32, i64> = HashMap::new();
-    let mut last_version: HashMap<i64, i64> = HashMap::new();
-    for (p, e) in &msgs {
-        if !seen.insert(e.seq) {
-            continue;
-        }
-        let prev = last_seq.insert(*p, e.seq).unwrap_or(i64::MIN);
-        assert!(e.seq > prev, "partition {p}: seq {} after {prev}", e.seq);
-        let id = e.data["id"].as_i64().unwrap();
-        let v = e.data["version"].as_i64().unwrap();
-        let pv = last_version.insert(id, v).unwrap_or(-1);
-        assert_eq!(v, pv + 1, "key {id}: version {v} after {pv}");
-    }
+    sluice_integration::events::assert_in_commit_order(&msgs);
     let cp = sluice_capture::checkpoint::FileStore::new(&state, &db)
         .load()
         .unwrap()

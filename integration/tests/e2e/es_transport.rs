@@ -97,33 +97,42 @@ impl Secured {
     fn ca_file(&self) -> PathBuf {
         sluice_integration::write_temp_file("es_ca", "ca.pem", &self.tls.ca_pem)
     }
+
+    /// The `[targets.search]` lines for this cluster: its URL, `auth` ([`BASIC`] or [`API_KEY`])
+    /// and `ca` as the CA file.
+    fn transport(&self, auth: &str, ca: &Path) -> String {
+        format!(
+            "urls = [\"{}\"]\n{auth}\nca_file = \"{}\"",
+            self.proxy.url(),
+            ca.display()
+        )
+    }
 }
 
+/// Basic auth, the password from the environment.
+const BASIC: &str = "username = \"sluice_writer\"\npassword = \"${ES_TEST_PASSWORD}\"";
+/// An API key from the environment.
+const API_KEY: &str = "api_key = \"${ES_TEST_API_KEY}\"";
+
+/// The `Authorization` header of HTTP basic auth.
 fn basic(user: &str, password: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
+    format!("Basic {}", base64_pair(user, password))
 }
 
+/// The `Authorization` header of an Elasticsearch API key.
 fn api_key(id: &str, key: &str) -> String {
-    format!(
-        "ApiKey {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{key}"))
-    )
+    format!("ApiKey {}", base64_pair(id, key))
+}
+
+fn base64_pair(id: &str, secret: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
 }
 
 /// A sink config reading `topic` into index `index` through the target `search` whose
 /// transport settings are `transport` (lines of `[targets.search]`).
 fn config_text(topic: &str, index: &str, transport: &str) -> String {
     let group = unique_name("g_estls");
-    let head = SinkToml {
-        commit_interval_ms: 200,
-        max_items: 100,
-        initial_backoff_ms: 50,
-        max_backoff_ms: 500,
-        ..SinkToml::new(topic, &group)
-    };
+    let head = SinkToml::new(topic, &group);
     format!(
         r#"{head}[targets.search]
 type = "elasticsearch"
@@ -186,21 +195,27 @@ fn bulks(seen: &[Seen]) -> Vec<&Seen> {
         .collect()
 }
 
+/// A topic named after `prefix` with `partitions` partitions and the orders `ids` in it, and an
+/// index name for them.
+async fn orders_topic(
+    prefix: &str,
+    partitions: i32,
+    ids: std::ops::RangeInclusive<i64>,
+) -> (String, String) {
+    let (topic, index) = (unique_name(prefix), unique_name(prefix));
+    create_topic(&topic, partitions).await.unwrap();
+    sluice_integration::events::produce(&kafka_brokers(), &topic, &orders(ids))
+        .await
+        .unwrap();
+    (topic, index)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn es_over_tls_with_basic_auth_from_the_environment_and_gzip_bodies() {
     let password = format!("pw-{}", unique_name("s"));
     let proxy = Secured::start(basic("sluice_writer", &password)).await;
-    let topic = unique_name("es_tls");
-    let index = unique_name("es_tls");
-    create_topic(&topic, 2).await.unwrap();
-    sluice_integration::events::produce(&kafka_brokers(), &topic, &orders(1..=30))
-        .await
-        .unwrap();
-    let transport = format!(
-        "urls = [\"{}\"]\nusername = \"sluice_writer\"\npassword = \"${{ES_TEST_PASSWORD}}\"\nca_file = \"{}\"\ngzip = true",
-        proxy.proxy.url(),
-        proxy.ca_file().display()
-    );
+    let (topic, index) = orders_topic("es_tls", 2, 1..=30).await;
+    let transport = format!("{}\ngzip = true", proxy.transport(BASIC, &proxy.ca_file()));
     assert!(proxy.proxy.url().starts_with("https://"));
     let config = parse(
         &config_text(&topic, &index, &transport),
@@ -233,18 +248,9 @@ async fn es_over_tls_with_basic_auth_from_the_environment_and_gzip_bodies() {
 async fn es_with_an_api_key_and_gzip_off_sends_plain_bodies() {
     let key = unique_name("k");
     let proxy = Secured::start(api_key("sluice-id", &key)).await;
-    let topic = unique_name("es_key");
-    let index = unique_name("es_key");
-    create_topic(&topic, 1).await.unwrap();
-    sluice_integration::events::produce(&kafka_brokers(), &topic, &orders(1..=10))
-        .await
-        .unwrap();
+    let (topic, index) = orders_topic("es_key", 1, 1..=10).await;
     // The `id:key` form; gzip is off by default.
-    let transport = format!(
-        "urls = [\"{}\"]\napi_key = \"${{ES_TEST_API_KEY}}\"\nca_file = \"{}\"",
-        proxy.proxy.url(),
-        proxy.ca_file().display()
-    );
+    let transport = proxy.transport(API_KEY, &proxy.ca_file());
     let config = parse(
         &config_text(&topic, &index, &transport),
         &[("ES_TEST_API_KEY", &format!("sluice-id:{key}"))],
@@ -293,15 +299,7 @@ async fn es_check_names_wrong_credentials_and_an_untrusted_certificate() {
         sluice_integration::write_temp_file(
             "es_chk",
             "sink.toml",
-            &config_text(
-                &topic,
-                &index,
-                &format!(
-                    "urls = [\"{}\"]\nusername = \"sluice_writer\"\npassword = \"${{ES_TEST_PASSWORD}}\"\nca_file = \"{}\"",
-                    basic_proxy.proxy.url(),
-                    ca.display()
-                ),
-            ),
+            &config_text(&topic, &index, &basic_proxy.transport(BASIC, ca)),
         )
     };
     let good_ca = basic_proxy.ca_file();
@@ -338,14 +336,10 @@ async fn es_check_names_wrong_credentials_and_an_untrusted_certificate() {
         &config_text(
             &topic,
             &index,
-            &format!(
-                "urls = [\"{}\"]\napi_key = \"${{ES_TEST_API_KEY}}\"\nca_file = \"{}\"",
-                key_proxy.proxy.url(),
-                key_proxy.ca_file().display()
-            ),
+            &key_proxy.transport(API_KEY, &key_proxy.ca_file()),
         ),
     );
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("sluice-id:{key}"));
+    let encoded = base64_pair("sluice-id", &key);
     let (ok, out) = check(&key_cfg, &[("ES_TEST_API_KEY", &encoded)]).await;
     assert!(ok, "check with the right API key failed:\n{out}");
     let (ok, out) = check(&key_cfg, &[("ES_TEST_API_KEY", "sluice-id:wrong")]).await;
@@ -367,11 +361,7 @@ async fn es_refused_credentials_stop_the_start_and_are_retried_while_running() {
     let topic = unique_name("es_401");
     let index = unique_name("es_401");
     create_topic(&topic, 1).await.unwrap();
-    let transport = format!(
-        "urls = [\"{}\"]\nusername = \"sluice_writer\"\npassword = \"${{ES_TEST_PASSWORD}}\"\nca_file = \"{}\"",
-        proxy.proxy.url(),
-        proxy.ca_file().display()
-    );
+    let transport = proxy.transport(BASIC, &proxy.ca_file());
     let config = parse(
         &config_text(&topic, &index, &transport),
         &[("ES_TEST_PASSWORD", "pw-1")],

@@ -726,70 +726,51 @@ async fn mysql_replica_versions_soft_deletes_and_per_row_outcomes() {
     let mut c = conn().await;
     let u = "u (id INT PRIMARY KEY, email VARCHAR(20) NOT NULL, n TINYINT, deleted_at DATETIME(3) NULL, version BIGINT NULL)";
     mysql::create_database(&mut c, &db, &[u]).await;
-    let text = config_text(
-        "unused",
-        "unused",
-        "shop",
+    let text = users_config_text(
         &db,
-        "[rules.mysql]\ntable = 'u'\nsoft_delete = 'deleted_at'\nversion_column = 'version'",
-    )
-    .replace("\"shop.t\"", "\"shop.users\"");
-    let config = parse_config(&text);
-    let mut problems = sluice_config::Problems::default();
-    let rules = sluice_rules::RuleSet::compile(&config.rules, &mut problems);
-    let target = Target::connect("replica", &config.targets["replica"], &rules)
-        .await
-        .unwrap();
+        "soft_delete = 'deleted_at'\nversion_column = 'version'",
+    );
+    let (rules, target) = replica_target(&text).await;
+    let target = target.unwrap();
     target.check().await.unwrap();
-    let item = |kind: EventType, seq: i64, data: Value, old: Option<Value>| {
-        let row = |v: Value| v.as_object().unwrap().clone();
-        let e = event("shop", "users", kind, seq, row(data), old.map(row));
-        Item {
-            rule: 0,
-            mapped: rules.rule(0).apply(&e).unwrap().unwrap(),
-            bytes: 100,
-        }
+    // Items of `shop.users` changes (kind, seq after the base, row, old values).
+    let seq = 1_763_716_502_000i64 << 20;
+    let items = |changes: &[(EventType, i64, Value, Option<Value>)]| -> Vec<Item> {
+        let row = |v: &Value| v.as_object().unwrap().clone();
+        changes
+            .iter()
+            .map(|(kind, n, data, old)| {
+                let e = event(
+                    "shop",
+                    "users",
+                    *kind,
+                    seq + n,
+                    row(data),
+                    old.as_ref().map(row),
+                );
+                Item {
+                    rule: 0,
+                    mapped: rules.rule(0).apply(&e).unwrap().unwrap(),
+                    bytes: 100,
+                }
+            })
+            .collect()
     };
     use serde_json::json;
-    let seq = 1_763_716_502_000i64 << 20;
-    let batch = vec![
-        item(
-            EventType::Insert,
-            seq + 1,
-            json!({"id": 1, "email": "a@x", "n": 1}),
-            None,
-        ),
-        item(
-            EventType::Insert,
-            seq + 2,
-            json!({"id": 2, "email": "b@x", "n": 300}),
-            None,
-        ),
-        item(
-            EventType::Insert,
-            seq + 3,
-            json!({"id": 3, "email": "c@x", "n": 3}),
-            None,
-        ),
-        item(
-            EventType::Update,
-            seq + 4,
+    use EventType::{Delete, Insert, Update};
+    let batch = items(&[
+        (Insert, 1, json!({"id": 1, "email": "a@x", "n": 1}), None),
+        (Insert, 2, json!({"id": 2, "email": "b@x", "n": 300}), None),
+        (Insert, 3, json!({"id": 3, "email": "c@x", "n": 3}), None),
+        (
+            Update,
+            4,
             json!({"id": 4, "email": "c@x", "n": 3}),
             Some(json!({"id": 3})),
         ),
-        item(
-            EventType::Insert,
-            seq + 5,
-            json!({"id": 5, "email": null, "n": 5}),
-            None,
-        ),
-        item(
-            EventType::Delete,
-            seq + 6,
-            json!({"id": 1, "email": "a@x", "n": 1}),
-            None,
-        ),
-    ];
+        (Insert, 5, json!({"id": 5, "email": null, "n": 5}), None),
+        (Delete, 6, json!({"id": 1, "email": "a@x", "n": 1}), None),
+    ]);
     let outcomes = target.write(&batch).await;
     assert_eq!(outcomes[0], Outcome::Done);
     assert!(
@@ -811,34 +792,19 @@ async fn mysql_replica_versions_soft_deletes_and_per_row_outcomes() {
     ];
     assert_eq!(versioned(&mut c, &db).await, want);
     // An older replay changes nothing; a newer write revives the soft-deleted row.
-    let replay = vec![
-        item(
-            EventType::Insert,
-            seq + 1,
-            json!({"id": 1, "email": "old@x", "n": 1}),
-            None,
-        ),
-        item(
-            EventType::Update,
-            seq + 2,
+    let replay = items(&[
+        (Insert, 1, json!({"id": 1, "email": "old@x", "n": 1}), None),
+        (
+            Update,
+            2,
             json!({"id": 4, "email": "old@x", "n": 0}),
             Some(json!({"n": 3})),
         ),
-        item(
-            EventType::Delete,
-            seq + 3,
-            json!({"id": 4, "email": "c@x", "n": 3}),
-            None,
-        ),
-    ];
+        (Delete, 3, json!({"id": 4, "email": "c@x", "n": 3}), None),
+    ]);
     assert_eq!(target.write(&replay).await, vec![Outcome::Done; 3]);
     assert_eq!(versioned(&mut c, &db).await, want);
-    let newer = vec![item(
-        EventType::Insert,
-        seq + 7,
-        json!({"id": 1, "email": "new@x", "n": 7}),
-        None,
-    )];
+    let newer = items(&[(Insert, 7, json!({"id": 1, "email": "new@x", "n": 7}), None)]);
     assert_eq!(target.write(&newer).await, vec![Outcome::Done]);
     assert_eq!(
         versioned(&mut c, &db).await[0],
@@ -847,13 +813,7 @@ async fn mysql_replica_versions_soft_deletes_and_per_row_outcomes() {
 
     // A missing replica table is an error at start-up, with the fix.
     let missing = text.replace("table = 'u'", "table = 'nope'");
-    let config = parse_config(&missing);
-    let rules = sluice_rules::RuleSet::compile(&config.rules, &mut problems);
-    let err = Target::connect("replica", &config.targets["replica"], &rules)
-        .await
-        .err()
-        .unwrap()
-        .to_string();
+    let err = replica_target(&missing).await.1.err().unwrap();
     assert!(
         err.contains(&format!(
             "rules[0].mysql.table: replica table `{db}`.`nope` does not exist"
@@ -861,6 +821,24 @@ async fn mysql_replica_versions_soft_deletes_and_per_row_outcomes() {
         "{err}"
     );
     c.query_drop(format!("DROP DATABASE {db}")).await.unwrap();
+}
+
+/// A config whose rule `t` writes `shop.users` into table `u` of the replica database `db`;
+/// `mysql` is more of its `[rules.mysql]`.
+fn users_config_text(db: &str, mysql: &str) -> String {
+    let rule = format!("[rules.mysql]\ntable = 'u'\n{mysql}");
+    config_text("unused", "unused", "shop", db, &rule).replace("\"shop.t\"", "\"shop.users\"")
+}
+
+/// The rules of config `text` and its target `replica`, connected (or why not).
+async fn replica_target(text: &str) -> (sluice_rules::RuleSet, Result<Target, String>) {
+    let config = parse_config(text);
+    let mut problems = sluice_config::Problems::default();
+    let rules = sluice_rules::RuleSet::compile(&config.rules, &mut problems);
+    let target = Target::connect("replica", &config.targets["replica"], &rules)
+        .await
+        .map_err(|e| e.to_string());
+    (rules, target)
 }
 
 type Versioned = (i64, String, Option<i64>, bool, Option<i64>);
@@ -881,21 +859,11 @@ async fn mysql_replica_concurrent_batches_survive_deadlocks() {
     let mut c = conn().await;
     let u = "u (id BIGINT PRIMARY KEY, n INT NOT NULL, version BIGINT NULL)";
     mysql::create_database(&mut c, &db, &[u]).await;
-    let text = config_text(
-        "unused",
-        "unused",
-        "shop",
-        &db,
-        "[rules.mysql]\ntable = 'u'\nversion_column = 'version'",
-    )
-    .replace("\"shop.t\"", "\"shop.users\"");
-    let config = parse_config(&text);
-    let mut problems = sluice_config::Problems::default();
-    let rules = std::sync::Arc::new(sluice_rules::RuleSet::compile(&config.rules, &mut problems));
-    let target = std::sync::Arc::new(
-        Target::connect("replica", &config.targets["replica"], &rules)
-            .await
-            .unwrap(),
+    let text = users_config_text(&db, "version_column = 'version'");
+    let (rules, target) = replica_target(&text).await;
+    let (rules, target) = (
+        std::sync::Arc::new(rules),
+        std::sync::Arc::new(target.unwrap()),
     );
     let seq = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(now_ms() << 20));
     let mut tasks = tokio::task::JoinSet::new();

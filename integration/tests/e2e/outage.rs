@@ -14,7 +14,7 @@ use sluice_integration::broker::PrivateBroker;
 use sluice_integration::process::{capture_binary, spawn_run, terminate};
 use sluice_integration::wait::Deadline;
 use sluice_integration::{kafka, mysql};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -117,20 +117,8 @@ async fn broker_frozen_for_20s_loses_nothing_and_keeps_order() {
         tail(&log),
         broker.log_tail()
     );
-    let mut seen = HashSet::new();
-    let mut last_version: HashMap<i64, i64> = HashMap::new();
-    let mut last_seq: HashMap<i32, i64> = HashMap::new();
-    for (p, e) in &msgs {
-        // A retried send may repeat an event (same seq, same event); its first copy counts.
-        if !seen.insert(e.seq) {
-            continue;
-        }
-        let prev = last_seq.insert(*p, e.seq).unwrap_or(i64::MIN);
-        assert!(e.seq > prev, "partition {p}: seq {} after {prev}", e.seq);
-        let (id, v) = id_version(e);
-        let pv = last_version.insert(id, v).unwrap_or(-1);
-        assert_eq!(v, pv + 1, "key {id}: version {v} arrived after {pv}");
-    }
+    // A retried send may repeat an event (same seq, same event); its first copy counts.
+    sluice_integration::events::assert_in_commit_order(&msgs);
 
     // Once acknowledged, the checkpoint moves past the outage's transactions.
     let deadline = Deadline::after(30);

@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 use sluice_event::{ChangeEvent, EventType};
 use sluice_integration::process::{run_to_end, sink_binary};
 use sluice_integration::sink::{RunningSink, SinkToml};
-use sluice_integration::{create_topic, kafka_brokers, redis_cluster_urls, unique_name};
+use sluice_integration::{
+    create_topic, kafka_brokers, redis_cluster_urls, redis_exists, unique_name,
+};
 use sluice_sinks::{Sink, SinkConfig};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -197,14 +199,14 @@ async fn differences(conn: &mut ClusterConnection, p: &str) -> Vec<String> {
     let mut out = Vec::new();
     for id in UPDATED.chain(DELETED) {
         for key in touched_keys(p, id) {
-            if exists(conn, &key).await {
+            if redis_exists(conn, &key).await {
                 out.push(format!("{key} still cached"));
             }
         }
     }
     for id in DELETED {
         for key in [format!("{p}:copy:{id}"), format!("{p}:h:{id}")] {
-            if exists(conn, &key).await {
+            if redis_exists(conn, &key).await {
                 out.push(format!("{key} of a deleted user still cached"));
             }
         }
@@ -244,15 +246,6 @@ async fn differences(conn: &mut ClusterConnection, p: &str) -> Vec<String> {
         }
     }
     out
-}
-
-async fn exists(conn: &mut ClusterConnection, key: &str) -> bool {
-    redis::cmd("EXISTS")
-        .arg(key)
-        .query_async::<i64>(conn)
-        .await
-        .unwrap()
-        == 1
 }
 
 /// The master (`host:port`) that serves each key, from `CLUSTER KEYSLOT` and `CLUSTER NODES`.
