@@ -114,7 +114,8 @@ const LAG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How long a partition may deliver nothing after its fetching (re)started before the gap check
 /// seeks back (see `gap`): a broker may answer a fetch from inside its last batch with nothing.
-const STALL_AFTER: Duration = Duration::from_millis(500);
+/// Twice librdkafka's default `fetch.wait.max.ms`, doubled after every seek that brought nothing.
+const STALL_AFTER: Duration = Duration::from_secs(1);
 
 /// Time-out of the broker requests the gap check makes (committed offsets, low watermark, seek).
 const GAP_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

@@ -58,6 +58,8 @@ pub struct Cursor {
     floor: Option<i64>,
     /// Nothing to check: the next message should be `expected` (the normal path).
     settled: bool,
+    /// Seeks made because nothing arrived, since the last message.
+    silent_seeks: u32,
     /// Offsets known to be good places to fetch from (the first offset a fetch delivered after a
     /// seek or an assignment, or a later offset that a fetch began with: a batch's first record
     /// on any broker), most recent last, at most [`KNOWN`].
@@ -87,6 +89,7 @@ impl Cursor {
             lossy: false,
             floor: None,
             settled: true,
+            silent_seeks: 0,
             known: Vec::new(),
         };
         if c.expected >= 0 {
@@ -111,6 +114,7 @@ impl Cursor {
     }
 
     fn restart(&mut self, now: Instant) {
+        self.silent_seeks = 0;
         self.unconfirmed = Some(now);
         self.step = 0;
         self.sought_at = None;
@@ -131,6 +135,7 @@ impl Cursor {
     }
 
     fn check_slow(&mut self, offset: i64, now: Instant) -> Verdict {
+        self.silent_seeks = 0;
         let expected = self.expected;
         if expected < 0 {
             self.learn(offset);
@@ -187,13 +192,9 @@ impl Cursor {
     /// broker may have answered a fetch from inside the last stored batch with nothing at all.
     pub fn stalled(&mut self, now: Instant, after: Duration) -> Option<Verdict> {
         let since = self.unconfirmed?;
-        // A seek may first wait for a fetch in flight (an empty answer takes the broker's
-        // maximum wait): give it longer.
-        let after = if self.sought_at.is_some() {
-            after * 3
-        } else {
-            after
-        };
+        // A seek waits for the fetch in flight, and a slow broker is not a stall: every silent
+        // seek doubles the wait, so seeking can never keep a partition from being fetched.
+        let after = after.saturating_mul(1 << self.silent_seeks.min(5));
         if now.saturating_duration_since(since) < after {
             return None;
         }
@@ -210,6 +211,7 @@ impl Cursor {
             // Sought back to the floor and nothing came: the broker is slow or away; start over.
             self.step = 0;
         }
+        self.silent_seeks = self.silent_seeks.saturating_add(1);
         self.seek_back(now)
     }
 
@@ -321,7 +323,7 @@ mod tests {
             let verdict = match next {
                 Some(o) => cursor.check(o, || clock),
                 None => {
-                    clock += Duration::from_secs(5);
+                    clock += Duration::from_secs(60);
                     match cursor.stalled(clock, Duration::from_secs(1)) {
                         Some(v) => v,
                         None => break,
@@ -444,5 +446,21 @@ mod tests {
         // The broker needed a seek: the next resume (at 3000) seeks back at once, to 2000, the
         // first offset of the batch that the gap revealed.
         assert_eq!(c.resumed(Instant::now()), Some(Verdict::Seek { to: 2000 }));
+    }
+
+    #[test]
+    fn a_silent_partition_is_sought_back_less_and_less_often() {
+        // A slow broker must not be kept from answering by seeks that restart its fetch.
+        let t0 = Instant::now();
+        let mut c = Cursor::assigned(Some(100), t0);
+        c.set_floor(0);
+        let mut seeks = Vec::new();
+        for quarter in 1..=400u64 {
+            let t = t0 + Duration::from_millis(250 * quarter);
+            if let Some(Verdict::Seek { .. }) = c.stalled(t, Duration::from_secs(1)) {
+                seeks.push(250 * quarter);
+            }
+        }
+        assert_eq!(seeks, [1000, 3000, 7000, 15000, 31000, 63000, 95000]);
     }
 }
