@@ -20,12 +20,35 @@ pub async fn conn_to(url: &str) -> Conn {
 /// Creates database `db` and in it each of `tables`, given as `name (columns...)` after
 /// `CREATE TABLE db.`.
 pub async fn create_database(c: &mut Conn, db: &str, tables: &[&str]) {
-    c.query_drop(format!("CREATE DATABASE {db}")).await.unwrap();
-    for table in tables {
-        c.query_drop(format!("CREATE TABLE {db}.{table}"))
+    let tables = tables.iter().map(|t| format!("CREATE TABLE {db}.{t}"));
+    exec_all(
+        c,
+        std::iter::once(format!("CREATE DATABASE {db}")).chain(tables),
+    )
+    .await;
+}
+
+/// Runs `statements` in order.
+pub async fn exec_all<S: AsRef<str>>(c: &mut Conn, statements: impl IntoIterator<Item = S>) {
+    for sql in statements {
+        let sql = sql.as_ref();
+        c.query_drop(sql)
             .await
-            .unwrap_or_else(|e| panic!("CREATE TABLE {db}.{table}: {e}"));
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
+}
+
+/// Creates user `user`@`%` with `password` and grants it `grants` (`"SELECT, REPLICATION
+/// SLAVE"`) on `*.*`.
+pub async fn create_user(c: &mut Conn, user: &str, password: &str, grants: &str) {
+    exec_all(
+        c,
+        [
+            format!("CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'"),
+            format!("GRANT {grants} ON *.* TO '{user}'@'%'"),
+        ],
+    )
+    .await;
 }
 
 /// The end of the server's binlog, `(file, position)` from `SHOW MASTER STATUS`: where a capture

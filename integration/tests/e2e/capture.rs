@@ -256,7 +256,7 @@ async fn ddl_mid_stream_decodes_before_and_after() {
     )
     .await;
     let start = end_position(&mut c).await;
-    for sql in [
+    let statements = [
         "INSERT INTO {db}.t VALUES (1, 'x', 10)",
         "ALTER TABLE {db}.t ADD COLUMN c DECIMAL(6,2) AFTER a",
         "INSERT INTO {db}.t VALUES (2, 'y', 1.25, 20)",
@@ -266,9 +266,8 @@ async fn ddl_mid_stream_decodes_before_and_after() {
         "UPDATE {db}.t SET name = 'zz' WHERE id = 3",
         "CREATE TABLE {db}.u (k VARCHAR(5) PRIMARY KEY, v JSON)",
         "INSERT INTO {db}.u VALUES ('k1', '[1]')",
-    ] {
-        c.query_drop(sql.replace("{db}", &db)).await.unwrap();
-    }
+    ];
+    mysql::exec_all(&mut c, statements.map(|sql| sql.replace("{db}", &db))).await;
     let mut cfg = config(&db, &state_dir(&db));
     cfg.filter.ddl = true;
     let events = events_of(
@@ -334,12 +333,7 @@ async fn startup_checks_name_the_fix() {
     // A user without replication grants is told which grant to give.
     let user = sluice_integration::unique_name("capu");
     let mut c = conn().await;
-    c.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
-        .await
-        .unwrap();
-    c.query_drop(format!("GRANT SELECT ON *.* TO '{user}'@'%'"))
-        .await
-        .unwrap();
+    mysql::create_user(&mut c, &user, "pw", "SELECT").await;
     let mut weak = cfg.clone();
     let url = sluice_integration::mysql_url().replacen("sluice:sluice@", &format!("{user}:pw@"), 1);
     weak.source.url = sluice_config::Secret::new(url);
@@ -482,14 +476,8 @@ async fn killed_replication_connection_resumes_without_loss() {
     let mut c = conn().await;
     mysql::create_database(&mut c, &db, &["t (id INT PRIMARY KEY, v INT)"]).await;
     // A user of its own, so killing its connections touches no other test.
-    c.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
-        .await
-        .unwrap();
-    c.query_drop(format!(
-        "GRANT SELECT, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO '{user}'@'%'"
-    ))
-    .await
-    .unwrap();
+    let grants = "SELECT, REPLICATION SLAVE, BINLOG MONITOR";
+    mysql::create_user(&mut c, &user, "pw", grants).await;
     let state = state_dir(&db);
     let mut cfg = config(&db, &state);
     cfg.checkpoint.kafka = true;

@@ -195,6 +195,29 @@ fn bulks(seen: &[Seen]) -> Vec<&Seen> {
         .collect()
 }
 
+/// Asserts that bulk requests reached the proxy, each gzip-compressed on the wire if `gzip`,
+/// none if not.
+fn assert_bulk_bodies(seen: &[Seen], gzip: bool) {
+    let bulks = bulks(seen);
+    assert!(
+        !bulks.is_empty(),
+        "no bulk request reached the proxy: {seen:?}"
+    );
+    for b in &bulks {
+        if gzip {
+            assert!(
+                b.gzipped && b.gzip_magic && b.wire_len < b.body_len,
+                "a bulk request was not gzip-compressed on the wire: {b:?}"
+            );
+        } else {
+            assert!(
+                !b.gzipped && !b.gzip_magic && b.wire_len == b.body_len,
+                "gzip is off, yet a bulk body was compressed: {b:?}"
+            );
+        }
+    }
+}
+
 /// A topic named after `prefix` with `partitions` partitions and the orders `ids` in it, and an
 /// index name for them.
 async fn orders_topic(
@@ -229,17 +252,7 @@ async fn es_over_tls_with_basic_auth_from_the_environment_and_gzip_bodies() {
         refused.is_empty(),
         "requests without the right credentials: {refused:?}"
     );
-    let bulks = bulks(&seen);
-    assert!(
-        !bulks.is_empty(),
-        "no bulk request reached the proxy: {seen:?}"
-    );
-    for b in &bulks {
-        assert!(
-            b.gzipped && b.gzip_magic && b.wire_len < b.body_len,
-            "a bulk request was not gzip-compressed on the wire: {b:?}"
-        );
-    }
+    assert_bulk_bodies(&seen, true);
     let d = all_docs(&index).await;
     assert_eq!(d["7"]["note"], json!("order 7 ".repeat(40)));
 }
@@ -261,17 +274,7 @@ async fn es_with_an_api_key_and_gzip_off_sends_plain_bodies() {
         seen.iter().all(|s| s.status != 401),
         "requests without the right API key: {seen:?}"
     );
-    let bulks = bulks(&seen);
-    assert!(
-        !bulks.is_empty(),
-        "no bulk request reached the proxy: {seen:?}"
-    );
-    for b in &bulks {
-        assert!(
-            !b.gzipped && !b.gzip_magic && b.wire_len == b.body_len,
-            "gzip is off, yet a bulk body was compressed: {b:?}"
-        );
-    }
+    assert_bulk_bodies(&seen, false);
 }
 
 /// `sluice-sink check` as a process with `env`; (success, stdout + stderr).

@@ -515,16 +515,42 @@ async fn checksum(c: &mut mysql_async::Conn, db: &str) -> u64 {
     row.get::<u64, _>(1).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mysql_replica_random_workload_with_kills_and_replay_converges() {
-    let (src, rep) = databases("wl").await;
-    let topic = unique_name("mysql_wl");
-    create_topic(&topic, 4).await.unwrap();
+/// What a test of the sink process works with: source and replica databases, a topic with its
+/// dead-letter topic, the config file, and a probe of the group's offsets.
+struct Setup {
+    src: String,
+    rep: String,
+    topic: String,
+    path: PathBuf,
+    probe: Probe,
+}
+
+async fn setup(name: &str, partitions: i32) -> Setup {
+    let (src, rep) = databases(name).await;
+    let topic = unique_name(&format!("mysql_{name}"));
+    create_topic(&topic, partitions).await.unwrap();
     create_topic(&format!("{topic}.dlq"), 1).await.unwrap();
-    let group = unique_name("g");
-    let text = config_text(&topic, &group, &src, &rep, "");
+    let text = config_text(&topic, &unique_name("g"), &src, &rep, "");
     let probe = Probe::new(&parse_config(&text));
     let path = write_config(&text);
+    Setup {
+        src,
+        rep,
+        topic,
+        path,
+        probe,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_replica_random_workload_with_kills_and_replay_converges() {
+    let Setup {
+        src,
+        rep,
+        topic,
+        path,
+        probe,
+    } = setup("wl", 4).await;
     let log = |n: &str| path.with_file_name(n);
     let mut rng = StdRng::seed_from_u64(0x5_1u64 ^ 6);
     let mut c = conn().await;
@@ -592,18 +618,15 @@ async fn mysql_replica_random_workload_with_kills_and_replay_converges() {
 
     // verify sees a changed and a missing row, and names their key ranges.
     let ids: Vec<i64> = source.keys().copied().collect();
-    c.query_drop(format!(
-        "UPDATE {rep}.t SET name = 'changed' WHERE id = {}",
-        ids[3]
-    ))
-    .await
-    .unwrap();
-    c.query_drop(format!(
-        "DELETE FROM {rep}.t WHERE id = {}",
-        ids[ids.len() - 1]
-    ))
-    .await
-    .unwrap();
+    let (changed, missing) = (ids[3], ids[ids.len() - 1]);
+    mysql::exec_all(
+        &mut c,
+        [
+            format!("UPDATE {rep}.t SET name = 'changed' WHERE id = {changed}"),
+            format!("DELETE FROM {rep}.t WHERE id = {missing}"),
+        ],
+    )
+    .await;
     let (ok, out) = verify(&path).await;
     assert!(!ok, "{out}");
     assert_eq!(out.matches("differs: keys").count(), 2, "{out}");
@@ -616,14 +639,13 @@ async fn mysql_replica_random_workload_with_kills_and_replay_converges() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_replica_every_column_type_round_trips_and_a_bad_row_goes_to_the_dlq() {
-    let (src, rep) = databases("rt").await;
-    let topic = unique_name("mysql_rt");
-    create_topic(&topic, 2).await.unwrap();
-    create_topic(&format!("{topic}.dlq"), 1).await.unwrap();
-    let group = unique_name("g");
-    let text = config_text(&topic, &group, &src, &rep, "");
-    let probe = Probe::new(&parse_config(&text));
-    let path = write_config(&text);
+    let Setup {
+        src,
+        rep,
+        topic,
+        path,
+        probe,
+    } = setup("rt", 2).await;
     let mut c = conn().await;
     let mut rng = StdRng::seed_from_u64(42);
     // Edge values, a row of NULLs, and random rows.

@@ -204,14 +204,14 @@ async fn minimal_metadata_names_columns_from_information_schema_and_stops_on_a_m
 
     // After a schema change, rows written after it decode with the new columns.
     let after = end(&mut c).await;
-    c.query_drop(format!(
-        "ALTER TABLE {db}.t ADD COLUMN c DECIMAL(6,2) AFTER a"
-    ))
-    .await
-    .unwrap();
-    c.query_drop(format!("INSERT INTO {db}.t VALUES (2, 'y', 1.25, 20)"))
-        .await
-        .unwrap();
+    mysql::exec_all(
+        &mut c,
+        [
+            format!("ALTER TABLE {db}.t ADD COLUMN c DECIMAL(6,2) AFTER a"),
+            format!("INSERT INTO {db}.t VALUES (2, 'y', 1.25, 20)"),
+        ],
+    )
+    .await;
     assert_eq!(
         rows(sluice_capture::run::collect(&cfg, after).await.unwrap(), db),
         [r#"INSERT {"id":2,"a":"y","c":"1.25","b":20}"#]
