@@ -47,26 +47,41 @@ async fn produce(topic: &str, events: &[ChangeEvent]) {
         .unwrap();
 }
 
-/// A topic no other test uses, with `partitions` partitions, and its dead-letter topic.
-async fn fresh_topic(prefix: &str, partitions: i32) -> String {
+/// A topic no other test uses, with `partitions` partitions and its dead-letter topic, and an
+/// index name no other test uses, both named after `prefix`.
+async fn fresh(prefix: &str, partitions: i32) -> (String, String) {
     let topic = unique_name(prefix);
     create_topic(&topic, partitions).await.unwrap();
     create_topic(&format!("{topic}.dlq"), 1).await.unwrap();
-    topic
+    (topic, unique_name(prefix))
+}
+
+/// A rule `name` of the target `search` for `tables` (TOML strings, comma-separated); `body` is
+/// the rest of it.
+fn rule(name: &str, tables: &str, body: &str) -> String {
+    format!(
+        "[[rules]]\nname = \"{name}\"\ntarget = \"search\"\nmatch = {{ tables = [{tables}] }}\n{body}\n"
+    )
 }
 
 /// One rule `o`: `shop.orders` into `index`, with `extra` lines in its [rules.elasticsearch].
 fn orders_rule(index: &str, extra: &str) -> String {
-    format!(
-        "[[rules]]\nname = \"o\"\ntarget = \"search\"\nmatch = {{ tables = [\"shop.orders\"] }}\n[rules.elasticsearch]\nindex = \"{index}\"\n{extra}"
-    )
+    let body = format!("[rules.elasticsearch]\nindex = \"{index}\"\n{extra}");
+    rule("o", "\"shop.orders\"", &body)
 }
 
-/// A sink config reading `topic` with one Elasticsearch target `search` at `url`.
-fn sink_config(topic: &str, group: &str, url: &str, rules: &str) -> SinkConfig {
+/// A file with the index mapping `json`, for `create_index`.
+fn mapping_file(json: &str) -> std::path::PathBuf {
+    sluice_integration::write_temp_file("es_mapping", "mapping.json", json)
+}
+
+/// A sink config reading `topic` (a group of its own) with one Elasticsearch target `search` at
+/// `url`.
+fn sink_config(topic: &str, url: &str, rules: &str) -> SinkConfig {
+    let group = unique_name("g");
     let text = format!(
         "{}[targets.search]\ntype = \"elasticsearch\"\nurls = [\"{url}\"]\ntimeout_ms = 10000\n{rules}\n",
-        SinkToml::new(topic, group).text()
+        SinkToml::new(topic, &group).text()
     );
     sluice_integration::sink::parse(&text, &[])
 }
@@ -134,23 +149,12 @@ fn read_topic(topic: &str, expect: usize) -> Vec<BTreeMap<String, String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elasticsearch_every_column_type_reaches_the_document_with_conversions() {
-    let topic = fresh_topic("es_types", 1).await;
-    let index = unique_name("es_types");
+    let (topic, index) = fresh("es_types", 1).await;
     // BIGINT UNSIGNED above i64::MAX needs an unsigned_long mapping: dynamic mapping makes the
     // field a long and the server refuses the document.
-    let mapping = std::env::temp_dir().join(format!("{index}.json"));
-    std::fs::write(
-        &mapping,
-        r#"{"mappings":{"properties":{"ubig":{"type":"unsigned_long"}}}}"#,
-    )
-    .unwrap();
-    let rules = format!(
-        r#"
-[[rules]]
-name = "types"
-target = "search"
-match = {{ tables = ["shop.types"] }}
-[rules.fields]
+    let mapping = mapping_file(r#"{"mappings":{"properties":{"ubig":{"type":"unsigned_long"}}}}"#);
+    let body = format!(
+        r#"[rules.fields]
 exclude = ["secret"]
 rename = {{ name = "title" }}
 constants = {{ origin = "shop-main" }}
@@ -164,11 +168,11 @@ city = {{ column = "js", path = "$.address.city" }}
 skus = {{ column = "js", path = "$.items[*].sku", all = true }}
 [rules.elasticsearch]
 index = "{index}"
-create_index = "{mapping}"
-"#,
+create_index = "{mapping}""#,
         mapping = mapping.display()
     );
-    let config = sink_config(&topic, &unique_name("g"), &es_url(), &rules);
+    let rules = rule("types", r#""shop.types""#, &body);
+    let config = sink_config(&topic, &es_url(), &rules);
     // One value of every type of the capture's type table, as the event format encodes it.
     let row = json!({
         "id": 1, "tiny": -128, "big": 9223372036854775807u64, "ubig": 18446744073709551615u64,
@@ -204,10 +208,9 @@ create_index = "{mapping}"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elasticsearch_out_of_order_older_event_never_overwrites_newer() {
-    let topic = fresh_topic("es_order", 1).await;
-    let index = unique_name("es_order");
+    let (topic, index) = fresh("es_order", 1).await;
     let rules = orders_rule(&index, "");
-    let config = sink_config(&topic, &unique_name("g"), &es_url(), &rules);
+    let config = sink_config(&topic, &es_url(), &rules);
     let doc = |id: i64, status: &str| json!({"id": id, "status": status});
     produce(
         &topic,
@@ -231,10 +234,9 @@ async fn elasticsearch_out_of_order_older_event_never_overwrites_newer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elasticsearch_replay_from_an_earlier_start_at_never_regresses() {
-    let topic = fresh_topic("es_replay", 2).await;
-    let index = unique_name("es_replay");
+    let (topic, index) = fresh("es_replay", 2).await;
     let rules = orders_rule(&index, "");
-    let config = sink_config(&topic, &unique_name("g"), &es_url(), &rules);
+    let config = sink_config(&topic, &es_url(), &rules);
     let doc = |id: i64, status: &str| json!({"id": id, "status": status});
     let mut events = Vec::new();
     for id in 1..=6 {
@@ -304,21 +306,15 @@ async fn elasticsearch_replay_from_an_earlier_start_at_never_regresses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elasticsearch_mapping_conflict_goes_to_the_dlq_with_the_server_reason() {
-    let topic = fresh_topic("es_dlq", 1).await;
-    let index = unique_name("es_dlq");
-    let dir = std::env::temp_dir().join(unique_name("es_mapping"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mapping = dir.join("orders.json");
-    std::fs::write(
-        &mapping,
+    let (topic, index) = fresh("es_dlq", 1).await;
+    let mapping = mapping_file(
         r#"{"mappings":{"properties":{"n":{"type":"long"},"status":{"type":"keyword"}}}}"#,
-    )
-    .unwrap();
+    );
     let rules = orders_rule(
         &index,
         &format!("create_index = \"{}\"\n", mapping.display()),
     );
-    let config = sink_config(&topic, &unique_name("g"), &es_url(), &rules);
+    let config = sink_config(&topic, &es_url(), &rules);
     produce(
         &topic,
         &[
@@ -369,15 +365,9 @@ async fn elasticsearch_mapping_conflict_goes_to_the_dlq_with_the_server_reason()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elasticsearch_sharded_tables_into_one_index_with_where_and_json_path() {
-    let topic = fresh_topic("es_shards", 4).await;
-    let index = unique_name("es_orders");
-    let rules = format!(
-        r#"
-[[rules]]
-name = "orders"
-target = "search"
-match = {{ tables = ["shop.orders_[0-9][0-9]"] }}
-where = 'status != "deleted" && amount > 10'
+    let (topic, index) = fresh("es_shards", 4).await;
+    let body = format!(
+        r#"where = 'status != "deleted" && amount > 10'
 id = "{{tenant}}-{{id}}"
 [rules.fields]
 include = ["id", "tenant", "status", "amount"]
@@ -385,10 +375,10 @@ include = ["id", "tenant", "status", "amount"]
 city = {{ column = "shipping", path = "$.address.city" }}
 [rules.elasticsearch]
 index = "{index}"
-routing = "{{tenant}}"
-"#
+routing = "{{tenant}}""#
     );
-    let config = sink_config(&topic, &unique_name("g"), &es_url(), &rules);
+    let rules = rule("orders", r#""shop.orders_[0-9][0-9]""#, &body);
+    let config = sink_config(&topic, &es_url(), &rules);
     let mut events = Vec::new();
     let mut want = HashMap::new();
     for shard in 0..4 {
@@ -429,32 +419,19 @@ routing = "{{tenant}}"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elasticsearch_upsert_mode_merges_rules_and_deletes_only_its_fields() {
-    let topic = fresh_topic("es_upsert", 1).await;
-    let index = unique_name("es_upsert");
+    let (topic, index) = fresh("es_upsert", 1).await;
     // Two tables feed one document per order: the order's own row and its shipping row.
-    let rules = format!(
-        r#"
-[[rules]]
-name = "order"
-target = "search"
-match = {{ tables = ["shop.orders"] }}
-[rules.elasticsearch]
-index = "{index}"
-mode = "upsert"
-[[rules]]
-name = "shipping"
-target = "search"
-match = {{ tables = ["shop.shipping"] }}
-id = "{{order_id}}"
+    let order = format!("[rules.elasticsearch]\nindex = \"{index}\"\nmode = \"upsert\"");
+    let shipping = format!(
+        r#"id = "{{order_id}}"
 [rules.fields]
 include = ["order_id", "carrier"]
-[rules.elasticsearch]
-index = "{index}"
-mode = "upsert"
-delete = "fields"
-"#
+{order}
+delete = "fields""#
     );
-    let config = sink_config(&topic, &unique_name("g"), &es_url(), &rules);
+    let rules = rule("order", r#""shop.orders""#, &order)
+        + &rule("shipping", r#""shop.shipping""#, &shipping);
+    let config = sink_config(&topic, &es_url(), &rules);
     produce(
         &topic,
         &[
@@ -603,8 +580,7 @@ impl Proxy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elasticsearch_item_level_429_retries_only_those_items_and_the_offset_waits() {
-    let topic = fresh_topic("es_429", 1).await;
-    let index = unique_name("es_429");
+    let (topic, index) = fresh("es_429", 1).await;
     let proxy = Arc::new(Proxy::default());
     proxy
         .fail_ids
@@ -614,7 +590,7 @@ async fn elasticsearch_item_level_429_retries_only_those_items_and_the_offset_wa
     proxy.failing.store(true, Ordering::SeqCst);
     let server = proxy.start().await;
     let rules = orders_rule(&index, "");
-    let config = sink_config(&topic, &unique_name("g"), server.url(), &rules);
+    let config = sink_config(&topic, server.url(), &rules);
     let events: Vec<ChangeEvent> = (1..=10)
         .map(|id| {
             change(
@@ -690,8 +666,7 @@ async fn alias_targets(alias: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elasticsearch_reindex_backfills_a_new_index_and_swaps_the_alias() {
-    let topic = fresh_topic("es_reindex", 2).await;
-    let alias = unique_name("es_ri");
+    let (topic, alias) = fresh("es_reindex", 2).await;
     let (v1, v2) = (format!("{alias}_v1"), format!("{alias}_v2"));
     reqwest::Client::new()
         .put(format!("{}/{v1}", es_url()))
@@ -701,7 +676,7 @@ async fn elasticsearch_reindex_backfills_a_new_index_and_swaps_the_alias() {
         .unwrap();
     aliases(json!([{"add": {"index": v1, "alias": alias}}])).await;
     let rules = orders_rule(&alias, "");
-    let config = sink_config(&topic, &unique_name("g"), &es_url(), &rules);
+    let config = sink_config(&topic, &es_url(), &rules);
     let doc = |id: i64, status: &str| json!({"id": id, "status": status});
     let first: Vec<ChangeEvent> = (1..=5)
         .map(|id| change("orders", EventType::Insert, seq(id), doc(id, "new"), None))
@@ -721,12 +696,7 @@ async fn elasticsearch_reindex_backfills_a_new_index_and_swaps_the_alias() {
     .await;
 
     // The new mapping makes `status` a keyword.
-    let mapping = std::env::temp_dir().join(format!("{v2}.json"));
-    std::fs::write(
-        &mapping,
-        r#"{"mappings":{"properties":{"status":{"type":"keyword"}}}}"#,
-    )
-    .unwrap();
+    let mapping = mapping_file(r#"{"mappings":{"properties":{"status":{"type":"keyword"}}}}"#);
     let job = Reindex {
         rule: "o".into(),
         to: v2.clone(),
@@ -777,7 +747,6 @@ async fn elasticsearch_reindex_backfills_a_new_index_and_swaps_the_alias() {
     };
     let concrete = sink_config(
         &topic,
-        &unique_name("g"),
         &es_url(),
         &rules.replace(&format!("\"{alias}\""), &format!("\"{v1}\"")),
     );
