@@ -1024,9 +1024,11 @@ async fn sink_two_processes_share_a_group_and_survive_a_kill() {
     a.kill9();
     let _ = a.child.wait().await;
     let more = stale_keys_and_events(&topic, &prefix, 1000..2000).await;
-    // tansu 0.6 keeps a dead member's partitions assigned until the group's membership changes
-    // again (a Kafka broker rebalances after session.timeout.ms), so, as an orchestrator
-    // would, a replacement is started; b keeps its partitions and work goes on in both.
+    // A Kafka broker would expire a's session and give its partitions to b. tansu 0.6's memory
+    // engine (the suite's broker) expires it and makes b rejoin, but answers the rejoin with the
+    // old generation, the dead member still its leader, and b's old assignment, so a's
+    // partitions stay unowned until another member joins (docs/testing.md). So, as an
+    // orchestrator would, a replacement is started; b keeps its partitions and work goes on.
     wait_out_dead_member().await;
     let mut c = spawn_sink(&path, "c");
     wait_for(90, "the group to commit everything", || async {
