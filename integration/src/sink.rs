@@ -151,3 +151,16 @@ pub async fn positions(config: &SinkConfig) -> Option<Vec<(Option<i64>, i64)>> {
             .ok()?;
     Some(rows.into_iter().map(|r| (r.committed, r.high)).collect())
 }
+
+/// Moves the group of `config` to `start` as `sluice-sink run --start-at` does (off the async
+/// runtime: it blocks); the (topic, partition, offset) it set.
+pub async fn apply_start_at(
+    config: &SinkConfig,
+    start: sluice_sinks::offsets::StartAt,
+) -> Vec<(String, i32, i64)> {
+    let c = config.clone();
+    tokio::task::spawn_blocking(move || sluice_sinks::offsets::apply_start_at(&c, start))
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("apply the start position: {e}"))
+}

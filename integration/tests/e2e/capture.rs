@@ -249,12 +249,8 @@ async fn all_types_insert_update_delete_match_select() {
 async fn ddl_mid_stream_decodes_before_and_after() {
     let db = sluice_integration::unique_name("cap_ddl");
     let mut c = conn().await;
-    mysql::create_database(
-        &mut c,
-        &db,
-        &["t (id INT PRIMARY KEY, a VARCHAR(10), b INT)"],
-    )
-    .await;
+    let t = "t (id INT PRIMARY KEY, a VARCHAR(10), b INT)";
+    mysql::create_database(&mut c, &db, &[t]).await;
     let start = end_position(&mut c).await;
     let statements = [
         "INSERT INTO {db}.t VALUES (1, 'x', 10)",
@@ -368,12 +364,8 @@ async fn crash_and_restart_lose_nothing_and_keep_order() {
     let topic = format!("sluice.{db}");
     sluice_integration::create_topic(&topic, 3).await.unwrap();
     let mut c = conn().await;
-    mysql::create_database(
-        &mut c,
-        &db,
-        &["t (id INT PRIMARY KEY, version INT NOT NULL)"],
-    )
-    .await;
+    let t = "t (id INT PRIMARY KEY, version INT NOT NULL)";
+    mysql::create_database(&mut c, &db, &[t]).await;
     let state = state_dir(&db);
     let cfg = config(&db, &state);
     let start_cfg = {

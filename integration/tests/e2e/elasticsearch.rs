@@ -5,9 +5,9 @@ use rdkafka::consumer::BaseConsumer;
 use serde_json::{json, Value};
 use sluice_event::{ChangeEvent, EventType};
 use sluice_integration::http_proxy::{self, HttpProxy, Request, Response, Upstream};
-use sluice_integration::sink::{positions, RunningSink, SinkToml};
+use sluice_integration::sink::{apply_start_at, positions, RunningSink, SinkToml};
 use sluice_integration::{create_topic, es, es_url, kafka, kafka_brokers, unique_name, wait};
-use sluice_sinks::offsets::{self, StartAt};
+use sluice_sinks::offsets::StartAt;
 use sluice_sinks::runtime::HEADER_ERROR;
 use sluice_sinks::target::elasticsearch::{reindex, Reindex};
 use sluice_sinks::{Sink, SinkConfig};
@@ -288,12 +288,7 @@ async fn elasticsearch_replay_from_an_earlier_start_at_never_regresses() {
     assert_eq!(first, want);
 
     // Replay everything from before the first event: the group really goes back...
-    let c = config.clone();
-    let set =
-        tokio::task::spawn_blocking(move || offsets::apply_start_at(&c, StartAt::Time(before_all)))
-            .await
-            .unwrap()
-            .unwrap();
+    let set = apply_start_at(&config, StartAt::Time(before_all)).await;
     assert!(set.iter().all(|(_, _, o)| *o == 0), "{set:?}");
     assert!(committed(&config).await.iter().all(|c| *c == Some(0)));
     // ...and comes back to the same documents and versions: no older version won.

@@ -517,40 +517,19 @@ async fn checksum(c: &mut mysql_async::Conn, db: &str) -> u64 {
 
 /// What a test of the sink process works with: source and replica databases, a topic with its
 /// dead-letter topic, the config file, and a probe of the group's offsets.
-struct Setup {
-    src: String,
-    rep: String,
-    topic: String,
-    path: PathBuf,
-    probe: Probe,
-}
-
-async fn setup(name: &str, partitions: i32) -> Setup {
+async fn setup(name: &str, partitions: i32) -> (String, String, String, PathBuf, Probe) {
     let (src, rep) = databases(name).await;
     let topic = unique_name(&format!("mysql_{name}"));
     create_topic(&topic, partitions).await.unwrap();
     create_topic(&format!("{topic}.dlq"), 1).await.unwrap();
     let text = config_text(&topic, &unique_name("g"), &src, &rep, "");
     let probe = Probe::new(&parse_config(&text));
-    let path = write_config(&text);
-    Setup {
-        src,
-        rep,
-        topic,
-        path,
-        probe,
-    }
+    (src, rep, topic, write_config(&text), probe)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_replica_random_workload_with_kills_and_replay_converges() {
-    let Setup {
-        src,
-        rep,
-        topic,
-        path,
-        probe,
-    } = setup("wl", 4).await;
+    let (src, rep, topic, path, probe) = setup("wl", 4).await;
     let log = |n: &str| path.with_file_name(n);
     let mut rng = StdRng::seed_from_u64(0x5_1u64 ^ 6);
     let mut c = conn().await;
@@ -639,13 +618,7 @@ async fn mysql_replica_random_workload_with_kills_and_replay_converges() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_replica_every_column_type_round_trips_and_a_bad_row_goes_to_the_dlq() {
-    let Setup {
-        src,
-        rep,
-        topic,
-        path,
-        probe,
-    } = setup("rt", 2).await;
+    let (src, rep, topic, path, probe) = setup("rt", 2).await;
     let mut c = conn().await;
     let mut rng = StdRng::seed_from_u64(42);
     // Edge values, a row of NULLs, and random rows.
@@ -653,22 +626,13 @@ async fn mysql_replica_every_column_type_round_trips_and_a_bad_row_goes_to_the_d
         "1, 18446744073709551615, -32768, '-9999999999.99', -1.25, 1e300, '1000-01-01', '9999-12-31 23:59:59.999999', '2038-01-19 03:14:07.999', '-838:59:59.00', 2155, 'naïve 🌊 \"q\" \\\\ ''', REPEAT('x', 2000), x'00ff0001', x'', 'shipped', 'red,green,blue', 1023, '{\"a\":[1,{\"b\":null}],\"s\":\"ü\"}', ST_GeomFromText('LINESTRING(0 0, 1 1, 2 5)', 4326)",
         "2, 0, 0, '0.00', 0, 0, '0000-00-00', '0000-00-00 00:00:00', '1970-01-01 00:00:01', '00:00:00', 0, '', '', x'00', x'00', 'new', '', 0, '[]', ST_GeomFromText('POINT(0 0)')",
     ];
-    for e in edges {
-        c.query_drop(format!("INSERT INTO {src}.t VALUES ({e})"))
-            .await
-            .unwrap();
-    }
-    c.query_drop(format!("INSERT INTO {src}.t (id) VALUES (3)"))
-        .await
-        .unwrap();
-    for id in 4..60 {
-        c.query_drop(format!(
-            "INSERT INTO {src}.t VALUES ({})",
-            random_values(&mut rng, id).join(",")
-        ))
-        .await
-        .unwrap();
-    }
+    let random = (4..60).map(|id| random_values(&mut rng, id).join(","));
+    let values = edges.map(String::from).into_iter().chain(random);
+    let mut inserts: Vec<String> = values
+        .map(|v| format!("INSERT INTO {src}.t VALUES ({v})"))
+        .collect();
+    inserts.insert(2, format!("INSERT INTO {src}.t (id) VALUES (3)"));
+    mysql::exec_all(&mut c, inserts).await;
     let source = rows(&mut c, &src, None).await;
     let mut cap = Capture::new(&src);
     for row in source.values() {
