@@ -36,6 +36,11 @@ pub async fn all_docs(index: &str) -> HashMap<String, Value> {
         .cloned()
         .unwrap_or_default()
         .into_iter()
-        .map(|h| (h["_id"].as_str().unwrap().to_owned(), h["_source"].clone()))
+        .map(|h| {
+            (
+                h["_id"].as_str().expect("a string _id").to_owned(),
+                h["_source"].clone(),
+            )
+        })
         .collect()
 }

@@ -24,9 +24,11 @@ pub fn reader(brokers: &str, topic: &str, partitions: i32) -> BaseConsumer {
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
+            .expect("a partition offset");
     }
-    consumer.assign(&tpl).unwrap();
+    consumer
+        .assign(&tpl)
+        .unwrap_or_else(|e| panic!("assign {topic}: {e}"));
     consumer
 }
 

@@ -57,7 +57,10 @@ pub async fn binlog_end(c: &mut Conn) -> (String, u64) {
     let row: mysql_async::Row = c
         .query_first("SHOW MASTER STATUS")
         .await
-        .unwrap()
+        .unwrap_or_else(|e| panic!("SHOW MASTER STATUS: {e}"))
         .expect("SHOW MASTER STATUS returned no row: binlog is off");
-    (row.get(0).unwrap(), row.get(1).unwrap())
+    (
+        row.get(0).expect("the binlog file"),
+        row.get(1).expect("the binlog position"),
+    )
 }

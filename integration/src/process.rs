@@ -102,7 +102,7 @@ pub fn signal(pid: u32, sig: &str) -> Result<(), String> {
 /// the exit; `None` if the process is still running then.
 pub async fn terminate(child: &mut Child, secs: u64) -> Option<ExitStatus> {
     let pid = child.id().expect("the child is still running");
-    signal(pid, "TERM").unwrap();
+    signal(pid, "TERM").unwrap_or_else(|e| panic!("{e}"));
     tokio::time::timeout(Duration::from_secs(secs), child.wait())
         .await
         .ok()
@@ -112,7 +112,7 @@ pub async fn terminate(child: &mut Child, secs: u64) -> Option<ExitStatus> {
 /// `kill -9` of a child process (no chance to clean up), then reaps it.
 pub async fn kill9(child: &mut Child) {
     let pid = child.id().expect("the child is still running");
-    signal(pid, "KILL").unwrap();
+    signal(pid, "KILL").unwrap_or_else(|e| panic!("{e}"));
     let _ = child.wait().await;
 }
 

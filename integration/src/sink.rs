@@ -147,7 +147,7 @@ pub async fn positions(config: &SinkConfig) -> Option<Vec<(Option<i64>, i64)>> {
     let rows =
         tokio::task::spawn_blocking(move || sluice_sinks::offsets::list(&c, &c.consumer.group_id))
             .await
-            .unwrap()
+            .expect("the offsets task panicked")
             .ok()?;
     Some(rows.into_iter().map(|r| (r.committed, r.high)).collect())
 }
@@ -161,6 +161,6 @@ pub async fn apply_start_at(
     let c = config.clone();
     tokio::task::spawn_blocking(move || sluice_sinks::offsets::apply_start_at(&c, start))
         .await
-        .unwrap()
+        .expect("the start-at task panicked")
         .unwrap_or_else(|e| panic!("apply the start position: {e}"))
 }
