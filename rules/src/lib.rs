@@ -198,8 +198,27 @@ impl Rule {
 
     /// Applies where / only_if_changed / field mapping. Ok(None) = the rule skips this event.
     pub fn apply(&self, event: &ChangeEvent) -> Result<Option<Mapped>, RuleError> {
+        match self.gate(event)? {
+            Gate::Skip => Ok(None),
+            Gate::Mapped(m) => Ok(Some(*m)),
+            Gate::Map => self.map_event(event).map(Some),
+        }
+    }
+
+    /// [`Rule::apply`] for the last rule that reads `event`: the row moves into the mapped
+    /// document instead of being copied (the caller's hot path; same result as `apply`).
+    pub fn apply_owned(&self, event: ChangeEvent) -> Result<Option<Mapped>, RuleError> {
+        match self.gate(&event)? {
+            Gate::Skip => Ok(None),
+            Gate::Mapped(m) => Ok(Some(*m)),
+            Gate::Map => self.map_event_owned(event).map(Some),
+        }
+    }
+
+    /// DDL, only_if_changed and the `where` filter: whether the event maps as it is.
+    fn gate(&self, event: &ChangeEvent) -> Result<Gate, RuleError> {
         if event.kind == EventType::Ddl {
-            return Ok(None);
+            return Ok(Gate::Skip);
         }
         let old = event
             .old
@@ -210,7 +229,7 @@ impl Rule {
             && !only.is_empty()
             && !only.iter().any(|c| old.is_some_and(|o| o.contains_key(c)))
         {
-            return Ok(None);
+            return Ok(Gate::Skip);
         }
         let name = &self.config.name;
         if let Some(filter) = &self.filter {
@@ -223,23 +242,33 @@ impl Rule {
                 // An UPDATE that takes the row out of the filter must remove what its earlier
                 // image put into the target, or a filtered index/cache/replica never converges.
                 let Some(old) = old.filter(|o| filter.reads_any(o.keys())) else {
-                    return Ok(None);
+                    return Ok(Gate::Skip);
                 };
                 let before = overlay(&event.data, old);
                 if !filter.eval_before(event, &before).map_err(where_error)? {
-                    return Ok(None);
+                    return Ok(Gate::Skip);
                 }
                 let doc = self.fields.map_owned(before, name)?;
-                return Ok(Some(Mapped {
+                return Ok(Gate::Mapped(Box::new(Mapped {
                     kind: EventType::Delete,
                     seq: event.seq,
                     id: self.render_id(&doc, event)?,
                     doc,
                     old_doc: None,
                     changed: Vec::new(),
-                }));
+                })));
             }
         }
+        Ok(Gate::Map)
+    }
+
+    /// The field mapping of an event that passed the gate.
+    fn map_event(&self, event: &ChangeEvent) -> Result<Mapped, RuleError> {
+        let name = &self.config.name;
+        let old = event
+            .old
+            .as_ref()
+            .filter(|_| event.kind == EventType::Update);
         let doc = self.fields.map(&event.data, name)?;
         let (old_doc, changed) = match (event.kind, old) {
             (EventType::Update, Some(old)) => (
@@ -250,15 +279,72 @@ impl Rule {
             _ => (None, Vec::new()),
         };
         let id = self.render_id(&doc, event)?;
-        Ok(Some(Mapped {
+        Ok(Mapped {
             kind: event.kind,
             seq: event.seq,
             id,
             doc,
             old_doc,
             changed,
-        }))
+        })
     }
+
+    /// [`Rule::map_event`] taking the event apart: one copy of the row (the UPDATE's
+    /// before-image) instead of two, none for INSERT and DELETE with an identity mapping.
+    fn map_event_owned(&self, event: ChangeEvent) -> Result<Mapped, RuleError> {
+        let name = &self.config.name;
+        // Rendered from the source row, as `map_event` does, before the row moves.
+        let default = self.id.is_none().then(|| default_id(&event));
+        let ChangeEvent {
+            kind,
+            seq,
+            data,
+            old,
+            ..
+        } = event;
+        let old = old.filter(|_| kind == EventType::Update);
+        let (doc, old_doc, changed) = match (kind, old) {
+            (EventType::Update, Some(old)) => {
+                let mut before = data.clone();
+                let mut changed = Vec::with_capacity(old.len());
+                for (k, v) in old {
+                    changed.push(k.clone());
+                    before.insert(k, v);
+                }
+                let doc = self.fields.map_owned(data, name)?;
+                (doc, Some(self.fields.map_owned(before, name)?), changed)
+            }
+            (EventType::Update, None) => {
+                let doc = self.fields.map_owned(data, name)?;
+                let old_doc = doc.clone();
+                (doc, Some(old_doc), Vec::new())
+            }
+            _ => (self.fields.map_owned(data, name)?, None, Vec::new()),
+        };
+        let id = match (&self.id, default) {
+            (Some(t), _) => t.render(&doc).map_err(|e| e.with_rule(name))?,
+            (None, Some(id)) => id,
+            (None, None) => String::new(),
+        };
+        Ok(Mapped {
+            kind,
+            seq,
+            id,
+            doc,
+            old_doc,
+            changed,
+        })
+    }
+}
+
+/// What the checks before the mapping decided.
+enum Gate {
+    /// The rule skips the event.
+    Skip,
+    /// The event is already mapped (an UPDATE that left the `where` filter: a DELETE).
+    Mapped(Box<Mapped>),
+    /// Map the event's row.
+    Map,
 }
 
 impl Rule {
@@ -310,6 +396,17 @@ mod tests {
         let mut problems = Problems::default();
         let set = RuleSet::compile(&file.rules, &mut problems);
         (set, problems)
+    }
+
+    /// `Rule::apply`, checked against `Rule::apply_owned` of the same event.
+    fn applied(rule: &Rule, e: &ChangeEvent) -> Result<Option<Mapped>, RuleError> {
+        let borrowed = rule.apply(e);
+        match (&borrowed, rule.apply_owned(e.clone())) {
+            (Ok(a), Ok(b)) => assert_eq!(*a, b, "apply_owned differs"),
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+            (a, b) => panic!("apply gave {a:?}, apply_owned {b:?}"),
+        }
+        borrowed
     }
 
     fn rule(body: &str) -> RuleSet {
@@ -461,10 +558,7 @@ match = { tables = ["crm.*"] }
         for (body, kind, pk, old, want) in cases {
             let set = rule(body);
             let e = event(kind, pk, row.clone(), old);
-            let got = set
-                .rule(0)
-                .apply(&e)
-                .unwrap_or_else(|err| panic!("{body}: {err}"));
+            let got = applied(set.rule(0), &e).unwrap_or_else(|err| panic!("{body}: {err}"));
             let Some((id, doc, old_doc, changed)) = want else {
                 assert_eq!(got, None, "{body} {kind}");
                 continue;
@@ -526,7 +620,7 @@ match = { tables = ["crm.*"] }
         for (filter, old, want) in cases {
             let set = rule(&format!("where = \"{filter}\"\nid = 'o{{id}}'"));
             let e = event(EventType::Update, &["id"], row.clone(), Some(old));
-            let got = set.rule(0).apply(&e).unwrap();
+            let got = applied(set.rule(0), &e).unwrap();
             match (got, want) {
                 (None, None) => {}
                 (Some(m), Some((kind, doc))) => {
@@ -555,10 +649,11 @@ match = { tables = ["crm.*"] }
         ];
         for (body, want) in cases {
             let set = rule(body);
-            let err = set
-                .rule(0)
-                .apply(&event(EventType::Insert, &["id"], row.clone(), None))
-                .unwrap_err();
+            let err = applied(
+                set.rule(0),
+                &event(EventType::Insert, &["id"], row.clone(), None),
+            )
+            .unwrap_err();
             assert_eq!(err.to_string(), want, "{body}");
             assert_eq!(err.rule(), Some("r"));
         }
@@ -593,7 +688,7 @@ match = { tables = ["crm.*"] }
         );
         e.table = "orders_07".into();
         e.instance = "shop-main".into();
-        let m = set.rule(1).apply(&e).unwrap().expect("mapped");
+        let m = applied(set.rule(1), &e).unwrap().expect("mapped");
         assert_eq!(m.id, "3:9");
         assert_eq!(
             Value::Object(m.doc),
@@ -604,7 +699,7 @@ match = { tables = ["crm.*"] }
                    "city": "Oslo", "skus": ["A1", "B2"], "origin": "shop-main"})
         );
         e.data.insert("status".into(), json!("deleted"));
-        assert_eq!(set.rule(1).apply(&e).unwrap(), None);
+        assert_eq!(applied(set.rule(1), &e).unwrap(), None);
     }
 
     #[test]

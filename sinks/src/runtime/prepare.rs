@@ -18,10 +18,29 @@ pub struct Routing {
 #[derive(Debug, Default)]
 pub struct MatchCache {
     rules: HashMap<(String, String, String), Vec<usize>>,
+    /// The table of the previous message and its rules: a run of one table's messages (the
+    /// common case) finds them without building a key.
+    last: Option<((String, String, String), Vec<usize>)>,
 }
 
 impl MatchCache {
     fn get<'a>(&'a mut self, rules: &RuleSet, event: &ChangeEvent) -> &'a [usize] {
+        let hit = self.last.as_ref().is_some_and(|((i, d, t), _)| {
+            *t == event.table && *d == event.database && *i == event.instance
+        });
+        if !hit {
+            let found = self.lookup(rules, event).to_vec();
+            let key = (
+                event.instance.clone(),
+                event.database.clone(),
+                event.table.clone(),
+            );
+            self.last = Some((key, found));
+        }
+        self.last.as_ref().map(|(_, r)| r.as_slice()).unwrap_or(&[])
+    }
+
+    fn lookup<'a>(&'a mut self, rules: &RuleSet, event: &ChangeEvent) -> &'a [usize] {
         let key = (
             event.instance.clone(),
             event.database.clone(),
@@ -80,10 +99,22 @@ impl Routing {
                 return out;
             }
         };
-        for &i in cache.get(&self.rules, &event) {
+        let matching = cache.get(&self.rules, &event);
+        let mut event = Some(event);
+        for (n, &i) in matching.iter().enumerate() {
             let rule = self.rules.rule(i);
             let target = self.rule_target.get(i).copied().unwrap_or(0);
-            match rule.apply(&event) {
+            // The last rule takes the event, so its row moves into the document.
+            let applied = match event.take() {
+                Some(e) if n + 1 == matching.len() => rule.apply_owned(e),
+                Some(e) => {
+                    let r = rule.apply(&e);
+                    event = Some(e);
+                    r
+                }
+                None => break,
+            };
+            match applied {
                 Ok(Some(mapped)) => out.items.push((
                     target,
                     Item {
