@@ -40,41 +40,98 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use worker::Stop;
 
-/// One Kafka message, copied out of the consumer's buffer.
+/// One Kafka message, copied out of the consumer's buffer into one allocation: the key, the
+/// payload, then each header as name length, name, value length, value (lengths `u32` LE).
+/// One allocation instead of one per part and per header name and value: the dispatcher copies
+/// every message, and the whole backlog may sit in the channels.
 #[derive(Debug, Clone)]
 pub struct Msg {
     pub offset: i64,
-    pub key: Option<Vec<u8>>,
-    pub payload: Option<Vec<u8>>,
-    pub headers: Vec<(String, Vec<u8>)>,
+    bytes: Box<[u8]>,
+    /// Length of the key at the start of `bytes`; `None` when the message has no key.
+    key_len: Option<u32>,
+    /// Length of the payload after the key; `None` for a tombstone.
+    payload_len: Option<u32>,
 }
 
 impl Msg {
-    fn from_kafka(m: &BorrowedMessage<'_>) -> Msg {
-        let headers = m
-            .headers()
-            .map(|hs| {
-                hs.iter()
-                    .map(|h| {
-                        (
-                            h.key.to_owned(),
-                            h.value.map(<[u8]>::to_vec).unwrap_or_default(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+    /// A message from its parts; a header without a value is kept with an empty one.
+    pub fn new<'h>(
+        offset: i64,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        headers: impl Iterator<Item = (&'h str, &'h [u8])> + Clone,
+    ) -> Msg {
+        let len = key.map_or(0, <[u8]>::len)
+            + payload.map_or(0, <[u8]>::len)
+            + headers
+                .clone()
+                .map(|(k, v)| 8 + k.len() + v.len())
+                .sum::<usize>();
+        let mut bytes = Vec::with_capacity(len);
+        bytes.extend_from_slice(key.unwrap_or_default());
+        bytes.extend_from_slice(payload.unwrap_or_default());
+        for (k, v) in headers {
+            for part in [k.as_bytes(), v] {
+                bytes.extend_from_slice(&len_u32(part.len()).to_le_bytes());
+                bytes.extend_from_slice(part);
+            }
+        }
         Msg {
-            offset: m.offset(),
-            key: m.key().map(<[u8]>::to_vec),
-            payload: m.payload().map(<[u8]>::to_vec),
-            headers,
+            offset,
+            bytes: bytes.into_boxed_slice(),
+            key_len: key.map(|k| len_u32(k.len())),
+            payload_len: payload.map(|p| len_u32(p.len())),
         }
     }
 
-    fn size(&self) -> usize {
-        self.payload.as_ref().map_or(0, Vec::len) + self.key.as_ref().map_or(0, Vec::len)
+    fn from_kafka(m: &BorrowedMessage<'_>) -> Msg {
+        let hs = m.headers();
+        let headers = (0..hs.map_or(0, |h| h.count()))
+            .filter_map(move |i| hs.and_then(|h| h.try_get(i)))
+            .map(|h| (h.key, h.value.unwrap_or_default()));
+        Msg::new(m.offset(), m.key(), m.payload(), headers)
     }
+
+    pub fn key(&self) -> Option<&[u8]> {
+        self.key_len.map(|n| &self.bytes[..n as usize])
+    }
+
+    pub fn payload(&self) -> Option<&[u8]> {
+        let start = self.key_len.unwrap_or(0) as usize;
+        self.payload_len
+            .map(|n| &self.bytes[start..start + n as usize])
+    }
+
+    /// The headers in the order the message had them.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        let start = self.key_len.unwrap_or(0) as usize + self.payload_len.unwrap_or(0) as usize;
+        let mut rest = &self.bytes[start..];
+        std::iter::from_fn(move || {
+            let name = take_part(&mut rest)?;
+            let value = take_part(&mut rest)?;
+            // Names were `&str` when stored.
+            Some((std::str::from_utf8(name).unwrap_or_default(), value))
+        })
+    }
+
+    fn size(&self) -> usize {
+        self.payload_len.unwrap_or(0) as usize + self.key_len.unwrap_or(0) as usize
+    }
+}
+
+/// A Kafka message is far below 4 GiB (`message.max.bytes` is an `i32`).
+fn len_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Splits one length-prefixed part off the front of `rest`.
+fn take_part<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let (len, tail) = rest.split_first_chunk::<4>()?;
+    let len = u32::from_le_bytes(*len) as usize;
+    let part = tail.get(..len)?;
+    *rest = &tail[len..];
+    Some(part)
 }
 
 /// What every worker shares: the config, the rules, the targets, the dead-letter producer.
@@ -437,10 +494,13 @@ impl Dispatcher {
             }
         }
         let msg = Msg::from_kafka(m);
-        let handle = state
-            .workers
-            .entry(tp.clone())
-            .or_insert_with(|| spawn_worker(&self.env, &tp, fatal.clone()));
+        if !state.workers.contains_key(&tp) {
+            let handle = spawn_worker(&self.env, &tp, fatal.clone());
+            state.workers.insert(tp.clone(), handle);
+        }
+        let Some(handle) = state.workers.get_mut(&tp) else {
+            return;
+        };
         let msg = if handle.overflow.is_empty() {
             match handle.tx.try_send(msg) {
                 Ok(()) => return,
@@ -730,5 +790,29 @@ pub(crate) fn kafka_error(
         brokers: config.kafka.brokers.join(","),
         what: what.to_owned(),
         error: Box::new(source),
+    }
+}
+
+#[cfg(test)]
+mod msg_tests {
+    use super::Msg;
+
+    #[test]
+    fn a_message_keeps_its_parts() {
+        let headers: [(&str, &[u8]); 3] = [("sluice-seq", b"7"), ("empty", b""), ("é", b"\0\xff")];
+        let m = Msg::new(9, Some(b"k"), Some(b"{}"), headers.into_iter());
+        assert_eq!(m.offset, 9);
+        assert_eq!(m.key(), Some(&b"k"[..]));
+        assert_eq!(m.payload(), Some(&b"{}"[..]));
+        assert_eq!(m.headers().collect::<Vec<_>>(), headers);
+        assert_eq!(m.size(), 3);
+
+        let m = Msg::new(0, None, None, std::iter::empty());
+        assert_eq!((m.key(), m.payload(), m.headers().count()), (None, None, 0));
+        let m = Msg::new(0, Some(b""), Some(b""), std::iter::empty());
+        assert_eq!((m.key(), m.payload()), (Some(&b""[..]), Some(&b""[..])));
+        let m = Msg::new(0, None, Some(b"p"), headers[..1].iter().copied());
+        assert_eq!(m.payload(), Some(&b"p"[..]));
+        assert_eq!(m.headers().collect::<Vec<_>>(), &headers[..1]);
     }
 }

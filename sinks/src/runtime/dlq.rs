@@ -36,7 +36,11 @@ pub struct DeadLetter<'a> {
 impl DeadLetter<'_> {
     /// The headers: the original ones, then the `sluice-error`... ones.
     pub fn headers(&self) -> Vec<(String, Vec<u8>)> {
-        let mut h = self.msg.headers.clone();
+        let mut h: Vec<(String, Vec<u8>)> = self
+            .msg
+            .headers()
+            .map(|(k, v)| (k.to_owned(), v.to_vec()))
+            .collect();
         h.push((
             HEADER_ERROR.into(),
             self.failure.reason.clone().into_bytes(),
@@ -74,11 +78,11 @@ impl DeadLetter<'_> {
         }
         let mut record: FutureRecord<'_, [u8], [u8]> =
             FutureRecord::to(self.topic).headers(headers);
-        if let Some(k) = &self.msg.key {
-            record = record.key(k.as_slice());
+        if let Some(k) = self.msg.key() {
+            record = record.key(k);
         }
-        if let Some(p) = &self.msg.payload {
-            record = record.payload(p.as_slice());
+        if let Some(p) = self.msg.payload() {
+            record = record.payload(p);
         }
         producer
             .send(record, Timeout::After(SEND_TIMEOUT))
@@ -94,12 +98,8 @@ mod tests {
 
     #[test]
     fn headers_keep_the_original_ones_and_say_where_from() {
-        let msg = Msg {
-            offset: 42,
-            key: None,
-            payload: Some(b"{}".to_vec()),
-            headers: vec![("sluice-seq".into(), b"7".to_vec())],
-        };
+        let headers: [(&str, &[u8]); 1] = [("sluice-seq", b"7")];
+        let msg = Msg::new(42, None, Some(b"{}"), headers.into_iter());
         let failure = Failure {
             rule: Some("users".into()),
             target: None,

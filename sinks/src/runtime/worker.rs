@@ -106,7 +106,7 @@ impl Worker {
         let cache = &mut self.matching;
         let prepared: Vec<Prepared> = batch
             .iter()
-            .map(|m| routing.prepare(m.payload.as_deref(), cache))
+            .map(|m| routing.prepare(m.payload(), cache))
             .collect();
         let mut failures: Vec<(usize, Failure)> = Vec::new();
         let mut per_target: Vec<Vec<(usize, Item)>> = vec![Vec::new(); self.env.targets.len()];
@@ -367,12 +367,8 @@ match = { tables = ["shop.users"] }
             "table": "users", "type": "INSERT", "ts_ms": 1, "capture_ms": 1,
             "pos": {"file": "b.1", "offset": 4}, "pk": ["id"], "data": {"id": offset}
         });
-        Msg {
-            offset,
-            key: None,
-            payload: Some(serde_json::to_vec(&payload).unwrap()),
-            headers: Vec::new(),
-        }
+        let payload = serde_json::to_vec(&payload).unwrap();
+        Msg::new(offset, None, Some(&payload), std::iter::empty())
     }
 
     async fn until(what: &str, check: impl Fn() -> bool) {
