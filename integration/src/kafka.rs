@@ -6,7 +6,7 @@
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 use sluice_event::ChangeEvent;
 use std::collections::BTreeMap;
@@ -57,6 +57,26 @@ pub fn read_events(
             }
             Some(Err(e)) => eprintln!("consumer: {e}"),
             None => {}
+        }
+    }
+    out
+}
+
+/// The first `expect` messages of partitions `0..partitions` of `topic` (fewer if they do not
+/// arrive within `secs` s), in the order they arrive.
+pub fn read_messages(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    expect: usize,
+    secs: u64,
+) -> Vec<OwnedMessage> {
+    let consumer = reader(brokers, topic, partitions);
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while out.len() < expect && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            out.push(m.detach());
         }
     }
     out

@@ -1,7 +1,6 @@
 //! End-to-end tests: the Elasticsearch target against the local OpenSearch-compatible server
 //! (osmem), with the real sink runtime in-process and change events produced by the tests.
 
-use rdkafka::consumer::BaseConsumer;
 use serde_json::{json, Value};
 use sluice_event::{ChangeEvent, EventType};
 use sluice_integration::http_proxy::{self, HttpProxy, Request, Response, Upstream};
@@ -130,17 +129,10 @@ async fn get_doc(index: &str, id: &str) -> Option<(i64, Value)> {
     Some((v["_version"].as_i64().unwrap(), v["_source"].clone()))
 }
 
-/// Every message of `topic` with its headers, read from the beginning.
+/// The headers of the first `expect` messages of `topic`, read from the beginning.
 fn read_topic(topic: &str, expect: usize) -> Vec<BTreeMap<String, String>> {
-    let c: BaseConsumer = kafka::reader(&kafka_brokers(), topic, 1);
-    let mut out = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while out.len() < expect && std::time::Instant::now() < deadline {
-        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-            out.push(kafka::headers(&m));
-        }
-    }
-    out
+    let messages = kafka::read_messages(&kafka_brokers(), topic, 1, expect, 20);
+    messages.iter().map(kafka::headers).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
