@@ -23,7 +23,10 @@ impl PrivateMariaDb {
     pub async fn start(name: &str, args: &[&str]) -> Result<PrivateMariaDb, String> {
         let dir = std::env::temp_dir().join(crate::unique_name(name));
         let data = dir.join("data");
-        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        // A temp dir of its own: bootstraps running at once in the shared /tmp collided on their
+        // temporary tables ("Unknown table 'mysql.tmp_proxies_priv'").
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
         let user = whoami();
         let install = Command::new("mariadb-install-db")
             .arg("--no-defaults")
@@ -31,6 +34,7 @@ impl PrivateMariaDb {
             .arg(format!("--user={user}"))
             .arg("--auth-root-authentication-method=socket")
             .arg("--skip-test-db")
+            .env("TMPDIR", &tmp)
             .output()
             .await
             .map_err(|e| {
@@ -54,6 +58,7 @@ impl PrivateMariaDb {
             .arg("--bind-address=127.0.0.1")
             .arg(format!("--user={user}"))
             .arg("--skip-name-resolve")
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--log-error={}", log.display()))
             .arg("--innodb-buffer-pool-size=32M")
             .arg("--character-set-server=utf8mb4")
