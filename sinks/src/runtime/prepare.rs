@@ -83,20 +83,41 @@ impl Routing {
     /// Decodes `payload` and applies every matching rule.
     pub fn prepare(&self, payload: Option<&[u8]>, cache: &mut MatchCache) -> Prepared {
         let mut out = Prepared::default();
+        let mut failures = Vec::new();
+        self.prepare_into(
+            payload,
+            cache,
+            |t, item| out.items.push((t, item)),
+            |f| failures.push(f),
+        );
+        out.failures = failures;
+        out
+    }
+
+    /// [`Routing::prepare`] handing each item (with its target index) and each failure to
+    /// the caller as it is made, in the same order: a batch collects them per target without
+    /// a `Prepared` per message.
+    pub fn prepare_into(
+        &self,
+        payload: Option<&[u8]>,
+        cache: &mut MatchCache,
+        mut item: impl FnMut(usize, Item),
+        mut failure: impl FnMut(Failure),
+    ) {
         // A tombstone (null value) is not a change event and carries nothing to write.
         let Some(payload) = payload else {
-            return out;
+            return;
         };
         let event = match ChangeEvent::decode(payload) {
             Ok(e) => e,
             Err(e) => {
-                out.failures.push(Failure {
+                failure(Failure {
                     rule: None,
                     target: None,
                     reason: e.to_string(),
                     stop: false,
                 });
-                return out;
+                return;
             }
         };
         let matching = cache.get(&self.rules, &event);
@@ -115,16 +136,16 @@ impl Routing {
                 None => break,
             };
             match applied {
-                Ok(Some(mapped)) => out.items.push((
+                Ok(Some(mapped)) => item(
                     target,
                     Item {
                         rule: i,
                         mapped,
                         bytes: payload.len(),
                     },
-                )),
+                ),
                 Ok(None) => {}
-                Err(e) => out.failures.push(Failure {
+                Err(e) => failure(Failure {
                     rule: Some(rule.name().to_owned()),
                     target: self.target_names.get(target).cloned(),
                     reason: e.to_string(),
@@ -132,7 +153,6 @@ impl Routing {
                 }),
             }
         }
-        out
     }
 
     /// The name of rule `i`, for headers and metrics.

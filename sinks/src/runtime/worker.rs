@@ -3,7 +3,7 @@
 
 use super::backoff::{backoff, RateLimit};
 use super::dlq::DeadLetter;
-use super::prepare::{Failure, MatchCache, Prepared};
+use super::prepare::{Failure, MatchCache};
 use super::{Env, Msg};
 use crate::error::SinkError;
 use crate::target::{Item, Outcome, Write};
@@ -104,19 +104,28 @@ impl Worker {
     async fn process(&mut self, batch: &[Msg]) -> Result<(), Halt> {
         let routing = &self.env.routing;
         let cache = &mut self.matching;
-        let prepared: Vec<Prepared> = batch
-            .iter()
-            .map(|m| routing.prepare(m.payload(), cache))
-            .collect();
         let mut failures: Vec<(usize, Failure)> = Vec::new();
-        let mut per_target: Vec<Vec<(usize, Item)>> = vec![Vec::new(); self.env.targets.len()];
-        for (msg_idx, p) in prepared.into_iter().enumerate() {
-            failures.extend(p.failures.into_iter().map(|f| (msg_idx, f)));
-            for (t, item) in p.items {
-                if let Some(list) = per_target.get_mut(t) {
-                    list.push((msg_idx, item));
-                }
-            }
+        // Per target: the index of each item's message in the batch, and the items.
+        let mut per_target: Vec<(Vec<usize>, Vec<Item>)> = (0..self.env.targets.len())
+            .map(|_| {
+                (
+                    Vec::with_capacity(batch.len()),
+                    Vec::with_capacity(batch.len()),
+                )
+            })
+            .collect();
+        for (msg_idx, m) in batch.iter().enumerate() {
+            routing.prepare_into(
+                m.payload(),
+                cache,
+                |t, item| {
+                    if let Some((idx, items)) = per_target.get_mut(t) {
+                        idx.push(msg_idx);
+                        items.push(item);
+                    }
+                },
+                |f| failures.push((msg_idx, f)),
+            );
         }
         // A rule that must stop the sink stops it before anything of this batch is written.
         if let Some((i, f)) = failures.iter().find(|(_, f)| f.stop) {
@@ -125,8 +134,8 @@ impl Worker {
         let writes = per_target
             .into_iter()
             .enumerate()
-            .filter(|(_, items)| !items.is_empty())
-            .map(|(t, items)| self.write_target(t, items));
+            .filter(|(_, (_, items))| !items.is_empty())
+            .map(|(t, (idx, items))| self.write_target(t, idx, items));
         let results = futures::future::join_all(writes).await;
         for r in results {
             failures.extend(r?);
@@ -145,15 +154,15 @@ impl Worker {
     }
 
     /// Writes `items` to target `t`, retrying from the first transient failure; returns the
-    /// rejected items as failures.
+    /// rejected items as failures. `idx[k]` is the batch index of the message of `items[k]`.
     async fn write_target(
         &self,
         t: usize,
-        items: Vec<(usize, Item)>,
+        idx: Vec<usize>,
+        items: Vec<Item>,
     ) -> Result<Vec<(usize, Failure)>, Halt> {
         let target = &self.env.targets[t];
         let name = &self.env.routing.target_names[t];
-        let (idx, items): (Vec<usize>, Vec<Item>) = items.into_iter().unzip();
         let mut rejected = Vec::new();
         let mut start = 0;
         let mut attempt: u32 = 0;
