@@ -29,8 +29,8 @@ pub async fn write(
 ) -> Vec<Outcome> {
     let mut outcomes = vec![Outcome::Done; items.len()];
     let mut commands = Vec::with_capacity(items.len() * 2);
-    // For each item with commands: its index and the end of its commands in `commands`.
-    let mut spans: Vec<(usize, usize)> = Vec::with_capacity(items.len());
+    // The item each command is for.
+    let mut owners: Vec<usize> = Vec::with_capacity(items.len() * 2);
     let mut encoder = Encoder::default();
     for (i, item) in items.iter().enumerate() {
         let Some(rule) = rules.get(&item.rule) else {
@@ -41,20 +41,16 @@ pub async fn write(
             continue;
         };
         match encoder.encode(rule, &item.mapped, &mut commands) {
-            Ok(()) => spans.push((i, commands.len())),
+            Ok(()) => owners.resize(commands.len(), i),
             Err(reason) => outcomes[i] = Outcome::Reject(reason),
         }
     }
-    let mut commands = commands.into_iter();
-    let mut from = 0;
+    let commands = owners.into_iter().zip(commands);
     match conn {
         Connection::Single(c) => {
             let mut batch = Batch::default();
-            for &(i, end) in &spans {
-                for command in commands.by_ref().take(end - from) {
-                    batch.push(i, command);
-                }
-                from = end;
+            for (i, command) in commands {
+                batch.push(i, command);
             }
             if !batch.is_empty() {
                 let result = batch.pipe.query_async(&mut c.clone()).await;
@@ -64,12 +60,9 @@ pub async fn write(
         Connection::Cluster(c) => {
             // A cluster pipeline must stay within one hash slot (the client refuses others).
             let mut slots: HashMap<Slot, Batch> = HashMap::new();
-            for &(i, end) in &spans {
-                for command in commands.by_ref().take(end - from) {
-                    let slot = Slot::for_key(command.key());
-                    slots.entry(slot).or_default().push(i, command);
-                }
-                from = end;
+            for (i, command) in commands {
+                let slot = Slot::for_key(command.key());
+                slots.entry(slot).or_default().push(i, command);
             }
             let sent = slots.into_values().map(|batch| async move {
                 let result = batch.pipe.query_async(&mut c.clone()).await;
