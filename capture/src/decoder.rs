@@ -21,6 +21,8 @@ pub enum Output {
     /// A binlog row change, still as decoded cells: written as event JSON only where it is
     /// published ([`RowEvent::write_json`]), without a per-row map.
     Row(Box<RowEvent>),
+    /// A snapshot row, as cells, written as event JSON where it is published.
+    Snapshot(Box<crate::snapshot::row::SnapshotRow>),
     /// Every event before this one completes a transaction; once all are acknowledged, the
     /// checkpoint may be saved.
     Commit(Checkpoint),
@@ -32,6 +34,7 @@ impl Output {
         match self {
             Output::Event(ev) => Some(*ev),
             Output::Row(r) => Some(r.to_change_event()),
+            Output::Snapshot(r) => Some(r.to_change_event()),
             Output::Commit(_) => None,
         }
     }

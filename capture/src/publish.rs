@@ -12,7 +12,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, FutureProducer, Producer as _, ThreadedProducer};
-use sluice_event::{partition_for_key, ChangeEvent};
+use sluice_event::{partition_for_key, ChangeEvent, EventType};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -335,6 +335,7 @@ impl Publisher {
                                     continue;
                                 }
                                 Output::Row(r) => (r.database(), r.table_name(), r.kind.as_str()),
+                                Output::Snapshot(r) => (r.database(), r.table_name(), EventType::Insert.as_str()),
                                 Output::Event(ev) => (ev.database.as_str(), ev.table.as_str(), ev.kind.as_str()),
                             };
                             match &mut run_of {
@@ -432,6 +433,16 @@ impl Publisher {
                     None => self.topics.name_of(r.database(), r.table_name()).into(),
                 };
                 (topic, r.qualified_table(), r.kind.as_str())
+            }
+            Output::Snapshot(r) => {
+                r.write_key(&mut key);
+                r.write_json(&mut value);
+                sluice_event::write_i64(&mut seq, r.seq);
+                let topic = match fixed_topic {
+                    Some(t) => t.into(),
+                    None => self.topics.name_of(r.database(), r.table_name()).into(),
+                };
+                (topic, r.qualified_table(), EventType::Insert.as_str())
             }
             Output::Event(ev) => {
                 key.extend_from_slice(&ev.key());

@@ -42,6 +42,7 @@ impl Emit {
                 for o in out.drain(..) {
                     match o {
                         Output::Row(r) => r.write_json(buf),
+                        Output::Snapshot(r) => r.write_json(buf),
                         Output::Event(ev) => ev.encode_into(buf),
                         Output::Commit(_) => continue,
                     }
@@ -342,6 +343,7 @@ async fn read_stream(
         let last_ts = match out.last() {
             Some(Output::Row(r)) => Some(r.ts_ms),
             Some(Output::Event(ev)) => Some(ev.ts_ms),
+            Some(Output::Snapshot(r)) => Some(r.ts_ms),
             _ => None,
         };
         if let Some(ts_ms) = last_ts {
@@ -518,6 +520,7 @@ pub async fn collect(cfg: &CaptureConfig, start: StartAt) -> Result<Vec<Output>,
         .into_iter()
         .map(|o| match o {
             Output::Row(r) => Output::Event(Box::new(r.to_change_event())),
+            Output::Snapshot(r) => Output::Event(Box::new(r.to_change_event())),
             other => other,
         })
         .collect())

@@ -9,6 +9,7 @@
 //! Progress is saved next to the checkpoint and gated by its `seq`, so a restarted capture
 //! continues after the last chunk Kafka acknowledged.
 
+pub mod row;
 pub mod sql;
 pub mod value;
 pub mod window;
@@ -25,9 +26,10 @@ use crate::source::SourceClient;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Value};
 use regex::Regex;
+use row::{SnapTable, SnapshotRow};
 use serde::{Deserialize, Serialize};
 use sluice_config::Problems;
-use sluice_event::{ChangeEvent, EventType, Position, Row, Source, EVENT_VERSION};
+use sluice_event::{ChangeEvent, EventType, Position};
 use std::collections::{HashSet, VecDeque};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -405,7 +407,7 @@ pub struct Request {
 }
 
 /// A chunk's rows as events (the window compares their Kafka keys).
-type ChunkRows = Vec<ChangeEvent>;
+type ChunkRows = Vec<SnapshotRow>;
 
 /// Requests from the admin endpoint, for the driver running in this process.
 static ADMIN: Mutex<Vec<Request>> = Mutex::new(Vec::new());
@@ -581,6 +583,8 @@ impl Hook {
                     }
                     result.push(Output::Row(r));
                 }
+                // Only this hook makes snapshot rows, below; none come from the decoder.
+                Output::Snapshot(r) => result.push(Output::Snapshot(r)),
                 Output::Commit(mut cp) => {
                     if let Some(s) = st.fix_seq.take() {
                         cp.seq = cp.seq.max(s);
@@ -724,21 +728,23 @@ impl Hook {
         let total = rows.len() as u64;
         let n = nrows.max(total);
         let seqs: Vec<i64> = (0..n).map(|_| decoder.next_seq(ts_ms)).collect();
-        let surviving = c.window.close(rows, ChangeEvent::key);
+        let surviving = c.window.close(rows, SnapshotRow::key);
         let emitted = surviving.len() as u64;
         let last = surviving.len().saturating_sub(1);
+        let file: Arc<str> = Arc::from(pos.file.as_str());
+        let gtid: Option<Arc<str>> = pos.gtid.as_deref().map(Arc::from);
         for (k, (i, mut ev)) in surviving.into_iter().enumerate() {
             ev.seq = seqs
                 .get(i)
                 .copied()
                 .unwrap_or_else(|| decoder.next_seq(ts_ms));
             ev.ts_ms = ts_ms;
-            ev.pos = Position {
-                row: i as u32,
-                ..pos.clone()
-            };
+            ev.file = file.clone();
+            ev.offset = pos.offset;
+            ev.row = i as u32;
+            ev.gtid = gtid.clone();
             ev.txn_last = k == last;
-            out.push(Output::Event(Box::new(ev)));
+            out.push(Output::Snapshot(Box::new(ev)));
         }
         let seq = seqs.last().copied().unwrap_or(0);
         if seq > 0 {
@@ -1418,8 +1424,8 @@ impl Driver {
         }
     }
 
-    /// Chunk rows as events (seq and position are set at the high watermark), each with its
-    /// Kafka key; and the last row's key for the next chunk.
+    /// Chunk rows as snapshot rows of cells (seq and position are set at the high watermark);
+    /// and the last row's key for the next chunk.
     fn to_events(
         &self,
         meta: &TableMeta,
@@ -1428,6 +1434,14 @@ impl Driver {
         rows: Vec<mysql_async::Row>,
     ) -> (ChunkRows, Option<Vec<KeyValue>>) {
         let capture_ms = now_ms();
+        let shared = Arc::new(SnapTable::new(
+            Arc::from(self.hook.shared.instance.as_str()),
+            database,
+            table,
+            meta.columns.iter().map(|(name, _)| name.clone()).collect(),
+            meta.pk.clone(),
+        ));
+        let no_file: Arc<str> = Arc::from("");
         let mut out = Vec::with_capacity(rows.len());
         let mut last_key = None;
         let n = rows.len();
@@ -1441,34 +1455,24 @@ impl Driver {
                         .collect(),
                 );
             }
-            let mut data = Row::with_capacity(meta.columns.len());
-            for ((name, kind), v) in meta.columns.iter().zip(values) {
-                data.insert(name.clone(), value::json(*kind, v));
-            }
-            let ev = ChangeEvent {
-                v: EVENT_VERSION,
+            let cells = meta
+                .columns
+                .iter()
+                .zip(values)
+                .map(|((_, kind), v)| value::cell(*kind, v))
+                .collect();
+            out.push(SnapshotRow {
+                table: shared.clone(),
+                cells,
                 seq: 0,
-                source: Source::Snapshot,
-                instance: self.hook.shared.instance.clone(),
-                database: database.to_owned(),
-                table: table.to_owned(),
-                kind: EventType::Insert,
                 ts_ms: 0,
                 capture_ms,
-                pos: Position {
-                    file: String::new(),
-                    offset: 0,
-                    row: 0,
-                    gtid: None,
-                },
-                xid: None,
+                file: no_file.clone(),
+                offset: 0,
+                row: 0,
+                gtid: None,
                 txn_last: false,
-                pk: meta.pk.clone(),
-                data,
-                old: None,
-                sql: None,
-            };
-            out.push(ev);
+            });
         }
         (out, last_key)
     }
