@@ -4,7 +4,8 @@
 #   plain  - a plain rdkafka consumer that only reads them (the baseline),
 #   noop   - sluice-sink with a no-op target, from start until the group committed everything,
 #   redis  - sluice-sink invalidating two Redis keys per event,
-# printing events/s, the ratio to the plain consumer, and the sink's peak RSS.
+# printing events/s, the ratio to the plain consumer, the sink's peak RSS and its CPU time per
+# event (user + system; it moves far less with the machine's load than the rate).
 # EVENTS=200000 bench/sink.sh for a shorter run.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
