@@ -86,10 +86,23 @@ impl Msg {
     }
 
     fn from_kafka(m: &BorrowedMessage<'_>) -> Msg {
-        let hs = m.headers();
-        let headers = (0..hs.map_or(0, |h| h.count()))
-            .filter_map(move |i| hs.and_then(|h| h.try_get(i)))
-            .map(|h| (h.key, h.value.unwrap_or_default()));
+        // Each header read from librdkafka once (reading one checks its name's UTF-8): up to
+        // eight (Sluice's events carry three) on the stack, the rest in a Vec.
+        let mut few: [(&str, &[u8]); 8] = [("", &[]); 8];
+        let (mut n, mut more) = (0, Vec::new());
+        if let Some(hs) = m.headers() {
+            for h in hs.iter() {
+                let h = (h.key, h.value.unwrap_or_default());
+                match few.get_mut(n) {
+                    Some(slot) => {
+                        *slot = h;
+                        n += 1;
+                    }
+                    None => more.push(h),
+                }
+            }
+        }
+        let headers = few[..n].iter().copied().chain(more.iter().copied());
         Msg::new(m.offset(), m.key(), m.payload(), headers)
     }
 
