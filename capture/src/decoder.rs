@@ -138,29 +138,8 @@ impl RowEvent {
                 .map(|(name, c)| (name.to_owned(), c.to_json()))
                 .collect()
         };
-        ChangeEvent {
-            v: EVENT_VERSION,
-            seq: self.seq,
-            source: Source::Binlog,
-            instance: self.instance.to_string(),
-            database: self.table.map.database.clone(),
-            table: self.table.map.table.clone(),
-            kind: self.kind,
-            ts_ms: self.ts_ms,
-            capture_ms: self.capture_ms,
-            pos: Position {
-                file: self.file.to_string(),
-                offset: self.offset,
-                row: self.row,
-                gtid: self.gtid.as_deref().map(str::to_owned),
-            },
-            xid: self.xid,
-            txn_last: self.txn_last,
-            pk: self.table.map.pk_names.to_vec(),
-            data: row(&self.data),
-            old: self.old.as_ref().map(row),
-            sql: None,
-        }
+        self.head()
+            .to_change_event(row(&self.data), self.old.as_ref().map(row))
     }
 }
 

@@ -12,7 +12,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, FutureProducer, Producer as _, ThreadedProducer};
-use sluice_event::{partition_for_key, ChangeEvent, EventType};
+use sluice_event::{partition_for_key, EventType};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,11 +78,6 @@ impl Topics {
             brokers: cfg.kafka.brokers.join(","),
             admin: admin_config(cfg),
         }
-    }
-
-    /// The topic of an event.
-    pub fn name(&self, ev: &ChangeEvent) -> String {
-        self.name_of(&ev.database, &ev.table)
     }
 
     /// The topic of events of `database.table`.
@@ -423,39 +418,33 @@ impl Publisher {
         value.clear();
         seq.clear();
         let owned_table: String;
-        let (topic, qualified, kind): (std::borrow::Cow<'_, str>, &str, &str) = match out {
+        // Each kind of output writes its key, value and seq; the topic follows from the table.
+        let (seq_no, database, table, qualified, kind) = match out {
             Output::Row(r) => {
                 r.write_key(&mut key);
                 r.write_json(&mut value);
-                sluice_event::write_i64(&mut seq, r.seq);
-                let topic = match fixed_topic {
-                    Some(t) => t.into(),
-                    None => self.topics.name_of(r.database(), r.table_name()).into(),
-                };
-                (topic, r.qualified_table(), r.kind.as_str())
+                let t = (r.database(), r.table_name(), r.qualified_table());
+                (r.seq, t.0, t.1, t.2, r.kind.as_str())
             }
             Output::Snapshot(r) => {
                 r.write_key(&mut key);
                 r.write_json(&mut value);
-                sluice_event::write_i64(&mut seq, r.seq);
-                let topic = match fixed_topic {
-                    Some(t) => t.into(),
-                    None => self.topics.name_of(r.database(), r.table_name()).into(),
-                };
-                (topic, r.qualified_table(), EventType::Insert.as_str())
+                let t = (r.database(), r.table_name(), r.qualified_table());
+                (r.seq, t.0, t.1, t.2, EventType::Insert.as_str())
             }
             Output::Event(ev) => {
                 key.extend_from_slice(&ev.key());
                 ev.encode_into(&mut value);
-                sluice_event::write_i64(&mut seq, ev.seq);
                 owned_table = ev.qualified_table();
-                let topic = match fixed_topic {
-                    Some(t) => t.into(),
-                    None => self.topics.name(ev).into(),
-                };
-                (topic, owned_table.as_str(), ev.kind.as_str())
+                let (d, t) = (ev.database.as_str(), ev.table.as_str());
+                (ev.seq, d, t, owned_table.as_str(), ev.kind.as_str())
             }
             Output::Commit(_) => return Ok(()),
+        };
+        sluice_event::write_i64(&mut seq, seq_no);
+        let topic: std::borrow::Cow<'_, str> = match fixed_topic {
+            Some(t) => t.into(),
+            None => self.topics.name_of(database, table).into(),
         };
         let result = self
             .produce(&topic, &key, &value, &seq, kind, qualified)

@@ -3,7 +3,7 @@
 //! row. The capture's hot path (`tail`, `run`) uses this; `ChangeEvent` stays the type readers
 //! decode into.
 
-use crate::{Cell, EventType, Source, EVENT_VERSION};
+use crate::{Cell, ChangeEvent, EventType, Position, Row, Source, EVENT_VERSION};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
@@ -28,6 +28,36 @@ pub struct EventHead<'a> {
     pub pk: &'a [String],
     /// DDL only: the statement.
     pub sql: Option<&'a str>,
+}
+
+impl EventHead<'_> {
+    /// The same event as a [`ChangeEvent`], with its rows already as JSON maps (tests, tools,
+    /// and the places that need the decoded form).
+    pub fn to_change_event(&self, data: Row, old: Option<Row>) -> ChangeEvent {
+        ChangeEvent {
+            v: EVENT_VERSION,
+            seq: self.seq,
+            source: self.source,
+            instance: self.instance.to_owned(),
+            database: self.database.to_owned(),
+            table: self.table.to_owned(),
+            kind: self.kind,
+            ts_ms: self.ts_ms,
+            capture_ms: self.capture_ms,
+            pos: Position {
+                file: self.file.to_owned(),
+                offset: self.offset,
+                row: self.row,
+                gtid: self.gtid.map(str::to_owned),
+            },
+            xid: self.xid,
+            txn_last: self.txn_last,
+            pk: self.pk.to_vec(),
+            data,
+            old,
+            sql: self.sql.map(str::to_owned),
+        }
+    }
 }
 
 /// Appends the event's value bytes to `out`: compact JSON, fields in the documented order.

@@ -3,10 +3,7 @@
 //! ([`sluice_event::write_json`]), without a `serde_json` map per row. Its bytes are those of the
 //! same row read from the binlog (JSON text kept compact, not parsed and printed again).
 
-use sluice_event::{
-    write_json, write_key, Cell, ChangeEvent, EventHead, EventType, Position, Row, Source,
-    EVENT_VERSION,
-};
+use sluice_event::{write_json, write_key, Cell, ChangeEvent, EventHead, EventType, Row, Source};
 use std::sync::Arc;
 
 /// What every row of a snapshotted table shares.
@@ -137,29 +134,7 @@ impl SnapshotRow {
         for (name, cell) in self.data() {
             data.insert(name.to_owned(), cell.to_json());
         }
-        ChangeEvent {
-            v: EVENT_VERSION,
-            seq: self.seq,
-            source: Source::Snapshot,
-            instance: self.table.instance.to_string(),
-            database: self.table.database.clone(),
-            table: self.table.table.clone(),
-            kind: EventType::Insert,
-            ts_ms: self.ts_ms,
-            capture_ms: self.capture_ms,
-            pos: Position {
-                file: self.file.to_string(),
-                offset: self.offset,
-                row: self.row,
-                gtid: self.gtid.as_deref().map(str::to_owned),
-            },
-            xid: None,
-            txn_last: self.txn_last,
-            pk: self.table.pk.clone(),
-            data,
-            old: None,
-            sql: None,
-        }
+        self.head().to_change_event(data, None)
     }
 }
 
