@@ -3,17 +3,13 @@
 //! load the same rows into MariaDB with plain multi-row `INSERT … ON DUPLICATE KEY UPDATE` from one
 //! client (the server's ceiling), and time `sluice-sink` from start until its group committed all.
 
+#[path = "../sinks/examples/common/mod.rs"]
+mod common;
+
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::json;
-use sluice_event::{ChangeEvent, EventType, Position, Row, Source};
+use sluice_event::{ChangeEvent, EventType, Row};
 use sqlx::Connection as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -97,29 +93,7 @@ fn event(i: u64) -> ChangeEvent {
         o.insert("qty".into(), json!((i + 1) % 1000));
         o
     });
-    ChangeEvent {
-        v: 1,
-        seq: (1_763_716_502_000i64 << 20) + i as i64,
-        source: Source::Binlog,
-        instance: "bench".into(),
-        database: "bench".into(),
-        table: "items".into(),
-        kind,
-        ts_ms: 1_763_716_502_000,
-        capture_ms: 1_763_716_502_013,
-        pos: Position {
-            file: "binlog.000001".into(),
-            offset: 4 + i,
-            row: 0,
-            gtid: None,
-        },
-        xid: Some(i),
-        txn_last: true,
-        pk: vec!["id".into()],
-        data,
-        old,
-        sql: None,
-    }
+    common::change_event(i, "bench", "items", kind, data, old)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -135,52 +109,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn produce(cli: &Cli, partitions: i32) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &cli.brokers)
-        .create()?;
-    let topic = NewTopic::new(&cli.topic, partitions, TopicReplication::Fixed(1));
-    for r in admin.create_topics([&topic], &AdminOptions::new()).await? {
-        r.map_err(|(t, e)| anyhow::anyhow!("create topic {t}: {e}"))?;
-    }
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", &cli.brokers)
-        .set("partitioner", "murmur2_random")
-        .set("linger.ms", "20")
-        .set("batch.num.messages", "10000")
-        .set("queue.buffering.max.messages", "500000")
-        .create()?;
-    let start = Instant::now();
-    for i in 0..cli.events {
-        let e = event(i);
-        let mut headers = OwnedHeaders::new();
-        for (k, v) in e.headers() {
-            headers = headers.insert(Header {
-                key: k,
-                value: Some(v.as_bytes()),
-            });
-        }
-        let (key, value) = (e.key(), e.encode());
-        let mut record = BaseRecord::to(&cli.topic)
-            .key(&key)
-            .payload(&value)
-            .headers(headers);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((e, r)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err((e, _)) => bail!("produce: {e}"),
-            }
-        }
-    }
-    producer.flush(Duration::from_secs(120))?;
-    println!(
-        "produced {} events in {:.1} s",
-        cli.events,
-        start.elapsed().as_secs_f64()
-    );
+    common::create_topic(&cli.brokers, &cli.topic, partitions).await?;
+    let secs = common::produce_events(&cli.brokers, &cli.topic, cli.events, &[], event)?;
+    println!("produced {} events in {secs:.1} s", cli.events);
     Ok(())
 }
 
@@ -213,7 +144,7 @@ async fn baseline(cli: &Cli, url: &str, table: &str, rows: usize) -> anyhow::Res
     if rows == 0 {
         bail!("--rows must be at least 1 (rows per multi-row upsert)");
     }
-    let server_cpu = cli.server_pid.and_then(cpu_secs);
+    let server_cpu = cli.server_pid.and_then(common::cpu_secs);
     let start = Instant::now();
     for chunk in rows_data.chunks(rows) {
         let mut sql = format!("INSERT INTO `{table}` ({}) VALUES ", cols.join(","));
@@ -249,19 +180,8 @@ async fn baseline(cli: &Cli, url: &str, table: &str, rows: usize) -> anyhow::Res
 }
 
 fn sink(cli: &Cli, bin: &PathBuf, config: &PathBuf, group: &str) -> anyhow::Result<()> {
-    let probe: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &cli.brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()?;
-    let md = probe.fetch_metadata(Some(&cli.topic), Duration::from_secs(10))?;
-    let mut tpl = TopicPartitionList::new();
-    for t in md.topics() {
-        for p in t.partitions() {
-            tpl.add_partition(&cli.topic, p.id());
-        }
-    }
-    let server_cpu = cli.server_pid.and_then(cpu_secs);
+    let (probe, tpl) = common::group_probe(&cli.brokers, group, &cli.topic)?;
+    let server_cpu = cli.server_pid.and_then(common::cpu_secs);
     let start = Instant::now();
     let log = std::fs::File::create(config.with_extension("log"))?;
     let mut child = std::process::Command::new(bin)
@@ -274,23 +194,15 @@ fn sink(cli: &Cli, bin: &PathBuf, config: &PathBuf, group: &str) -> anyhow::Resu
     let mut sink_cpu = 0.0;
     let done = loop {
         std::thread::sleep(Duration::from_millis(200));
-        sink_cpu = cpu_secs(child.id()).unwrap_or(sink_cpu);
+        sink_cpu = common::cpu_secs(child.id()).unwrap_or(sink_cpu);
         if let Some(status) = child.try_wait()? {
             bail!("sluice-sink exited early: {status}");
         }
-        let Ok(c) = probe.committed_offsets(tpl.clone(), Duration::from_secs(10)) else {
+        let Ok(sum) = common::committed_total(&probe, &tpl) else {
             continue;
         };
-        let sum: i64 = c
-            .elements()
-            .iter()
-            .map(|e| match e.offset() {
-                Offset::Offset(o) => o,
-                _ => 0,
-            })
-            .sum();
         if sum as u64 >= cli.events {
-            sink_cpu = cpu_secs(child.id()).unwrap_or(sink_cpu);
+            sink_cpu = common::cpu_secs(child.id()).unwrap_or(sink_cpu);
             break start.elapsed();
         }
         if start.elapsed() > Duration::from_secs(3600) {
@@ -312,20 +224,9 @@ fn sink(cli: &Cli, bin: &PathBuf, config: &PathBuf, group: &str) -> anyhow::Resu
     Ok(())
 }
 
-/// User plus system CPU seconds of a process so far, from /proc (Linux).
-fn cpu_secs(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The fields after the command name, which is in parentheses and may hold spaces.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    // USER_HZ is 100 on every Linux architecture this runs on.
-    Some(ticks / 100.0)
-}
-
 /// `; server CPU n s` since `before`, when the server's pid is known.
 fn server_cpu_note(cli: &Cli, before: Option<f64>) -> String {
-    match (before, cli.server_pid.and_then(cpu_secs)) {
+    match (before, cli.server_pid.and_then(common::cpu_secs)) {
         (Some(b), Some(a)) => format!("; server CPU {:.1} s", a - b),
         _ => String::new(),
     }

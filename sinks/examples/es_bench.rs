@@ -9,24 +9,18 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::http::Url;
 use elasticsearch::{BulkParts, Elasticsearch};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::json;
-use sluice_event::{ChangeEvent, EventType, Position, Row, Source};
+use sluice_event::{ChangeEvent, EventType, Row};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Every run uses the same seqs: documents are identical across the direct and the sink run.
-const SEQ_BASE: i64 = 1_763_716_502_000 << 20;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -83,30 +77,7 @@ fn row(i: usize) -> Row {
 }
 
 fn event(i: usize) -> ChangeEvent {
-    let seq = SEQ_BASE + i as i64;
-    ChangeEvent {
-        v: 1,
-        seq,
-        source: Source::Binlog,
-        instance: "bench".into(),
-        database: "shop".into(),
-        table: "orders".into(),
-        kind: EventType::Insert,
-        ts_ms: seq >> 20,
-        capture_ms: seq >> 20,
-        pos: Position {
-            file: "binlog.000001".into(),
-            offset: i as u64,
-            row: 0,
-            gtid: None,
-        },
-        xid: None,
-        txn_last: true,
-        pk: vec!["id".into()],
-        data: row(i),
-        old: None,
-        sql: None,
-    }
+    common::change_event(i as u64, "shop", "orders", EventType::Insert, row(i), None)
 }
 
 fn produce(
@@ -116,55 +87,11 @@ fn produce(
     events: usize,
     rt: &tokio::runtime::Runtime,
 ) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
+    rt.block_on(common::create_topic(brokers, topic, partitions))
         .unwrap();
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    for r in rt
-        .block_on(admin.create_topics([&new], &AdminOptions::new()))
-        .unwrap()
-    {
-        r.map_err(|(t, e)| format!("create {t}: {e}")).unwrap();
-    }
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("partitioner", "murmur2_random")
-        .set("linger.ms", "20")
-        .set("batch.num.messages", "10000")
-        .create()
-        .unwrap();
-    let began = Instant::now();
-    for i in 0..events {
-        let e = event(i);
-        let (key, value) = (e.key(), e.encode());
-        let mut headers = OwnedHeaders::new();
-        for (k, v) in e.headers().iter() {
-            headers = headers.insert(Header {
-                key: k,
-                value: Some(v.as_bytes()),
-            });
-        }
-        let mut record = BaseRecord::to(topic)
-            .key(key.as_slice())
-            .payload(value.as_slice())
-            .headers(headers);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err((e, _)) => panic!("produce: {e}"),
-            }
-        }
-    }
-    producer.flush(Duration::from_secs(120)).unwrap();
-    eprintln!(
-        "produced {events} events to {topic} in {:.1} s",
-        began.elapsed().as_secs_f64()
-    );
+    let secs =
+        common::produce_events(brokers, topic, events as u64, &[], |i| event(i as usize)).unwrap();
+    eprintln!("produced {events} events to {topic} in {secs:.1} s");
 }
 
 /// The sink's bulk body for orders `lo..hi`: what the target sends for these events.
@@ -172,7 +99,7 @@ fn bulk_body(index: &str, lo: usize, hi: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity((hi - lo) * 400);
     for i in lo..hi {
         let meta = json!({"index": {"_index": index, "_id": i.to_string(),
-            "version": SEQ_BASE + i as i64, "version_type": "external_gte"}});
+            "version": common::SEQ_BASE + i as i64, "version_type": "external_gte"}});
         serde_json::to_writer(&mut out, &meta).unwrap();
         out.push(b'\n');
         serde_json::to_writer(&mut out, &row(i)).unwrap();
@@ -225,39 +152,12 @@ async fn direct(url: &str, index: &str, events: usize, batch: usize, concurrency
 /// `topic` (offsets start at 0; the benchmark broker's high watermarks are not reliable);
 /// prints the seconds it waited.
 fn wait(brokers: &str, topic: &str, group: &str, events: i64) {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let md = c
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    let parts: Vec<i32> = md
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
+    let (c, tpl) = common::group_probe(brokers, group, topic).unwrap();
     let began = Instant::now();
     loop {
-        let mut tpl = TopicPartitionList::new();
-        for p in &parts {
-            tpl.add_partition(topic, *p);
-        }
-        if let Ok(committed) = c.committed_offsets(tpl, Duration::from_secs(10)) {
-            let sum: i64 = committed
-                .elements()
-                .iter()
-                .map(|e| match e.offset() {
-                    Offset::Offset(o) => o,
-                    _ => 0,
-                })
-                .sum();
-            if sum >= events {
-                println!("{:.3}", began.elapsed().as_secs_f64());
-                return;
-            }
+        if common::committed_total(&c, &tpl).is_ok_and(|sum| sum >= events) {
+            println!("{:.3}", began.elapsed().as_secs_f64());
+            return;
         }
         std::thread::sleep(Duration::from_millis(100));
     }

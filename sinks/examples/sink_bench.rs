@@ -2,17 +2,14 @@
 //! that only reads them, and time a `sluice-sink` process from start until its group has
 //! committed every message, with the process's peak RSS.
 
+mod common;
+
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Message};
 use serde_json::json;
-use sluice_event::{ChangeEvent, EventType, Position, Row, Source};
+use sluice_event::{ChangeEvent, EventType, Row};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -90,89 +87,21 @@ fn event(i: u64) -> ChangeEvent {
     data.insert("balance".into(), json!("1234.50"));
     let mut old = Row::new();
     old.insert("name".into(), json!(format!("User {id}")));
-    ChangeEvent {
-        v: 1,
-        seq: (1_763_716_502_000i64 << 20) + i as i64,
-        source: Source::Binlog,
-        instance: "bench".into(),
-        database: "shop".into(),
-        table: "users".into(),
-        kind: EventType::Update,
-        ts_ms: 1_763_716_502_000,
-        capture_ms: 1_763_716_502_013,
-        pos: Position {
-            file: "binlog.000001".into(),
-            offset: 4 + i,
-            row: 0,
-            gtid: None,
-        },
-        xid: Some(i),
-        txn_last: true,
-        pk: vec!["id".into()],
-        data,
-        old: Some(old),
-        sql: None,
-    }
+    common::change_event(i, "shop", "users", EventType::Update, data, Some(old))
 }
 
 fn produce(cli: &Cli, partitions: i32) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &cli.brokers)
-            .create()?;
-        let topic = NewTopic::new(&cli.topic, partitions, TopicReplication::Fixed(1));
-        for r in admin.create_topics([&topic], &AdminOptions::new()).await? {
-            r.map_err(|(t, e)| anyhow::anyhow!("create topic {t}: {e}"))?;
-        }
-        anyhow::Ok(())
-    })?;
-    let mut pc = ClientConfig::new();
-    pc.set("bootstrap.servers", &cli.brokers)
-        .set("partitioner", "murmur2_random")
-        .set("linger.ms", "20")
-        .set("batch.num.messages", "10000")
-        .set("queue.buffering.max.messages", "500000");
-    for (k, v) in &cli.producer_props {
-        pc.set(k, v);
-    }
-    let producer: ThreadedProducer<DefaultProducerContext> = pc.create()?;
-    let started = Instant::now();
-    let mut value = Vec::with_capacity(512);
-    for i in 0..cli.events {
-        let e = event(i);
-        value.clear();
-        e.encode_into(&mut value);
-        let key = e.key();
-        let hs = e.headers();
-        let mut headers = OwnedHeaders::new_with_capacity(3);
-        for (k, v) in &hs {
-            headers = headers.insert(Header {
-                key: k,
-                value: Some(v.as_bytes()),
-            });
-        }
-        let mut record = BaseRecord::to(&cli.topic)
-            .key(&key)
-            .payload(&value)
-            .headers(headers);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((e, r)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err((e, _)) => bail!("produce: {e}"),
-            }
-        }
-    }
-    producer
-        .flush(Duration::from_secs(120))
-        .context("flush the producer")?;
-    let secs = started.elapsed().as_secs_f64();
+        .build()?
+        .block_on(common::create_topic(&cli.brokers, &cli.topic, partitions))?;
+    let secs = common::produce_events(
+        &cli.brokers,
+        &cli.topic,
+        cli.events,
+        &cli.producer_props,
+        event,
+    )?;
     println!(
         "produce: {} events in {secs:.2} s = {:.0} events/s",
         cli.events,
@@ -262,18 +191,7 @@ fn sink(
     group: &str,
     label: &str,
 ) -> anyhow::Result<()> {
-    let probe: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &cli.brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()?;
-    let md = probe.fetch_metadata(Some(&cli.topic), Duration::from_secs(30))?;
-    let mut tpl = TopicPartitionList::new();
-    for t in md.topics() {
-        for p in t.partitions() {
-            tpl.add_partition(&cli.topic, p.id());
-        }
-    }
+    let (probe, tpl) = common::group_probe(&cli.brokers, group, &cli.topic)?;
     let started = Instant::now();
     let mut child = std::process::Command::new(bin)
         .arg("run")
@@ -287,19 +205,11 @@ fn sink(
     let mut peak_kb = 0u64;
     loop {
         std::thread::sleep(Duration::from_millis(100));
-        peak_kb = peak_kb.max(vm_hwm_kb(pid).unwrap_or(0));
+        peak_kb = peak_kb.max(common::vm_hwm_kb(pid).unwrap_or(0));
         if let Some(status) = child.try_wait()? {
             bail!("{label}: sluice-sink exited early with {status}");
         }
-        let committed = probe.committed_offsets(tpl.clone(), Duration::from_secs(10))?;
-        let total: i64 = committed
-            .elements()
-            .iter()
-            .map(|e| match e.offset() {
-                Offset::Offset(o) => o,
-                _ => 0,
-            })
-            .sum();
+        let total = common::committed_total(&probe, &tpl)?;
         if total as u64 >= cli.events {
             break;
         }
@@ -308,8 +218,8 @@ fn sink(
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    peak_kb = peak_kb.max(vm_hwm_kb(pid).unwrap_or(0));
-    let cpu = cpu_secs(pid).unwrap_or(0.0);
+    peak_kb = peak_kb.max(common::vm_hwm_kb(pid).unwrap_or(0));
+    let cpu = common::cpu_secs(pid).unwrap_or(0.0);
     let _ = std::process::Command::new("kill")
         .arg("-TERM")
         .arg(pid.to_string())
@@ -323,27 +233,4 @@ fn sink(
         cpu * 1e6 / cli.events as f64
     );
     Ok(())
-}
-
-/// User plus system CPU time of a process so far, from /proc (Linux, 100 ticks a second):
-/// unlike the rate, it hardly moves with the machine's load.
-fn cpu_secs(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / 100.0)
-}
-
-/// Peak resident set size of a process, from /proc (Linux).
-fn vm_hwm_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
