@@ -13,20 +13,17 @@
 # Needs: scripts/services.sh up --bench (MariaDB on 3307, tansu memory broker on 9095).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 cd "$ROOT"
 ROWS="${ROWS:-300000}"
 BIG_TXN_MB="${BIG_TXN_MB:-0}"
 BROKER="${SLUICE_BENCH_KAFKA:-127.0.0.1:9095}"
-MYSQL_HOST=127.0.0.1 MYSQL_PORT=3307 MYSQL_USER=sluice MYSQL_PW=sluice
 DB=bench_capture
 WORK="$ROOT/.state/bench-capture"
 rm -rf "$WORK" && mkdir -p "$WORK"
-sql() { mariadb --no-defaults -h "$MYSQL_HOST" -P "$MYSQL_PORT" -u"$MYSQL_USER" -p"$MYSQL_PW" "$@"; }
-now() { date +%s.%N; }
 # Seconds between two `now` stamps (end stamps are taken by the shell, not a python start-up).
 secs() { python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$1" "$2"; }
-rate() { python3 -c "import sys; r, s = float(sys.argv[1]), float(sys.argv[2]); print(int(r / s) if s > 0 else 0)" "$1" "$2"; }
-ratio() { python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); print(f'{a / b:.2f}' if b > 0 else 'n/a')" "$1" "$2"; }
 
 bash scripts/services.sh up --bench >/dev/null
 echo "building sluice-capture (release) ..."

@@ -9,6 +9,8 @@
 # Needs: scripts/services.sh up --bench (tansu memory broker on 9095, osmem on 9200).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 cd "$ROOT"
 EVENTS="${EVENTS:-1000000}"
 BATCH="${BATCH:-1000}"
@@ -22,8 +24,6 @@ ES="${SLUICE_TEST_ES_URL:-http://127.0.0.1:9200}"
 RUN="es_bench_$(date +%s)"
 WORK="$ROOT/.state/bench-elasticsearch"
 rm -rf "$WORK" && mkdir -p "$WORK"
-rate() { python3 -c "import sys; n, s = float(sys.argv[1]), float(sys.argv[2]); print(int(n / s) if s > 0 else 0)" "$1" "$2"; }
-ratio() { python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); print(f'{a / b:.2f}' if b > 0 else 'n/a')" "$1" "$2"; }
 
 bash scripts/services.sh up --bench >/dev/null
 echo "building sluice-sink and the es_bench helper (release) ..."

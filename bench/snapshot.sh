@@ -8,19 +8,16 @@
 # Needs: scripts/services.sh up --bench (MariaDB on 3307, tansu memory broker on 9095).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 cd "$ROOT"
 ROWS="${ROWS:-1000000}"
 CHUNK="${CHUNK:-10000}"
 BROKER="${SLUICE_BENCH_KAFKA:-127.0.0.1:9095}"
-MYSQL_HOST=127.0.0.1 MYSQL_PORT=3307 MYSQL_USER=sluice MYSQL_PW=sluice
 DB=bench_snapshot
 WORK="$ROOT/.state/bench-snapshot"
 rm -rf "$WORK" && mkdir -p "$WORK"
-sql() { mariadb --no-defaults -h "$MYSQL_HOST" -P "$MYSQL_PORT" -u"$MYSQL_USER" -p"$MYSQL_PW" "$@"; }
-now() { date +%s.%N; }
 since() { python3 -c "import time,sys; print(time.time() - float(sys.argv[1]))" "$1"; }
-rate() { python3 -c "import sys; r, s = float(sys.argv[1]), float(sys.argv[2]); print(int(r / s) if s > 0 else 0)" "$1" "$2"; }
-ratio() { python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); print(f'{a / b:.2f}' if b > 0 else 'n/a')" "$1" "$2"; }
 
 bash scripts/services.sh up --bench >/dev/null
 echo "building sluice-capture (release) ..."

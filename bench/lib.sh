@@ -1,0 +1,9 @@
+# Sourced by the bench scripts: the local MariaDB that scripts/services.sh starts, and the
+# arithmetic bash cannot do (rows per second, ratios).
+MYSQL_HOST=127.0.0.1 MYSQL_PORT=3307 MYSQL_USER=sluice MYSQL_PW=sluice
+sql() { mariadb --no-defaults -h "$MYSQL_HOST" -P "$MYSQL_PORT" -u"$MYSQL_USER" -p"$MYSQL_PW" "$@"; }
+now() { date +%s.%N; }
+# rate COUNT SECONDS: COUNT per second, as an integer (0 for no time).
+rate() { python3 -c "import sys; n, s = float(sys.argv[1]), float(sys.argv[2]); print(int(n / s) if s > 0 else 0)" "$1" "$2"; }
+# ratio A B: A / B with two decimals ("n/a" for B = 0).
+ratio() { python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); print(f'{a / b:.2f}' if b > 0 else 'n/a')" "$1" "$2"; }
