@@ -636,18 +636,23 @@ async fn table_without_primary_key_is_refused_with_the_fix() {
         &url,
         &format!("mode = \"initial\"\ntables = [\"{db}.t\"]"),
     ));
-    let err = sluice_capture::run::run(
-        &cfg,
-        CancellationToken::new(),
-        Arc::new(AtomicBool::new(false)),
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let err = start_refused(&cfg).await;
     assert!(
         err.contains("has no primary key") && err.contains("snapshot.tables"),
         "{err}"
     );
+}
+
+/// The error a capture run with `cfg` stops with before it starts (it must not start).
+async fn start_refused(cfg: &CaptureConfig) -> String {
+    sluice_capture::run::run(
+        cfg,
+        CancellationToken::new(),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+    .expect_err("the capture must refuse to start")
+    .to_string()
 }
 
 /// A user that can read `db` and the binlog, and write nothing; its name and source URL.
@@ -681,14 +686,7 @@ async fn read_only_user_snapshots_with_binlog_positions() {
 
     // With watermark rows the user cannot even create the signalling table: a clear error.
     let cfg = parse(&config_text(&db, &db, &state, &url, &tables_line));
-    let err = sluice_capture::run::run(
-        &cfg,
-        CancellationToken::new(),
-        Arc::new(AtomicBool::new(false)),
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let err = start_refused(&cfg).await;
     assert!(
         err.contains("cannot create the snapshot signalling table")
             && err.contains("snapshot.watermarks = \"position\""),
