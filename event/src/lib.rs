@@ -11,6 +11,7 @@ mod cell;
 mod json_text;
 mod key;
 mod partition;
+mod read;
 mod seq;
 mod write;
 
@@ -151,6 +152,10 @@ impl ChangeEvent {
 
     /// Reads an event from a message value; rejects other versions and malformed JSON.
     pub fn decode(bytes: &[u8]) -> Result<ChangeEvent, DecodeError> {
+        // The fast path covers what captures write; whatever it leaves, serde_json decides.
+        if let Some(event) = read::decode_fast(bytes).filter(|e| e.v == EVENT_VERSION) {
+            return Ok(event);
+        }
         match serde_json::from_slice::<ChangeEvent>(bytes) {
             Ok(event) if event.v == EVENT_VERSION => Ok(event),
             Ok(event) => Err(DecodeError::UnsupportedVersion {

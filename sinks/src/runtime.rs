@@ -19,6 +19,7 @@ pub use prepare::{Failure, Prepared, Routing};
 use crate::config::SinkConfig;
 use crate::error::SinkError;
 use crate::target::{Target, Write};
+use futures::FutureExt as _;
 use gap::{Cursor, Verdict};
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
@@ -181,6 +182,9 @@ type Tp = (String, i32);
 
 /// How often the lag gauge asks the broker for high watermarks.
 const LAG_INTERVAL: Duration = Duration::from_secs(10);
+/// Messages the dispatcher hands on after one received through its select, as long as the
+/// consumer has them ready.
+const BURST: usize = 256;
 
 /// How long a partition may deliver nothing after its fetching (re)started before the gap check
 /// seeks back (see `gap`): a broker may answer a fetch from inside its last batch with nothing.
@@ -458,7 +462,18 @@ impl Dispatcher {
                 _ = flush_tick.tick() => self.flush_overflow(),
                 _ = lag_tick.tick() => self.report_lag(),
                 m = self.consumer.recv() => match m {
-                    Ok(m) => self.dispatch(&m, &fatal_tx),
+                    Ok(m) => {
+                        self.dispatch(&m, &fatal_tx);
+                        drop(m);
+                        // What the consumer already holds goes out without a trip through
+                        // the select per message (its timers cost more than a dispatch).
+                        for _ in 0..BURST {
+                            match self.consumer.recv().now_or_never() {
+                                Some(Ok(m)) => self.dispatch(&m, &fatal_tx),
+                                _ => break,
+                            }
+                        }
+                    }
                     Err(e) => {
                         if let Some(held_back) = errors.allow(Instant::now()) {
                             tracing::warn!(held_back, "Kafka consumer: {e}; retrying");
