@@ -17,7 +17,7 @@ BATCH="${BATCH:-1000}"
 # Messages per partition the sink may hold before it pauses the partition. Above the messages per
 # partition here, so no partition is paused: on this broker every resume costs a seek and one more
 # fetch (the sink's offset gap check, docs/sink.md), which is the broker's cost, not the target's.
-# MAX_IN_FLIGHT=2000 (the sink's default) bounds the sink's memory; every event arrives with it too.
+# MAX_IN_FLIGHT=20000 (the sink's default) bounds the sink's memory; every event arrives with it too.
 MAX_IN_FLIGHT="${MAX_IN_FLIGHT:-$((EVENTS / 8 + 1000))}"
 BROKER="${SLUICE_BENCH_KAFKA:-127.0.0.1:9095}"
 ES="${SLUICE_TEST_ES_URL:-http://127.0.0.1:9200}"

@@ -14,7 +14,9 @@ EVENTS="${EVENTS:-1000000}"
 BROKERS="${SLUICE_BENCH_KAFKA:-127.0.0.1:9095}"
 REDIS_URL="${SLUICE_TEST_REDIS_URL:-redis://127.0.0.1:6380}"
 WORK="${SLUICE_STATE_DIR:-$ROOT/.state}/bench-sink"
-MAX_IN_FLIGHT="${MAX_IN_FLIGHT:-$EVENTS}"
+# The sink's own defaults unless these are set (consumer.max_in_flight, .max_in_flight_bytes).
+MAX_IN_FLIGHT="${MAX_IN_FLIGHT:-}"
+MAX_IN_FLIGHT_BYTES="${MAX_IN_FLIGHT_BYTES:-}"
 # tansu 0.6 answers every fetch only after sleeping the request's max wait, even when it has data,
 # and with at most 5 MB: with librdkafka's default fetch.wait.max.ms (500) no consumer reads more
 # than ~20 MB/s (~40k of these events/s) from it. The plain consumer and both sinks get the same
@@ -37,11 +39,8 @@ options = { "fetch.wait.max.ms" = "$FETCH_WAIT_MS" }
 group_id = "$2"
 topics = ["$TOPIC"]
 commit_interval_ms = 200
-# tansu's memory engine answers a fetch from an offset inside a stored batch with the batches
-# after it only, and a paused partition resumes from exactly such an offset, which the runtime
-# then seeks back for (runtime/gap.rs): by default the channels take the whole backlog so no
-# partition is paused; MAX_IN_FLIGHT=2000 (the sink's default) measures the bounded-memory case.
-max_in_flight = $MAX_IN_FLIGHT
+${MAX_IN_FLIGHT:+max_in_flight = $MAX_IN_FLIGHT}
+${MAX_IN_FLIGHT_BYTES:+max_in_flight_bytes = $MAX_IN_FLIGHT_BYTES}
 [metrics]
 listen = "127.0.0.1:0"
 [log]
@@ -60,7 +59,7 @@ config redis "$TOPIC-redis" "type = \"redis\"
 url = \"$REDIS_URL\"" '[rules.redis]
 keys = ["bench:user:{id}", "bench:user:email:{email}"]'
 
-echo "== $EVENTS events, topic $TOPIC (8 partitions) on $BROKERS, fetch.wait.max.ms=$FETCH_WAIT_MS, max_in_flight=$MAX_IN_FLIGHT, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== $EVENTS events, topic $TOPIC (8 partitions) on $BROKERS, fetch.wait.max.ms=$FETCH_WAIT_MS, max_in_flight=${MAX_IN_FLIGHT:-default} max_in_flight_bytes=${MAX_IN_FLIGHT_BYTES:-default}, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 "$BENCH" --brokers "$BROKERS" --topic "$TOPIC" --events "$EVENTS" produce --partitions 8
 # The plain consumer gets the sink's own prefetch bound (runtime.rs) and the same fetch wait.
 "$BENCH" --brokers "$BROKERS" --topic "$TOPIC" --events "$EVENTS" \

@@ -12,7 +12,9 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Messages one partition may have read but not yet committed before its reading stops.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 2_000;
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 20_000;
+pub const DEFAULT_MAX_IN_FLIGHT_BYTES: usize = 64 * 1024 * 1024;
+pub const DEFAULT_PAUSE_AFTER_MS: u64 = 1_000;
 /// How often finished offsets are committed to the group.
 pub const DEFAULT_COMMIT_INTERVAL_MS: u64 = 1_000;
 /// How long a revoked partition (or a stopping sink) may take to finish in-flight writes.
@@ -67,10 +69,22 @@ pub struct ConsumerConfig {
     /// Dead-letter topic; `{topic}` is the topic the message came from. Default `{topic}.dlq`.
     #[serde(default = "default_dlq_template")]
     pub dlq_topic: String,
-    /// Messages per partition queued for its worker; as many again are held before the
-    /// partition is paused in the consumer (so at most 2x this many are in memory per partition).
+    /// Messages per partition queued for its worker. A partition with this many waiting holds
+    /// the reading up for up to a second; then it is paused in the consumer and up to as many
+    /// again are held for it (so at most 2x this many are in memory per partition).
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
+    /// Bytes of messages read and not yet written (queued or in a batch), all partitions
+    /// together. Reading stops at this many; after a second without room every partition is
+    /// paused until the workers are below half of it.
+    #[serde(default = "default_max_in_flight_bytes")]
+    pub max_in_flight_bytes: usize,
+    /// How long reading waits for room (in one partition's queue, or under
+    /// `max_in_flight_bytes`) before it pauses the partition (or all of them) and reads on, in
+    /// milliseconds. Pausing drops what the consumer prefetched for the partition, so a short
+    /// wait is cheaper; a long one holds the other partitions up behind a stuck one.
+    #[serde(default = "default_pause_after_ms")]
+    pub pause_after_ms: u64,
     /// How often finished offsets are committed, in milliseconds.
     #[serde(default = "default_commit_interval_ms")]
     pub commit_interval_ms: u64,
@@ -229,6 +243,11 @@ impl ConsumerConfig {
         );
         positive(
             problems,
+            "consumer.max_in_flight_bytes",
+            self.max_in_flight_bytes as u64,
+        );
+        positive(
+            problems,
             "consumer.commit_interval_ms",
             self.commit_interval_ms,
         );
@@ -270,6 +289,14 @@ fn positive(problems: &mut Problems, path: &str, value: u64) {
 fn default_dlq_template() -> String {
     DEFAULT_DLQ_TEMPLATE.to_owned()
 }
+fn default_pause_after_ms() -> u64 {
+    DEFAULT_PAUSE_AFTER_MS
+}
+
+fn default_max_in_flight_bytes() -> usize {
+    DEFAULT_MAX_IN_FLIGHT_BYTES
+}
+
 fn default_max_in_flight() -> usize {
     DEFAULT_MAX_IN_FLIGHT
 }

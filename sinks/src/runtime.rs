@@ -33,10 +33,10 @@ use rdkafka::{Offset, TopicPartitionList};
 use sluice_config::Problems;
 use sluice_rules::RuleSet;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use worker::Stop;
@@ -45,10 +45,12 @@ use worker::Stop;
 /// payload, then each header as name length, name, value length, value (lengths `u32` LE).
 /// One allocation instead of one per part and per header name and value: the dispatcher copies
 /// every message, and the whole backlog may sit in the channels.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Msg {
     pub offset: i64,
     bytes: Box<[u8]>,
+    /// The message's share of the in-flight budget, given back when the message is dropped.
+    charge: Option<Charge>,
     /// Length of the key at the start of `bytes`; `None` when the message has no key.
     key_len: Option<u32>,
     /// Length of the payload after the key; `None` for a tombstone.
@@ -81,9 +83,21 @@ impl Msg {
         Msg {
             offset,
             bytes: bytes.into_boxed_slice(),
+            charge: None,
             key_len: key.map(|k| len_u32(k.len())),
             payload_len: payload.map(|p| len_u32(p.len())),
         }
+    }
+
+    /// Counts the message against `budget` until it is dropped.
+    fn charged(mut self, budget: &Arc<Budget>) -> Msg {
+        let bytes = self.size();
+        budget.used.fetch_add(bytes, Ordering::AcqRel);
+        self.charge = Some(Charge {
+            budget: budget.clone(),
+            bytes,
+        });
+        self
     }
 
     fn from_kafka(m: &BorrowedMessage<'_>) -> Msg {
@@ -146,6 +160,52 @@ fn take_part<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
     let part = tail.get(..len)?;
     *rest = &tail[len..];
     Some(part)
+}
+
+/// Bytes of the messages read from Kafka and not yet dropped (queued for a worker, held back
+/// while its partition is paused, or in a batch being written), all partitions together.
+#[derive(Debug)]
+pub struct Budget {
+    used: AtomicUsize,
+    limit: usize,
+    /// Signalled when `used` falls below `limit`.
+    room: Notify,
+}
+
+impl Budget {
+    fn new(limit: usize) -> Arc<Budget> {
+        Arc::new(Budget {
+            used: AtomicUsize::new(0),
+            limit,
+            room: Notify::new(),
+        })
+    }
+
+    fn full(&self) -> bool {
+        self.used.load(Ordering::Acquire) >= self.limit
+    }
+
+    /// Below half the limit: paused partitions may be resumed.
+    fn low(&self) -> bool {
+        self.used.load(Ordering::Acquire) < self.limit / 2
+    }
+}
+
+/// One message's bytes in the [`Budget`].
+#[derive(Debug)]
+struct Charge {
+    budget: Arc<Budget>,
+    bytes: usize,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        let b = &self.budget;
+        let before = b.used.fetch_sub(self.bytes, Ordering::AcqRel);
+        if before >= b.limit && before - self.bytes < b.limit {
+            b.room.notify_one();
+        }
+    }
 }
 
 /// What every worker shares: the config, the rules, the targets, the dead-letter producer.
@@ -413,6 +473,7 @@ impl Sink {
             env: env.clone(),
             shared: shared.clone(),
             consumer: consumer.clone(),
+            budget: Budget::new(env.config.consumer.max_in_flight_bytes),
         };
         // On a runtime thread, so the rebalance callback may wait for workers in place.
         let result = match tokio::spawn(dispatcher.run(cancel)).await {
@@ -440,10 +501,19 @@ impl Sink {
     }
 }
 
+/// A message its worker had no room for yet.
+struct Blocked {
+    tp: Tp,
+    tx: mpsc::Sender<Msg>,
+    msg: Msg,
+    since: tokio::time::Instant,
+}
+
 struct Dispatcher {
     env: Arc<Env>,
     shared: Arc<Shared>,
     consumer: Arc<StreamConsumer<Ctx>>,
+    budget: Arc<Budget>,
 }
 
 impl Dispatcher {
@@ -453,7 +523,62 @@ impl Dispatcher {
         let mut flush_tick = tokio::time::interval(Duration::from_millis(10));
         let mut errors = RateLimit::new(Duration::from_secs(10));
         let mut lag_tick = tokio::time::interval(LAG_INTERVAL);
+        // A message whose worker's channel is full: nothing more is read until it has room
+        // (librdkafka's own prefetch bound then holds the rest back, and nothing fetched is
+        // dropped), or until `pause_after` passes and its partition is paused instead, so one
+        // stuck worker cannot hold up the other partitions for long.
+        let pause_after = Duration::from_millis(self.env.config.consumer.pause_after_ms);
+        let mut blocked: Option<Blocked> = None;
+        // The workers hold max_in_flight_bytes: nothing more is read until they are below it,
+        // or for `pause_after`; then every partition is paused (flush_overflow resumes them
+        // when the workers are below half of it), and the consumer is polled again meanwhile.
+        let mut full_since: Option<tokio::time::Instant> = None;
+        let mut paused_for_room = false;
         loop {
+            if !self.budget.full() {
+                (full_since, paused_for_room) = (None, false);
+            } else if blocked.is_none() && !paused_for_room {
+                let since = *full_since.get_or_insert_with(tokio::time::Instant::now);
+                let room =
+                    tokio::time::timeout_at(since + pause_after, self.budget.room.notified());
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => return Ok(()),
+                    Some(e) = fatal_rx.recv() => return Err(e),
+                    _ = commit_tick.tick() => self.commit(),
+                    _ = flush_tick.tick() => self.flush_overflow(),
+                    _ = lag_tick.tick() => self.report_lag(),
+                    r = room => if r.is_err() {
+                        self.pause_all();
+                        paused_for_room = true;
+                    },
+                }
+                continue;
+            }
+            if let Some(b) = &blocked {
+                let room =
+                    tokio::time::timeout_at(b.since + pause_after, b.tx.clone().reserve_owned());
+                let room = tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => return Ok(()),
+                    Some(e) = fatal_rx.recv() => return Err(e),
+                    _ = commit_tick.tick() => { self.commit(); continue }
+                    _ = flush_tick.tick() => { self.flush_overflow(); continue }
+                    _ = lag_tick.tick() => { self.report_lag(); continue }
+                    room = room => room,
+                };
+                if let Some(b) = blocked.take() {
+                    match room {
+                        Ok(Ok(permit)) => {
+                            permit.send(b.msg);
+                        }
+                        // The worker stopped with a fatal error; the loop receives it next.
+                        Ok(Err(_)) => {}
+                        Err(_) => self.hold_back(b),
+                    }
+                }
+                continue;
+            }
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return Ok(()),
@@ -463,13 +588,16 @@ impl Dispatcher {
                 _ = lag_tick.tick() => self.report_lag(),
                 m = self.consumer.recv() => match m {
                     Ok(m) => {
-                        self.dispatch(&m, &fatal_tx);
+                        blocked = self.dispatch(&m, &fatal_tx);
                         drop(m);
                         // What the consumer already holds goes out without a trip through
                         // the select per message (its timers cost more than a dispatch).
                         for _ in 0..BURST {
+                            if blocked.is_some() {
+                                break;
+                            }
                             match self.consumer.recv().now_or_never() {
-                                Some(Ok(m)) => self.dispatch(&m, &fatal_tx),
+                                Some(Ok(m)) => blocked = self.dispatch(&m, &fatal_tx),
                                 _ => break,
                             }
                         }
@@ -484,13 +612,57 @@ impl Dispatcher {
         }
     }
 
-    fn dispatch(&self, m: &BorrowedMessage<'_>, fatal: &mpsc::Sender<SinkError>) {
+    /// Pauses every partition with a worker, until the workers are below half the budget.
+    fn pause_all(&self) {
+        let tps: Vec<Tp> = {
+            let mut state = self.shared.lock();
+            state
+                .workers
+                .iter_mut()
+                .filter(|(_, h)| !h.paused)
+                .map(|(tp, h)| {
+                    h.paused = true;
+                    tp.clone()
+                })
+                .collect()
+        };
+        tracing::debug!(
+            partitions = tps.len(),
+            "the workers hold consumer.max_in_flight_bytes; pausing every partition until they are below half of it"
+        );
+        for tp in &tps {
+            self.pause(tp, true);
+        }
+    }
+
+    /// A blocked message whose worker found no room within `pause_after_ms`: it waits in the
+    /// partition's overflow, and the partition is paused until the worker catches up.
+    fn hold_back(&self, b: Blocked) {
+        let mut state = self.shared.lock();
+        let Some(handle) = state.workers.get_mut(&b.tp) else {
+            return;
+        };
+        handle.overflow.push_back(b.msg);
+        if !handle.paused {
+            handle.paused = true;
+            drop(state);
+            self.pause(&b.tp, true);
+        }
+    }
+
+    /// Hands the message to its partition's worker; returns it when the worker's channel is
+    /// full.
+    fn dispatch(
+        &self,
+        m: &BorrowedMessage<'_>,
+        fatal: &mpsc::Sender<SinkError>,
+    ) -> Option<Blocked> {
         let tp = (m.topic().to_owned(), m.partition());
         let offset = m.offset();
         let mut state = self.shared.lock();
         let Some(cursor) = state.assigned.get_mut(&tp) else {
             // A message of a partition revoked in the meantime; its next owner reads it.
-            return;
+            return None;
         };
         match cursor.check(offset, Instant::now) {
             Verdict::Take => {}
@@ -508,11 +680,11 @@ impl Dispatcher {
                     "topic" => tp.0.clone(), "outcome" => "genuine")
                 .increment(1);
             }
-            Verdict::Drop => return,
+            Verdict::Drop => return None,
             Verdict::Seek { to } => {
                 drop(state);
                 self.seek(&tp, to);
-                return;
+                return None;
             }
             Verdict::NeedFloor => {
                 drop(state);
@@ -521,20 +693,26 @@ impl Dispatcher {
                 return self.dispatch(m, fatal);
             }
         }
-        let msg = Msg::from_kafka(m);
+        let msg = Msg::from_kafka(m).charged(&self.budget);
         if !state.workers.contains_key(&tp) {
             let handle = spawn_worker(&self.env, &tp, fatal.clone());
             state.workers.insert(tp.clone(), handle);
         }
-        let Some(handle) = state.workers.get_mut(&tp) else {
-            return;
-        };
+        let handle = state.workers.get_mut(&tp)?;
         let msg = if handle.overflow.is_empty() {
             match handle.tx.try_send(msg) {
-                Ok(()) => return,
+                Ok(()) => return None,
+                Err(mpsc::error::TrySendError::Full(msg)) if !handle.paused => {
+                    return Some(Blocked {
+                        tx: handle.tx.clone(),
+                        tp,
+                        msg,
+                        since: tokio::time::Instant::now(),
+                    })
+                }
                 Err(mpsc::error::TrySendError::Full(msg)) => msg,
                 // The worker stopped with a fatal error, which the loop is about to receive.
-                Err(mpsc::error::TrySendError::Closed(_)) => return,
+                Err(mpsc::error::TrySendError::Closed(_)) => return None,
             }
         } else {
             msg
@@ -546,6 +724,7 @@ impl Dispatcher {
             handle.paused = true;
             self.pause(&tp, true);
         }
+        None
     }
 
     /// Moves held-back messages into workers that have room again; resumes their partitions.
@@ -571,7 +750,7 @@ impl Dispatcher {
                         }
                     }
                 }
-                if h.paused && h.overflow.is_empty() {
+                if h.paused && h.overflow.is_empty() && self.budget.low() {
                     h.paused = false;
                     resume.push(tp.clone());
                     if let Some(Verdict::Seek { to }) =
@@ -823,7 +1002,31 @@ pub(crate) fn kafka_error(
 
 #[cfg(test)]
 mod msg_tests {
-    use super::Msg;
+    use super::{Budget, Msg};
+    use futures::FutureExt as _;
+
+    #[test]
+    fn the_budget_counts_messages_until_they_are_dropped_and_signals_room() {
+        let budget = Budget::new(100);
+        let msg = |n: usize| Msg::new(0, None, Some(&vec![b'x'; n]), std::iter::empty());
+        let a = msg(60).charged(&budget);
+        assert!(!budget.full() && !budget.low());
+        let b = msg(45).charged(&budget);
+        assert!(budget.full());
+        // Nothing has been given back yet: no room to signal.
+        assert!(budget.room.notified().now_or_never().is_none());
+        drop(a);
+        assert!(!budget.full() && budget.low());
+        assert!(
+            budget.room.notified().now_or_never().is_some(),
+            "room signalled"
+        );
+        drop(b);
+        assert_eq!(budget.used.load(std::sync::atomic::Ordering::Acquire), 0);
+        // An uncharged message (tests, the DLQ) counts nothing.
+        drop(msg(500));
+        assert_eq!(budget.used.load(std::sync::atomic::Ordering::Acquire), 0);
+    }
 
     #[test]
     fn a_message_keeps_its_parts() {
