@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// Messages one partition may have read but not yet committed before its reading stops.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 20_000;
-pub const DEFAULT_MAX_IN_FLIGHT_BYTES: usize = 64 * 1024 * 1024;
+pub const DEFAULT_MAX_IN_FLIGHT_BYTES: usize = 32 * 1024 * 1024;
 pub const DEFAULT_PAUSE_AFTER_MS: u64 = 1_000;
 /// How often finished offsets are committed to the group.
 pub const DEFAULT_COMMIT_INTERVAL_MS: u64 = 1_000;
