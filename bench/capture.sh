@@ -102,6 +102,7 @@ C=$(rate "$C_ROWS" "$C_S")
 # (d) sluice-capture run until the checkpoint reaches the end position. Its topic is created
 # first, untimed, as (e)'s is: the run measures reading, encoding and publishing, not CreateTopics.
 "$CEILING" "$BROKER" "sluice.bench-$$" 0 1 6 >/dev/null
+trap 'drop_topics "$BROKER" "sluice.bench-$$" "sluice.big-$$"' EXIT
 t0=$(now)
 /usr/bin/time -f "%M" -o "$WORK/run.rss" "$BIN" run --config "$WORK/capture.toml" 2>"$WORK/run.log" &
 RUN_PID=$!

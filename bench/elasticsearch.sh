@@ -31,6 +31,7 @@ cargo build --release --quiet -p sluice-sinks --bin sluice-sink --example es_ben
 SINK="$ROOT/target/release/sluice-sink"
 HELPER="$ROOT/target/release/examples/es_bench"
 
+trap 'drop_topics "$BROKER" "$RUN" "$RUN.dlq"' EXIT
 echo "producing $EVENTS events to $RUN (8 partitions) on $BROKER ..."
 "$HELPER" produce --brokers "$BROKER" --topic "$RUN" --partitions 8 --events "$EVENTS"
 

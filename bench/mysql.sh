@@ -34,6 +34,8 @@ if [ -z "${SLUICE_TEST_MYSQL_URL:-}" ] && [ -r "$PIDFILE" ]; then SERVER=(--serv
 RUN="$(date +%s)"
 TOPIC="bench_mysql_$RUN"
 DB="bench_mysql_$RUN"
+source "$ROOT/bench/lib.sh"
+trap 'drop_topics "$BROKERS" "$TOPIC" "$TOPIC.dlq"' EXIT
 
 HOSTPORT="${URL#*@}"; HOSTPORT="${HOSTPORT%%/*}"
 CREDS="${URL#*://}"; CREDS="${CREDS%@*}"

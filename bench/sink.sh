@@ -29,6 +29,8 @@ cargo build --release --quiet -p sluice-sinks --bins --examples
 BENCH=target/release/examples/sink_bench
 SINK=target/release/sluice-sink
 TOPIC="bench_sink_$(date +%s)"
+source bench/lib.sh
+trap 'drop_topics "$BROKERS" "$TOPIC" "$TOPIC.dlq"' EXIT
 
 config() { # name group target-toml rule-extra
     cat >"$WORK/$1.toml" <<TOML

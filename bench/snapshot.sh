@@ -50,6 +50,7 @@ A=$(rate "$ROWS" "$A_S")
 
 # (b) initial snapshot through sluice-capture run, until acknowledged
 INSTANCE="snapbench-$$"
+trap 'drop_topics "$BROKER" "sluice.$INSTANCE"' EXIT
 cat >"$WORK/capture.toml" <<TOML
 instance = "$INSTANCE"
 [source]
