@@ -204,7 +204,9 @@ fn sink(
     let deadline = started + Duration::from_secs(900);
     let mut peak_kb = 0u64;
     loop {
-        std::thread::sleep(Duration::from_millis(100));
+        // Polled often: the sink's time ends when its commit lands, and a coarse poll would add
+        // up to its own period to that (the plain consumer's time ends at its last message).
+        std::thread::sleep(Duration::from_millis(20));
         peak_kb = peak_kb.max(common::vm_hwm_kb(pid).unwrap_or(0));
         if let Some(status) = child.try_wait()? {
             bail!("{label}: sluice-sink exited early with {status}");
