@@ -30,6 +30,9 @@ echo "building sluice-capture (release) ..."
 cargo build --release --quiet -p sluice-capture --bin sluice-capture --example producer_ceiling
 BIN="$ROOT/target/release/sluice-capture"
 CEILING="$ROOT/target/release/examples/producer_ceiling"
+# (e) has the capture's allocator and the purge delay sluice-capture sets for itself
+# (sluice_config::allocator), so the ratio compares like with like.
+export MIMALLOC_PURGE_DELAY="${MIMALLOC_PURGE_DELAY:-1000}"
 
 if [ ! -x bench/.venv/bin/python ]; then
     echo "creating bench/.venv with python-mysql-replication ..."
@@ -102,7 +105,7 @@ C=$(rate "$C_ROWS" "$C_S")
 # (d) sluice-capture run until the checkpoint reaches the end position. Its topic is created
 # first, untimed, as (e)'s is: the run measures reading, encoding and publishing, not CreateTopics.
 "$CEILING" "$BROKER" "sluice.bench-$$" 0 1 6 >/dev/null
-trap 'drop_topics "$BROKER" "sluice.bench-$$" "sluice.big-$$"' EXIT
+trap 'drop_topics "$BROKER" "sluice.bench-$$" "sluice.big-$$" "bench-ceiling-$$" "bench-ceiling0-$$"' EXIT
 t0=$(now)
 /usr/bin/time -f "%M" -o "$WORK/run.rss" "$BIN" run --config "$WORK/capture.toml" 2>"$WORK/run.log" &
 RUN_PID=$!

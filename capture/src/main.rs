@@ -98,8 +98,16 @@ fn shutdown_on_signal(cancel: CancellationToken) {
     });
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    sluice_config::allocator::keep_freed_memory_a_while();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(run_cli())
+}
+
+async fn run_cli() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let cancel = CancellationToken::new();
     shutdown_on_signal(cancel.clone());

@@ -2,6 +2,7 @@
 //! interpolation, collecting every validation problem with its key path, secrets that never
 //! print, and the Kafka, metrics and log sections both binaries have.
 
+pub mod allocator;
 mod common;
 mod env;
 mod problems;

@@ -14,34 +14,6 @@ use tokio_util::sync::CancellationToken;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc gives freed memory back to the OS after 10 ms by default. The sink frees and
-/// allocates hundreds of MB per second, so the kernel zeroed the same pages over and over:
-/// 20% of the sink's CPU in the MySQL bench, and the no-op sink used 4.8-5.8 µs of CPU per event
-/// instead of 3.3-3.7 with a 1 s delay (docs/performance.md). mimalloc reads its options from
-/// the environment only when the process starts, so the sink runs itself again, once, with
-/// `MIMALLOC_PURGE_DELAY=1000` (same pid and arguments). A value the user set is left alone; if
-/// the exec fails, the sink runs on with mimalloc's default.
-fn keep_freed_memory_a_while() {
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::CommandExt as _;
-        const VAR: &str = "MIMALLOC_PURGE_DELAY";
-        if std::env::var_os(VAR).is_some() {
-            return;
-        }
-        let Ok(exe) = std::env::current_exe() else {
-            return;
-        };
-        let mut args = std::env::args_os();
-        let mut cmd = std::process::Command::new(exe);
-        if let Some(arg0) = args.next() {
-            cmd.arg0(arg0);
-        }
-        // Returns only when the exec failed.
-        let _ = cmd.args(args).env(VAR, "1000").exec();
-    }
-}
-
 /// A rule-driven consumer group that writes change events to Elasticsearch, MySQL and Redis.
 #[derive(Parser)]
 #[command(name = "sluice-sink", version)]
@@ -113,7 +85,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    keep_freed_memory_a_while();
+    sluice_config::allocator::keep_freed_memory_a_while();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
