@@ -260,6 +260,9 @@ struct Handle {
     /// Messages read while the worker's channel was full; the partition is paused meanwhile.
     overflow: VecDeque<Msg>,
     paused: bool,
+    /// Paused because all workers together held `max_in_flight_bytes`: resumed only once they
+    /// are below half of it (a partition paused for its own queue resumes when that has room).
+    waits_for_budget: bool,
     /// Next offset to commit (every earlier message is done or dead-lettered); -1 before any.
     done: Arc<AtomicI64>,
     committed: i64,
@@ -622,6 +625,7 @@ impl Dispatcher {
                 .filter(|(_, h)| !h.paused)
                 .map(|(tp, h)| {
                     h.paused = true;
+                    h.waits_for_budget = true;
                     tp.clone()
                 })
                 .collect()
@@ -750,8 +754,9 @@ impl Dispatcher {
                         }
                     }
                 }
-                if h.paused && h.overflow.is_empty() && self.budget.low() {
+                if h.paused && h.overflow.is_empty() && (!h.waits_for_budget || self.budget.low()) {
                     h.paused = false;
+                    h.waits_for_budget = false;
                     resume.push(tp.clone());
                     if let Some(Verdict::Seek { to }) =
                         assigned.get_mut(tp).and_then(|c| c.resumed(now))
@@ -904,6 +909,7 @@ fn spawn_worker(env: &Arc<Env>, (topic, partition): &Tp, fatal: mpsc::Sender<Sin
         tx,
         overflow: VecDeque::new(),
         paused: false,
+        waits_for_budget: false,
         done,
         committed: -1,
         stop,
