@@ -596,7 +596,7 @@ impl Dispatcher {
                         // What the consumer already holds goes out without a trip through
                         // the select per message (its timers cost more than a dispatch).
                         for _ in 0..BURST {
-                            if blocked.is_some() {
+                            if blocked.is_some() || self.budget.full() {
                                 break;
                             }
                             match self.consumer.recv().now_or_never() {
