@@ -197,6 +197,21 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_file_names_the_path_and_the_os_error_once() {
+        let e = crate::load::<File>(std::path::Path::new("/nonexistent/sluice.toml")).unwrap_err();
+        // Printed as an error chain (`{:#}` of anyhow walks `source()`), the OS error must not
+        // appear a second time.
+        assert!(std::error::Error::source(&e).is_none());
+        let text = e.to_string();
+        assert!(
+            text.starts_with("cannot read config file /nonexistent/sluice.toml: ")
+                && text.ends_with("; check the path given with --config")
+                && text.matches("os error").count() == 1,
+            "{text}"
+        );
+    }
+
+    #[test]
     fn every_problem_with_its_path() {
         let err = parse("[kafka]\nbrokers = [\"nohost\", \"a:1\"]\nsasl_mechanism = \"PLAIN\"\n")
             .unwrap_err();

@@ -21,10 +21,12 @@ use std::path::{Path, PathBuf};
 /// Why a config file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}; check the path given with --config")]
+    // `cause` is not the error's `source`: printed in the message, it would print twice in an
+    // error chain (`{:#}`), as it did.
+    #[error("cannot read config file {path}: {cause}; check the path given with --config")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{path}: {message}")]
     Env { path: PathBuf, message: String },
@@ -71,9 +73,9 @@ pub trait Validate {
 
 /// Reads a TOML file, interpolates `${ENV}` references, parses it into `T` and validates it.
 pub fn load<T: DeserializeOwned + Validate>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
         path: path.to_owned(),
-        source,
+        cause,
     })?;
     parse(&text, path, |name| std::env::var(name).ok())
 }
