@@ -4,7 +4,8 @@
 #   baseline - the same rows loaded into MariaDB with plain multi-row
 #              INSERT ... ON DUPLICATE KEY UPDATE (1,000 rows each) from one client: the ceiling,
 #   sink     - sluice-sink writing them into a replica table, from start until fully committed,
-# printing rows/s and the ratio sink / baseline. EVENTS=200000 bench/mysql.sh for a shorter run.
+# printing rows/s and the ratio sink / baseline. EVENTS=200000 bench/mysql.sh for a shorter run;
+# SINK_BIN=path runs another sluice-sink build (or a wrapper that profiles it) in the sink step.
 # consumer.max_in_flight is the backlog: a paused partition of tansu's memory engine resumes only
 # after the runtime seeks back (runtime/gap.rs), which is slow (docs/performance.md, sluice-sink).
 # kafka fetch.wait.max.ms is 10 (FETCH_WAIT_MS): tansu 0.6 sleeps the full wait on every fetch,
@@ -26,7 +27,7 @@ mkdir -p "$WORK"
 bash scripts/services.sh up --bench >&2
 cargo build --release --quiet -p sluice-sinks --bin sluice-sink --example mysql_bench
 BENCH=target/release/examples/mysql_bench
-SINK=target/release/sluice-sink
+SINK="${SINK_BIN:-target/release/sluice-sink}"
 # The local MariaDB's pid, so the helper prints the server's CPU time for each load.
 PIDFILE="${SLUICE_STATE_DIR:-$ROOT/.state}/mariadb/mariadbd.pid"
 SERVER=()

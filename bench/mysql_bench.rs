@@ -193,7 +193,9 @@ fn sink(cli: &Cli, bin: &PathBuf, config: &PathBuf, group: &str) -> anyhow::Resu
         .context("start sluice-sink")?;
     let mut sink_cpu = 0.0;
     let done = loop {
-        std::thread::sleep(Duration::from_millis(200));
+        // Polled often: the time ends when the commit lands, and a coarse poll adds up to its
+        // own period to it.
+        std::thread::sleep(Duration::from_millis(20));
         sink_cpu = common::cpu_secs(child.id()).unwrap_or(sink_cpu);
         if let Some(status) = child.try_wait()? {
             bail!("sluice-sink exited early: {status}");
