@@ -36,13 +36,14 @@ RUN="$(date +%s)"
 TOPIC="bench_mysql_$RUN"
 DB="bench_mysql_$RUN"
 source "$ROOT/bench/lib.sh"
-trap 'drop_topics "$BROKERS" "$TOPIC" "$TOPIC.dlq"' EXIT
 
 HOSTPORT="${URL#*@}"; HOSTPORT="${HOSTPORT%%/*}"
 CREDS="${URL#*://}"; CREDS="${CREDS%@*}"
 sql() { mariadb --no-defaults -h "${HOSTPORT%:*}" -P "${HOSTPORT#*:}" -u"${CREDS%%:*}" -p"${CREDS#*:}" "$@"; }
 TABLE='(id BIGINT UNSIGNED NOT NULL PRIMARY KEY, name VARCHAR(64) NOT NULL, status VARCHAR(16) NOT NULL,
         qty INT NOT NULL, amount DECIMAL(12,2) NOT NULL, updated_at DATETIME(6) NOT NULL) ENGINE=InnoDB'
+# The topics and the database go when the script ends: 1M rows twice is ~1 GB of tables and binlog.
+trap 'drop_topics "$BROKERS" "$TOPIC" "$TOPIC.dlq"; sql -e "DROP DATABASE IF EXISTS $DB"' EXIT
 sql -e "CREATE DATABASE $DB; CREATE TABLE $DB.items $TABLE; CREATE TABLE $DB.items_baseline $TABLE"
 
 cat >"$WORK/sink.toml" <<TOML

@@ -6,11 +6,11 @@
 
 use super::config::MysqlRule;
 use base64::Engine as _;
+use rustc_hash::FxHashMap;
 use serde_json::Value;
 use sluice_event::{EventType, Row};
 use sluice_rules::Mapped;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -46,42 +46,43 @@ pub struct TableMeta {
     pub columns: Vec<(String, ColumnKind)>,
     pub primary_key: Vec<String>,
     /// Lower-case name to index in `columns` (MySQL column names ignore case).
-    index: HashMap<String, usize>,
+    index: FxHashMap<String, usize>,
     /// `columns`' names, shared by every op that writes them.
     shared: Vec<Arc<str>>,
 }
 
 /// One value as it is sent to the server.
 #[derive(Debug, Clone, PartialEq)]
-pub enum SqlValue {
+pub enum SqlValue<'a> {
     Null,
     Int(i64),
     UInt(u64),
     Float(f64),
-    Text(String),
-    Bytes(Vec<u8>),
+    /// Borrowed from the mapped row where the text is the row's own.
+    Text(Cow<'a, str>),
+    Bytes(Cow<'a, [u8]>),
 }
 
 /// A value and how it appears in the statement.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Bound {
+pub enum Bound<'a> {
     /// `?`
-    Value(SqlValue),
+    Value(SqlValue<'a>),
     /// `ST_GeomFromWKB(?, ?)`
     Geometry { wkb: Vec<u8>, srid: u32 },
 }
 
 /// What one item asks of one row.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Op {
+pub struct Op<'a> {
     pub kind: OpKind,
     /// The key values, in key-column order.
-    pub key: Vec<SqlValue>,
+    pub key: Vec<SqlValue<'a>>,
     /// The key as text, to find the last op per key.
     pub key_id: String,
     /// Upserts: the columns written (server spelling) and their values.
     pub columns: Vec<Arc<str>>,
-    pub values: Vec<Bound>,
+    pub values: Vec<Bound<'a>>,
     pub seq: i64,
 }
 
@@ -96,7 +97,7 @@ pub enum OpKind {
 pub struct Statement<'a> {
     pub sql: String,
     /// Borrowed from the ops where they are, so no value is copied on the way to the SQL.
-    pub args: Vec<Cow<'a, SqlValue>>,
+    pub args: Vec<Cow<'a, SqlValue<'a>>>,
 }
 
 impl Statement<'_> {
@@ -146,7 +147,7 @@ impl Statement<'_> {
 /// `v` as an SQL literal that means the same in every `sql_mode`: text in quotes when it holds
 /// no quote, backslash or NUL, else as `_utf8mb4 X'…'` (hex, so no escaping rules apply);
 /// bytes as `X'…'`, floats in exponent form (read back exactly), integers as they are.
-pub fn push_literal(out: &mut String, v: &SqlValue) {
+pub fn push_literal(out: &mut String, v: &SqlValue<'_>) {
     match v {
         SqlValue::Null => out.push_str("NULL"),
         SqlValue::Int(i) => {
@@ -189,7 +190,7 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
 }
 
 /// About how long `v` is as a literal.
-fn literal_len(v: &SqlValue) -> usize {
+fn literal_len(v: &SqlValue<'_>) -> usize {
     match v {
         SqlValue::Null | SqlValue::Int(_) | SqlValue::UInt(_) | SqlValue::Float(_) => 24,
         SqlValue::Text(t) => 12 + 2 * t.len(),
@@ -271,12 +272,12 @@ impl ColumnKind {
 }
 
 /// The ops of one item. An error is definite: the row cannot be written as it is.
-pub fn ops(
+pub fn ops<'a>(
     rule: &MysqlRule,
     meta: &TableMeta,
     key: &[String],
-    mapped: &Mapped,
-) -> Result<Vec<Op>, String> {
+    mapped: &'a Mapped,
+) -> Result<Vec<Op<'a>>, String> {
     let mut out = Vec::with_capacity(2);
     match mapped.kind {
         EventType::Ddl => return Ok(out),
@@ -285,8 +286,9 @@ pub fn ops(
             let new = upsert(rule, meta, key, &mapped.doc, mapped.seq, None)?;
             // The row moved to another key: its old key must not stay behind.
             if let Some(old) = &mapped.old_doc {
-                let old_key = key_values(rule, meta, key, old)?;
-                if old_key.1 != new.key_id {
+                if !same_key(key, old, &mapped.doc)
+                    && key_values(rule, meta, key, old)?.1 != new.key_id
+                {
                     out.push(delete(rule, meta, key, old, mapped.seq)?);
                 }
             }
@@ -296,13 +298,13 @@ pub fn ops(
     Ok(out)
 }
 
-fn delete(
+fn delete<'a>(
     rule: &MysqlRule,
     meta: &TableMeta,
     key: &[String],
-    row: &Row,
+    row: &'a Row,
     seq: i64,
-) -> Result<Op, String> {
+) -> Result<Op<'a>, String> {
     match &rule.soft_delete {
         // A soft delete keeps the row as it was, marked.
         Some(column) => {
@@ -315,7 +317,7 @@ fn delete(
             })?;
             let mark = match kind {
                 ColumnKind::Integer => SqlValue::Int(1),
-                _ => SqlValue::Text(seq_time(seq)),
+                _ => SqlValue::Text(Cow::Owned(seq_time(seq))),
             };
             upsert(rule, meta, key, row, seq, Some(mark))
         }
@@ -334,14 +336,14 @@ fn delete(
 }
 
 /// An upsert of `row`; `mark` is the soft-delete column's value (NULL when the row is live).
-fn upsert(
+fn upsert<'a>(
     rule: &MysqlRule,
     meta: &TableMeta,
     key: &[String],
-    row: &Row,
+    row: &'a Row,
     seq: i64,
-    mark: Option<SqlValue>,
-) -> Result<Op, String> {
+    mark: Option<SqlValue<'a>>,
+) -> Result<Op<'a>, String> {
     let (key_values, key_id) = key_values(rule, meta, key, row)?;
     let mut columns = Vec::with_capacity(row.len() + 2);
     let mut values = Vec::with_capacity(row.len() + 2);
@@ -400,13 +402,21 @@ fn column_name(meta: &TableMeta, column: &str, setting: &str) -> Result<Arc<str>
     })
 }
 
+/// Whether both rows hold the same JSON in every key column (then the key did not move).
+fn same_key(key: &[String], old: &Row, new: &Row) -> bool {
+    key.iter().all(|k| {
+        let (o, n) = (old.get(k.as_str()), new.get(k.as_str()));
+        o.is_some() && o == n
+    })
+}
+
 /// The key's values and its identity text.
-fn key_values(
+fn key_values<'a>(
     rule: &MysqlRule,
     meta: &TableMeta,
     key: &[String],
-    row: &Row,
-) -> Result<(Vec<SqlValue>, String), String> {
+    row: &'a Row,
+) -> Result<(Vec<SqlValue<'a>>, String), String> {
     let mut values = Vec::with_capacity(key.len());
     let mut id = String::new();
     for k in key {
@@ -429,21 +439,40 @@ fn key_values(
             .map(|(_, kind)| kind)
             .unwrap_or(ColumnKind::Other);
         match bind(kind, v).map_err(|e| format!("key column `{k}`: {e}"))? {
-            Bound::Value(sv) => values.push(sv),
+            Bound::Value(sv) => {
+                push_key_id(&mut id, &sv);
+                values.push(sv);
+            }
             Bound::Geometry { .. } => {
                 return Err(format!("key column `{k}` is spatial; use another key"))
             }
         }
-        let _ = write!(id, "{v}\u{1f}");
     }
     Ok((values, id))
 }
 
+/// Appends one key value to a key's identity text: a type letter, then the value; text and
+/// bytes with their length first, so no two different keys give the same text.
+fn push_key_id(id: &mut String, v: &SqlValue<'_>) {
+    let _ = match v {
+        SqlValue::Null => write!(id, "n;"),
+        SqlValue::Int(i) => write!(id, "i{i};"),
+        SqlValue::UInt(u) => write!(id, "u{u};"),
+        SqlValue::Float(f) => write!(id, "f{f:e};"),
+        SqlValue::Text(t) => write!(id, "t{}:{t}", t.len()),
+        SqlValue::Bytes(b) => {
+            let _ = write!(id, "b{}:", b.len());
+            push_hex(id, b);
+            Ok(())
+        }
+    };
+}
+
 /// One JSON value (docs/event-format.md) as the replica column of `kind` wants it.
-pub fn bind(kind: ColumnKind, value: &Value) -> Result<Bound, String> {
+pub fn bind(kind: ColumnKind, value: &Value) -> Result<Bound<'_>, String> {
     let v = match (kind, value) {
         (_, Value::Null) => SqlValue::Null,
-        (ColumnKind::Json, v) => SqlValue::Text(v.to_string()),
+        (ColumnKind::Json, v) => SqlValue::Text(Cow::Owned(v.to_string())),
         (ColumnKind::Geometry, Value::Object(o)) => {
             let srid = o.get("srid").and_then(Value::as_u64).unwrap_or(0);
             let wkb = o.get("wkb").and_then(Value::as_str).ok_or_else(|| {
@@ -459,17 +488,17 @@ pub fn bind(kind: ColumnKind, value: &Value) -> Result<Bound, String> {
             (Some(i), _, _) => SqlValue::Int(i),
             (_, Some(u), _) => SqlValue::UInt(u),
             (_, _, Some(f)) => SqlValue::Float(f),
-            _ => SqlValue::Text(n.to_string()),
+            _ => SqlValue::Text(Cow::Owned(n.to_string())),
         },
-        (ColumnKind::Binary, Value::String(s)) => SqlValue::Bytes(base64_decode(s)?),
+        (ColumnKind::Binary, Value::String(s)) => SqlValue::Bytes(Cow::Owned(base64_decode(s)?)),
         (ColumnKind::DateTime, Value::String(s)) => SqlValue::Text(datetime(s)),
-        (_, Value::String(s)) => SqlValue::Text(s.clone()),
+        (_, Value::String(s)) => SqlValue::Text(Cow::Borrowed(s)),
         // SET members: MySQL's own text form is the members joined by commas.
         (_, Value::Array(items)) if items.iter().all(Value::is_string) => {
             let parts: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
-            SqlValue::Text(parts.join(","))
+            SqlValue::Text(Cow::Owned(parts.join(",")))
         }
-        (_, v) => SqlValue::Text(v.to_string()),
+        (_, v) => SqlValue::Text(Cow::Owned(v.to_string())),
     };
     Ok(Bound::Value(v))
 }
@@ -481,11 +510,17 @@ fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
 }
 
 /// `2026-11-21T09:15:02.123Z` → `2026-11-21 09:15:02.123` (the session time zone is UTC).
-fn datetime(s: &str) -> String {
+fn datetime(s: &str) -> Cow<'_, str> {
     let s = s.strip_suffix('Z').unwrap_or(s);
-    match s.as_bytes().get(10) {
-        Some(b'T') => format!("{} {}", &s[..10], &s[11..]),
-        _ => s.to_owned(),
+    match (s.get(..10), s.as_bytes().get(10), s.get(11..)) {
+        (Some(date), Some(b'T'), Some(time)) => {
+            let mut out = String::with_capacity(s.len());
+            out.push_str(date);
+            out.push(' ');
+            out.push_str(time);
+            Cow::Owned(out)
+        }
+        _ => Cow::Borrowed(s),
     }
 }
 
@@ -505,10 +540,11 @@ pub fn plan<'a>(
     rule: &MysqlRule,
     meta: &TableMeta,
     key: &[String],
-    ops: &[&'a Op],
+    ops: &[&'a Op<'a>],
 ) -> Vec<Statement<'a>> {
-    let mut slot: HashMap<&str, usize> = HashMap::with_capacity(ops.len());
-    let mut last: Vec<&Op> = Vec::with_capacity(ops.len());
+    let mut slot: FxHashMap<&str, usize> =
+        FxHashMap::with_capacity_and_hasher(ops.len(), Default::default());
+    let mut last: Vec<&Op<'a>> = Vec::with_capacity(ops.len());
     for op in ops {
         match slot.get(op.key_id.as_str()) {
             Some(&i) => last[i] = op,
@@ -519,7 +555,7 @@ pub fn plan<'a>(
         }
     }
     let mut out = Vec::new();
-    let deletes: Vec<&Op> = last
+    let deletes: Vec<&Op<'a>> = last
         .iter()
         .copied()
         .filter(|o| o.kind == OpKind::Delete)
@@ -528,7 +564,7 @@ pub fn plan<'a>(
     for chunk in deletes.chunks((MAX_PARAMS / per.max(1)).max(1)) {
         out.push(delete_statement(rule, meta, key, chunk));
     }
-    let mut run: Vec<&Op> = Vec::new();
+    let mut run: Vec<&Op<'a>> = Vec::new();
     let (mut run_params, mut run_bytes) = (0, 0);
     for op in last.iter().copied().filter(|o| o.kind == OpKind::Upsert) {
         let (p, b) = (params(op), bytes(op));
@@ -578,7 +614,7 @@ fn delete_statement<'a>(
     rule: &MysqlRule,
     meta: &TableMeta,
     key: &[String],
-    ops: &[&'a Op],
+    ops: &[&'a Op<'a>],
 ) -> Statement<'a> {
     let mut sql = format!("DELETE FROM {} WHERE ", meta.qualified());
     let mut args = Vec::new();
@@ -628,7 +664,7 @@ fn upsert_statement<'a>(
     rule: &MysqlRule,
     meta: &TableMeta,
     key: &[String],
-    ops: &[&'a Op],
+    ops: &[&'a Op<'a>],
 ) -> Statement<'a> {
     let Some(first) = ops.first() else {
         return Statement {
@@ -659,7 +695,7 @@ fn upsert_statement<'a>(
                 }
                 Bound::Geometry { wkb, srid } => {
                     sql.push_str("ST_GeomFromWKB(?, ?)");
-                    args.push(Cow::Owned(SqlValue::Bytes(wkb.clone())));
+                    args.push(Cow::Owned(SqlValue::Bytes(Cow::Borrowed(wkb))));
                     args.push(Cow::Owned(SqlValue::UInt(u64::from(*srid))));
                 }
             }
@@ -757,7 +793,7 @@ mod tests {
         vec!["id".into()]
     }
 
-    fn sql_of(r: &MysqlRule, items: &[Mapped]) -> Vec<(String, Vec<SqlValue>)> {
+    fn sql_of(r: &MysqlRule, items: &[Mapped]) -> Vec<(String, Vec<SqlValue<'static>>)> {
         let all: Vec<Op> = items
             .iter()
             .flat_map(|m| ops(r, &meta(), &key(), m).unwrap())
@@ -765,8 +801,19 @@ mod tests {
         let refs: Vec<&Op> = all.iter().collect();
         plan(r, &meta(), &key(), &refs)
             .into_iter()
-            .map(|s| (s.sql, s.args.into_iter().map(Cow::into_owned).collect()))
+            .map(|s| (s.sql, s.args.iter().map(|v| owned(v)).collect()))
             .collect()
+    }
+
+    fn owned(v: &SqlValue<'_>) -> SqlValue<'static> {
+        match v {
+            SqlValue::Null => SqlValue::Null,
+            SqlValue::Int(i) => SqlValue::Int(*i),
+            SqlValue::UInt(u) => SqlValue::UInt(*u),
+            SqlValue::Float(f) => SqlValue::Float(*f),
+            SqlValue::Text(t) => SqlValue::Text(Cow::Owned(t.to_string())),
+            SqlValue::Bytes(b) => SqlValue::Bytes(Cow::Owned(b.to_vec())),
+        }
     }
 
     #[test]
@@ -811,7 +858,7 @@ mod tests {
             (
                 Binary,
                 json!("AAECAP8="),
-                Bound::Value(Bytes(vec![0, 1, 2, 0, 255])),
+                Bound::Value(Bytes(vec![0, 1, 2, 0, 255].into())),
             ),
             (
                 Other,
@@ -940,6 +987,38 @@ mod tests {
     }
 
     #[test]
+    fn key_ids_tell_apart_keys_that_print_alike() {
+        let id = |values: &[SqlValue<'_>]| {
+            let mut id = String::new();
+            for v in values {
+                push_key_id(&mut id, v);
+            }
+            id
+        };
+        let keys: Vec<Vec<SqlValue>> = vec![
+            vec![SqlValue::Text("a;".into()), SqlValue::Text("b".into())],
+            vec![SqlValue::Text("a".into()), SqlValue::Text(";b".into())],
+            vec![SqlValue::Text("i1;".into())],
+            vec![SqlValue::Int(1)],
+            vec![SqlValue::UInt(1)],
+            vec![SqlValue::Text("1".into())],
+            vec![SqlValue::Bytes(b"1".to_vec().into())],
+            vec![SqlValue::Null],
+        ];
+        let ids: std::collections::HashSet<String> = keys.iter().map(|k| id(k)).collect();
+        assert_eq!(ids.len(), keys.len(), "{ids:?}");
+        // An UPDATE that keeps its key writes one op, whatever else changed.
+        let r = rule(None, None);
+        let m = mapped(
+            EventType::Update,
+            9,
+            json!({"id": 2, "name": "b"}),
+            Some(json!({"id": 2, "name": "a"})),
+        );
+        assert_eq!(ops(&r, &meta(), &key(), &m).unwrap().len(), 1);
+    }
+
+    #[test]
     fn versioned_writes_never_regress() {
         let r = rule(None, Some("version"));
         let got = sql_of(
@@ -995,13 +1074,8 @@ mod tests {
             )]
         );
         let flag = rule(Some("gone"), None);
-        let op = ops(
-            &flag,
-            &meta(),
-            &key(),
-            &mapped(EventType::Delete, 5, json!({"id": 1}), None),
-        )
-        .unwrap();
+        let deleted = mapped(EventType::Delete, 5, json!({"id": 1}), None);
+        let op = ops(&flag, &meta(), &key(), &deleted).unwrap();
         assert_eq!(op[0].values.last(), Some(&Bound::Value(SqlValue::Int(1))));
     }
 
@@ -1019,30 +1093,20 @@ mod tests {
             vec!["a".into(), "b".into()],
         );
         let k = vec!["a".to_string(), "b".to_string()];
-        let up = ops(
-            &r,
-            &m,
-            &k,
-            &mapped(
-                EventType::Insert,
-                1,
-                json!({"a": 1, "b": "x", "g": {"srid": 0, "wkb": "AQ=="}}),
-                None,
-            ),
-        )
-        .unwrap();
-        let del = ops(
-            &r,
-            &m,
-            &k,
-            &mapped(
-                EventType::Delete,
-                2,
-                json!({"a": 2, "b": "y", "g": null}),
-                None,
-            ),
-        )
-        .unwrap();
+        let inserted = mapped(
+            EventType::Insert,
+            1,
+            json!({"a": 1, "b": "x", "g": {"srid": 0, "wkb": "AQ=="}}),
+            None,
+        );
+        let deleted = mapped(
+            EventType::Delete,
+            2,
+            json!({"a": 2, "b": "y", "g": null}),
+            None,
+        );
+        let up = ops(&r, &m, &k, &inserted).unwrap();
+        let del = ops(&r, &m, &k, &deleted).unwrap();
         let refs: Vec<&Op> = up.iter().chain(del.iter()).collect();
         let got: Vec<String> = plan(&r, &m, &k, &refs).into_iter().map(|s| s.sql).collect();
         assert_eq!(
@@ -1103,9 +1167,9 @@ mod tests {
                 Cow::Owned(SqlValue::UInt(u64::MAX)),
                 Cow::Owned(SqlValue::Float(0.1)),
                 Cow::Owned(SqlValue::Text("it's \\ é".into())),
-                Cow::Owned(SqlValue::Text(String::new())),
+                Cow::Owned(SqlValue::Text("".into())),
                 Cow::Owned(SqlValue::Text("plain é".into())),
-                Cow::Owned(SqlValue::Bytes(vec![0, 255])),
+                Cow::Owned(SqlValue::Bytes(vec![0, 255].into())),
                 Cow::Owned(SqlValue::UInt(4326)),
             ],
         };

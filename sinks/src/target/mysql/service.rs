@@ -115,12 +115,12 @@ pub struct Context<'a> {
 }
 
 /// Items of consecutive runs for one table, with their ops.
-struct Group {
+struct Group<'a> {
     meta: Arc<TableMeta>,
     rule: usize,
     key: Vec<String>,
     /// `(item index, its ops)`.
-    items: Vec<(usize, Vec<Op>)>,
+    items: Vec<(usize, Vec<Op<'a>>)>,
 }
 
 /// Writes `items` in one transaction. A data error in a multi-row statement rolls that table's
@@ -189,7 +189,7 @@ pub async fn write(cx: &Context<'_>, items: &[Item]) -> Vec<Outcome> {
 
 async fn write_groups(
     cx: &Context<'_>,
-    groups: &[Group],
+    groups: &[Group<'_>],
     outcomes: &mut [Option<Outcome>],
 ) -> Result<(), Outcome> {
     let mut tx = cx.pool.begin().await.map_err(|e| transient(&e))?;
@@ -245,8 +245,8 @@ async fn write_groups(
 async fn write_one(
     tx: &mut Transaction<'_, MySql>,
     rule: &MysqlRule,
-    g: &Group,
-    ops: &[Op],
+    g: &Group<'_>,
+    ops: &[Op<'_>],
 ) -> Result<Option<String>, Outcome> {
     exec(tx, "SAVEPOINT sluice_item").await?;
     for op in ops {
@@ -279,11 +279,11 @@ async fn exec(tx: &mut Transaction<'_, MySql>, sql: &str) -> Result<(), Outcome>
 }
 
 /// The key columns and ops of one item.
-fn encode(
+fn encode<'a>(
     rule: &MysqlRule,
     meta: &TableMeta,
-    mapped: &sluice_rules::Mapped,
-) -> Result<(Vec<String>, Vec<Op>), String> {
+    mapped: &'a sluice_rules::Mapped,
+) -> Result<(Vec<String>, Vec<Op<'a>>), String> {
     let key = match &rule.key {
         Some(k) => k.clone(),
         None if meta.primary_key.is_empty() => {
