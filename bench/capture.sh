@@ -9,7 +9,8 @@
 #       same count, payloads, keys' partitions, the capture's three headers, producer settings
 #       and allocator; (e0) is the same without headers, for reference
 # and prints rows/s, the ratios c/b, c/a, d/b, d/e, peak RSS of (c) and (d), and the load average.
-# BIG_TXN_MB=1024 also pushes one transaction of that size through tail and run, for peak RSS.
+# BIG_TXN_MB=1024 also pushes one transaction of that size through tail and run, for peak RSS;
+# IN_FLIGHT=n sets the capture's publish.in_flight (default: the built-in one).
 # Needs: scripts/services.sh up --bench (MariaDB on 3307, tansu memory broker on 9095).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -65,6 +66,7 @@ brokers = ["$BROKER"]
 [publish]
 create_topics = true
 partitions = 6
+${IN_FLIGHT:+in_flight = $IN_FLIGHT}
 [checkpoint]
 dir = "$WORK/state"
 interval_ms = 100

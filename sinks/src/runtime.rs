@@ -36,8 +36,10 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc::error::SendError;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
+use tokio::time::error::Elapsed;
 use tokio_util::sync::CancellationToken;
 use worker::Stop;
 
@@ -512,6 +514,18 @@ struct Blocked {
     since: tokio::time::Instant,
 }
 
+/// What ended the dispatcher's wait, besides its timers.
+enum Woke<'c> {
+    /// The workers fell below `max_in_flight_bytes` (`room`), or `pause_after_ms` passed.
+    Budget {
+        room: bool,
+    },
+    /// The blocked message's worker has room (a permit), stopped (`Ok(Err)`), or
+    /// `pause_after_ms` passed (`Err`).
+    Worker(Result<Result<mpsc::OwnedPermit<Msg>, SendError<()>>, Elapsed>),
+    Message(KafkaResult<BorrowedMessage<'c>>),
+}
+
 struct Dispatcher {
     env: Arc<Env>,
     shared: Arc<Shared>,
@@ -540,48 +554,25 @@ impl Dispatcher {
         loop {
             if !self.budget.full() {
                 (full_since, paused_for_room) = (None, false);
-            } else if blocked.is_none() && !paused_for_room {
-                let since = *full_since.get_or_insert_with(tokio::time::Instant::now);
-                let room =
-                    tokio::time::timeout_at(since + pause_after, self.budget.room.notified());
-                tokio::select! {
-                    biased;
-                    _ = cancel.cancelled() => return Ok(()),
-                    Some(e) = fatal_rx.recv() => return Err(e),
-                    _ = commit_tick.tick() => self.commit(),
-                    _ = flush_tick.tick() => self.flush_overflow(),
-                    _ = lag_tick.tick() => self.report_lag(),
-                    r = room => if r.is_err() {
-                        self.pause_all();
-                        paused_for_room = true;
-                    },
-                }
-                continue;
             }
-            if let Some(b) = &blocked {
-                let room =
-                    tokio::time::timeout_at(b.since + pause_after, b.tx.clone().reserve_owned());
-                let room = tokio::select! {
-                    biased;
-                    _ = cancel.cancelled() => return Ok(()),
-                    Some(e) = fatal_rx.recv() => return Err(e),
-                    _ = commit_tick.tick() => { self.commit(); continue }
-                    _ = flush_tick.tick() => { self.flush_overflow(); continue }
-                    _ = lag_tick.tick() => { self.report_lag(); continue }
-                    room = room => room,
-                };
-                if let Some(b) = blocked.take() {
-                    match room {
-                        Ok(Ok(permit)) => {
-                            permit.send(b.msg);
-                        }
-                        // The worker stopped with a fatal error; the loop receives it next.
-                        Ok(Err(_)) => {}
-                        Err(_) => self.hold_back(b),
-                    }
+            // Besides its timers, the loop waits for one thing: room in the blocked message's
+            // worker, else room under the byte bound, else the next message.
+            let worker = blocked.as_ref().map(|b| (b.tx.clone(), b.since));
+            let budget_since = (worker.is_none() && self.budget.full() && !paused_for_room)
+                .then(|| *full_since.get_or_insert_with(tokio::time::Instant::now));
+            let next = async {
+                if let Some((tx, since)) = worker {
+                    return Woke::Worker(
+                        tokio::time::timeout_at(since + pause_after, tx.reserve_owned()).await,
+                    );
                 }
-                continue;
-            }
+                if let Some(since) = budget_since {
+                    let room = self.budget.room.notified();
+                    let room = tokio::time::timeout_at(since + pause_after, room).await;
+                    return Woke::Budget { room: room.is_ok() };
+                }
+                Woke::Message(self.consumer.recv().await)
+            };
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return Ok(()),
@@ -589,8 +580,26 @@ impl Dispatcher {
                 _ = commit_tick.tick() => self.commit(),
                 _ = flush_tick.tick() => self.flush_overflow(),
                 _ = lag_tick.tick() => self.report_lag(),
-                m = self.consumer.recv() => match m {
-                    Ok(m) => {
+                woke = next => match woke {
+                    Woke::Budget { room: true } => {}
+                    Woke::Budget { room: false } => {
+                        self.pause_all();
+                        paused_for_room = true;
+                    }
+                    Woke::Worker(room) => {
+                        if let Some(b) = blocked.take() {
+                            match room {
+                                Ok(Ok(permit)) => {
+                                    permit.send(b.msg);
+                                }
+                                // The worker stopped with a fatal error; the loop receives it
+                                // next.
+                                Ok(Err(_)) => {}
+                                Err(_) => self.hold_back(b),
+                            }
+                        }
+                    }
+                    Woke::Message(Ok(m)) => {
                         blocked = self.dispatch(&m, &fatal_tx);
                         drop(m);
                         // What the consumer already holds goes out without a trip through
@@ -605,7 +614,7 @@ impl Dispatcher {
                             }
                         }
                     }
-                    Err(e) => {
+                    Woke::Message(Err(e)) => {
                         if let Some(held_back) = errors.allow(Instant::now()) {
                             tracing::warn!(held_back, "Kafka consumer: {e}; retrying");
                         }
