@@ -427,7 +427,7 @@ impl Sink {
                 target_names.iter().position(|n| n == t).unwrap_or(0)
             })
             .collect();
-        let producer: FutureProducer = kafka_client_config(&self.config)
+        let producer: FutureProducer = kafka_producer_config(&self.config)
             .set("enable.idempotence", "false")
             .create()
             .map_err(|e| kafka_error(&self.config, "create the dead-letter producer", e))?;
@@ -1003,6 +1003,45 @@ pub fn kafka_client_config(config: &SinkConfig) -> ClientConfig {
     c
 }
 
+/// librdkafka properties only a consumer reads (scope `C` in librdkafka's CONFIGURATION.md). A
+/// producer given one logs a CONFWARN at every start, and `kafka.options` are the consumer's.
+const CONSUMER_ONLY: &[&str] = &[
+    "group.id",
+    "group.instance.id",
+    "group.protocol",
+    "group.remote.assignor",
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "coordinator.query.interval.ms",
+    "max.poll.interval.ms",
+    "enable.auto.commit",
+    "auto.commit.interval.ms",
+    "enable.auto.offset.store",
+    "auto.offset.reset",
+    "queued.min.messages",
+    "queued.max.messages.kbytes",
+    "fetch.wait.max.ms",
+    "fetch.queue.backoff.ms",
+    "fetch.message.max.bytes",
+    "max.partition.fetch.bytes",
+    "fetch.max.bytes",
+    "fetch.min.bytes",
+    "fetch.error.backoff.ms",
+    "isolation.level",
+    "enable.partition.eof",
+    "check.crcs",
+];
+
+/// [`kafka_client_config`] for the dead-letter producer: without the consumer-only properties.
+pub fn kafka_producer_config(config: &SinkConfig) -> ClientConfig {
+    let mut c = kafka_client_config(config);
+    for k in CONSUMER_ONLY {
+        c.remove(k);
+    }
+    c
+}
+
 pub(crate) fn kafka_error(
     config: &SinkConfig,
     what: &str,
@@ -1012,6 +1051,33 @@ pub(crate) fn kafka_error(
         brokers: config.kafka.brokers.join(","),
         what: what.to_owned(),
         error: Box::new(source),
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::{kafka_client_config, kafka_producer_config};
+    use crate::config::SinkConfig;
+
+    #[test]
+    fn the_dead_letter_producer_gets_no_consumer_only_properties() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples/sink.toml");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text = text.replacen(
+            "[kafka]\n",
+            "[kafka]\noptions = { \"fetch.wait.max.ms\" = \"10\", \"socket.timeout.ms\" = \"5000\" }\n",
+            1,
+        );
+        let c = sluice_config::parse::<SinkConfig>(&text, &path, |_| None).unwrap();
+        let consumer = kafka_client_config(&c);
+        assert_eq!(consumer.get("fetch.wait.max.ms"), Some("10"));
+        assert!(consumer.get("queued.max.messages.kbytes").is_some());
+        let producer = kafka_producer_config(&c);
+        assert_eq!(producer.get("fetch.wait.max.ms"), None);
+        assert_eq!(producer.get("queued.max.messages.kbytes"), None);
+        assert_eq!(producer.get("socket.timeout.ms"), Some("5000"));
+        assert!(producer.get("bootstrap.servers").is_some());
     }
 }
 
