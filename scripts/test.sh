@@ -8,6 +8,15 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # --bench also starts tansu's memory-storage broker on 9095: the end-to-end suite runs against it
 # (docs/testing.md says why), except the tests that need record-timestamp lookups.
 bash scripts/services.sh up --bench
+# The end-to-end tests name their databases `prefix_<time>_<pid>_<n>` (integration::unique_name)
+# and leave them for inspection; drop those of earlier runs, which otherwise pile up (~1 GB a run).
+if [ -z "${SLUICE_TEST_MYSQL_URL:-}" ]; then
+    sock="${SLUICE_STATE_DIR:-$PWD/.state}/mariadb/mysqld.sock"
+    old="$(mariadb --no-defaults -S "$sock" -uroot -N -e "SELECT schema_name FROM information_schema.schemata
+        WHERE schema_name RLIKE '^[a-z0-9_]+_[0-9]+_[0-9]+_[0-9]+(_rep)?$'")"
+    for db in $old; do mariadb --no-defaults -S "$sock" -uroot -e "DROP DATABASE \`$db\`"; done
+    echo "[test] dropped $(echo $old | wc -w) databases of earlier test runs" >&2
+fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "[test] installing cargo-nextest" >&2
