@@ -5,7 +5,6 @@ use clap::{Parser, Subcommand};
 use sluice_capture::config::{CaptureConfig, StartAt};
 use sluice_capture::source::CheckStatus;
 use sluice_capture::{http, run};
-use sluice_config::LogFormat;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -63,19 +62,6 @@ fn load(path: &Path) -> anyhow::Result<CaptureConfig> {
     Ok(sluice_config::load::<CaptureConfig>(path)?)
 }
 
-fn init_logs(cfg: &CaptureConfig) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Logs go to stderr so `tail` output stays clean JSON lines.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cfg.log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
 fn shutdown_on_signal(cancel: CancellationToken) {
     tokio::spawn(async move {
         let ctrl_c = tokio::signal::ctrl_c();
@@ -118,7 +104,7 @@ async fn run_cli(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run { config } => {
             let cfg = load(&config)?;
-            init_logs(&cfg);
+            sluice_config::logging::init(&cfg.log);
             let ready = Arc::new(AtomicBool::new(false));
             http::serve(&cfg.metrics.listen, Arc::clone(&ready), cancel.clone())
                 .await
@@ -142,7 +128,7 @@ async fn run_cli(cli: Cli) -> anyhow::Result<()> {
             until,
         } => {
             let cfg = load(&config)?;
-            init_logs(&cfg);
+            sluice_config::logging::init(&cfg.log);
             let start = from
                 .map(|f| StartAt::parse(&f))
                 .transpose()

@@ -5,6 +5,7 @@
 pub mod allocator;
 mod common;
 mod env;
+pub mod logging;
 mod problems;
 
 pub use common::{

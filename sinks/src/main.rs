@@ -110,7 +110,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run { config, start_at } => {
             let config = SinkConfig::load(&config)?;
-            observe::init_logging(&config.log);
+            sluice_config::logging::init(&config.log);
             let cancel = CancellationToken::new();
             let metrics = observe::install_metrics()?;
             let sink = Sink::new(config.clone());
@@ -157,7 +157,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             replace_index,
         } => {
             let config = SinkConfig::load(&config)?;
-            observe::init_logging(&config.log);
+            sluice_config::logging::init(&config.log);
             let job = sluice_sinks::target::elasticsearch::Reindex {
                 rule,
                 to,

@@ -144,6 +144,13 @@ async fn broker_frozen_for_20s_loses_nothing_and_keeps_order() {
         "sluice-capture exited with {status}; log:\n{}",
         tail(&log)
     );
+    // Its log is a file, not a terminal: plain text, no colour escapes.
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("reading the binlog") && !text.contains('\u{1b}'),
+        "capture log:\n{}",
+        tail(&log)
+    );
     c.query_drop(format!("DROP DATABASE {db}")).await.unwrap();
     let _ = std::fs::remove_dir_all(&state);
 }
