@@ -10,6 +10,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use sluice_event::{ChangeEvent, EventType, Position, Row, Source};
+use sluice_integration::process::{sink_binary, spawn_run};
 use sluice_integration::{create_topic, kafka_brokers, redis_url, unique_name};
 use sluice_sinks::offsets::{self, StartAt};
 use sluice_sinks::target::fault::{FaultTarget, Faults};
@@ -18,7 +19,6 @@ use sluice_sinks::target::Target;
 use sluice_sinks::{Sink, SinkConfig, SinkError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -876,11 +876,6 @@ async fn sink_redis_invalidates_new_and_old_keys_and_refreshes() {
 // The binary: bad configs, kill -9, two processes in one group
 // ---------------------------------------------------------------------------------------------
 
-/// `target/debug/sluice-sink`, built beforehand (`cargo build -p sluice-sinks`).
-fn sink_binary() -> PathBuf {
-    sluice_integration::workspace_binary("sluice-sink", "sluice-sinks")
-}
-
 fn write_config(text: &str) -> PathBuf {
     sluice_integration::write_temp_file("sinkcfg", "sink.toml", text)
 }
@@ -936,17 +931,7 @@ struct Child {
 
 fn spawn_sink(config: &Path, name: &str) -> Child {
     let log = config.with_file_name(format!("{name}.log"));
-    let file = std::fs::File::create(&log).unwrap();
-    let child = tokio::process::Command::new(sink_binary())
-        .arg("run")
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(file)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let child = spawn_run(&sink_binary(), config, &[], &[], &log);
     Child { child, log }
 }
 

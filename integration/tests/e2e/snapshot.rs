@@ -14,9 +14,9 @@ use sluice_capture::checkpoint::FileStore;
 use sluice_capture::config::CaptureConfig;
 use sluice_capture::snapshot::{self, JobState, ProgressStore};
 use sluice_event::{ChangeEvent, EventType, Source};
+use sluice_integration::process::{capture_binary, sink_binary, spawn_run};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -496,21 +496,14 @@ async fn snapshot_under_concurrent_writes_converges_on_a_replica() {
     assert_converged(&db, &done, &partitions).await;
 }
 
-fn capture_binary() -> PathBuf {
-    sluice_integration::workspace_binary("sluice-capture", "sluice-capture")
-}
-
 fn spawn_binary(config: &Path, log: &str) -> tokio::process::Child {
-    let file = std::fs::File::create(config.with_file_name(log)).unwrap();
-    tokio::process::Command::new(capture_binary())
-        .args(["run", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(file)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
+    spawn_run(
+        &capture_binary(),
+        config,
+        &[],
+        &[],
+        &config.with_file_name(log),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -781,10 +774,6 @@ async fn on_demand_backfill_of_one_table_with_a_where_while_running() {
     assert_eq!(snapshot::status(&cfg).unwrap()[0].rows, 2_000);
 }
 
-fn sink_binary() -> PathBuf {
-    sluice_integration::workspace_binary("sluice-sink", "sluice-sinks")
-}
-
 /// Rows of the table that `sluice-sink` applies to a replica (issue #7: a 200k-row snapshot with
 /// a concurrent workload, applied to a replica).
 const SINK_ROWS: u64 = 200_000;
@@ -853,16 +842,13 @@ version_column = "version"
     let sink_cfg: sluice_sinks::SinkConfig =
         sluice_config::parse(&text, Path::new("sink.toml"), |_| None).unwrap();
     let log = state.join("sink.log");
-    let mut sink = tokio::process::Command::new(sink_binary())
-        .args(["run", "--config"])
-        .arg(&path)
-        .args(["--start-at", "earliest"])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut sink = spawn_run(
+        &sink_binary(),
+        &path,
+        &["--start-at", "earliest"],
+        &[],
+        &log,
+    );
     let mut caught_up = false;
     for _ in 0..3000 {
         let c = sink_cfg.clone();
