@@ -14,7 +14,7 @@ if [ -z "${SLUICE_TEST_MYSQL_URL:-}" ]; then
     sock="${SLUICE_STATE_DIR:-$PWD/.state}/mariadb/mysqld.sock"
     old="$(mariadb --no-defaults -S "$sock" -uroot -N -e "SELECT schema_name FROM information_schema.schemata
         WHERE schema_name RLIKE '^[a-z0-9_]+_[0-9]+_[0-9]+_[0-9]+(_rep)?$'")"
-    for db in $old; do mariadb --no-defaults -S "$sock" -uroot -e "DROP DATABASE \`$db\`"; done
+    [ -z "$old" ] || printf 'DROP DATABASE `%s`;\n' $old | mariadb --no-defaults -S "$sock" -uroot
     echo "[test] dropped $(echo $old | wc -w) databases of earlier test runs" >&2
 fi
 
