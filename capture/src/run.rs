@@ -12,6 +12,7 @@ use crate::kafka_store::KafkaStore;
 use crate::publish::{self, now_ms, Publisher, Topics};
 use crate::source::{CheckResult, CheckStatus, Flavor, SchemaCache, SourceClient};
 use futures::{FutureExt as _, StreamExt as _};
+use mysql_async::BinlogStream;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -224,18 +225,36 @@ pub async fn read_binlog(
     let mut schema = SchemaCache::new(prep.flavor);
     let mut backoff = Backoff::default();
     let mut gtid = prep.gtid.clone();
+    let client = &prep.client;
     loop {
-        let result = read_stream(
-            prep,
-            &mut decoder,
-            &mut schema,
-            gtid.as_deref(),
-            emit,
-            opts,
-            cancel,
-            &mut backoff,
-        )
-        .await;
+        let from = decoder.resume_point().clone();
+        let until = opts.until.as_ref().map(|(f, p)| (f.as_str(), *p));
+        let result = match client
+            .stream(prep.flavor, &from, gtid.as_deref(), opts.until_end, until)
+            .await
+        {
+            Ok(mut dump) => {
+                opts.ready.store(true, Ordering::Relaxed);
+                tracing::info!(file = %from.file, pos = from.pos, gtid = ?gtid, "reading the binlog of {}", client.addr);
+                let result = read_stream(
+                    prep,
+                    &mut dump.stream,
+                    &mut decoder,
+                    &mut schema,
+                    emit,
+                    opts,
+                    cancel,
+                    &mut backoff,
+                )
+                .await;
+                // Stopped on purpose (cancelled, or at `until`): no dump thread is left waiting.
+                if result.is_ok() {
+                    client.end_dump(dump).await;
+                }
+                result
+            }
+            Err(e) => Err(e),
+        };
         match result {
             Ok(()) => {
                 emit.flush()?;
@@ -262,24 +281,20 @@ pub async fn read_binlog(
     }
 }
 
+/// Decodes the events of `stream` into `emit` until the stream ends, `until` is reached or
+/// `cancel` fires (all `Ok`), or an error.
 #[allow(clippy::too_many_arguments)]
 async fn read_stream(
     prep: &Prepared,
+    stream: &mut BinlogStream,
     decoder: &mut Decoder,
     schema: &mut SchemaCache,
-    gtid: Option<&str>,
     emit: &mut Emit,
     opts: &ReadOptions,
     cancel: &CancellationToken,
     backoff: &mut Backoff,
 ) -> Result<(), CaptureError> {
     let client = &prep.client;
-    let from = decoder.resume_point().clone();
-    let mut stream = client
-        .stream(prep.flavor, &from, gtid, opts.until_end)
-        .await?;
-    opts.ready.store(true, Ordering::Relaxed);
-    tracing::info!(file = %from.file, pos = from.pos, gtid = ?gtid, "reading the binlog of {}", client.addr);
     let mut out: Vec<Output> = Vec::with_capacity(256);
     let mut bytes: u64 = 0;
     loop {
