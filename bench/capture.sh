@@ -33,7 +33,7 @@ BIN="$ROOT/target/release/sluice-capture"
 CEILING="$ROOT/target/release/examples/producer_ceiling"
 # (e) has the capture's allocator and the purge delay sluice-capture sets for itself
 # (sluice_config::allocator), so the ratio compares like with like.
-export MIMALLOC_PURGE_DELAY="${MIMALLOC_PURGE_DELAY:-1000}"
+export MIMALLOC_PURGE_DELAY="${MIMALLOC_PURGE_DELAY:-10000}"
 
 if [ ! -x bench/.venv/bin/python ]; then
     echo "creating bench/.venv with python-mysql-replication ..."
