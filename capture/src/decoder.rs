@@ -8,7 +8,8 @@ use crate::checkpoint::Checkpoint;
 use crate::error::CaptureError;
 use crate::filter::Filter;
 use sluice_event::{
-    Cell, ChangeEvent, EventHead, EventType, Position, Row, SeqGenerator, Source, EVENT_VERSION,
+    json_key, Cell, ChangeEvent, EventHead, EventType, Position, RenderedKey, Row, SeqGenerator,
+    Source, EVENT_VERSION,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -100,12 +101,12 @@ impl RowEvent {
     /// Appends the event's value bytes: the same JSON as [`ChangeEvent::encode`] of
     /// [`RowEvent::to_change_event`].
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        let cols = &self.table.map.columns;
+        let keys = &self.table.keys;
         sluice_event::write_json(
             out,
             &self.head(),
-            cells(cols, &self.data),
-            self.old.as_ref().map(|old| cells(cols, old)),
+            json_cells(keys, &self.data),
+            self.old.as_ref().map(|old| json_cells(keys, old)),
         );
     }
 
@@ -153,6 +154,16 @@ fn cells<'a>(
         .filter_map(|(col, cell)| cell.as_ref().map(|c| (col.name.as_str(), c)))
 }
 
+/// [`cells`] with the names pre-rendered for [`sluice_event::write_json`].
+fn json_cells<'a>(
+    keys: &'a [Box<[u8]>],
+    image: &'a Image,
+) -> impl Iterator<Item = (RenderedKey<'a>, &'a Cell)> {
+    keys.iter()
+        .zip(image.iter())
+        .filter_map(|(key, cell)| cell.as_ref().map(|c| (RenderedKey(key), c)))
+}
+
 /// The raw header fields of one binlog event.
 #[derive(Debug, Clone, Copy)]
 pub struct Header {
@@ -170,6 +181,8 @@ pub struct Table {
     publish: bool,
     /// Per column: left out of events.
     dropped: Vec<bool>,
+    /// Per column: its name as JSON with the colon, written in front of every value.
+    keys: Vec<Box<[u8]>>,
     /// `database.table`.
     qualified: String,
 }
@@ -286,12 +299,14 @@ impl Decoder {
             None => vec![false; map.columns.len()],
         };
         let qualified = format!("{}.{}", map.database, map.table);
+        let keys = map.columns.iter().map(|c| json_key(&c.name)).collect();
         self.tables.insert(
             map.table_id,
             Arc::new(Table {
                 map,
                 publish,
                 dropped,
+                keys,
                 qualified,
             }),
         );

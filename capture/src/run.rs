@@ -10,9 +10,8 @@ use crate::error::{Backoff, CaptureError};
 use crate::filter::Filter;
 use crate::kafka_store::KafkaStore;
 use crate::publish::{self, now_ms, Publisher, Topics};
-use crate::source::{CheckResult, CheckStatus, Flavor, SchemaCache, SourceClient};
+use crate::source::{CheckResult, CheckStatus, DumpStream, Flavor, SchemaCache, SourceClient};
 use futures::{FutureExt as _, StreamExt as _};
-use mysql_async::BinlogStream;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -238,7 +237,7 @@ pub async fn read_binlog(
                 tracing::info!(file = %from.file, pos = from.pos, gtid = ?gtid, "reading the binlog of {}", client.addr);
                 let result = read_stream(
                     prep,
-                    &mut dump.stream,
+                    &mut dump,
                     &mut decoder,
                     &mut schema,
                     emit,
@@ -281,12 +280,12 @@ pub async fn read_binlog(
     }
 }
 
-/// Decodes the events of `stream` into `emit` until the stream ends, `until` is reached or
-/// `cancel` fires (all `Ok`), or an error.
+/// Decodes the events of `dump` into `emit` until the server ends a non-blocking stream,
+/// `until` is reached or `cancel` fires (all `Ok`), or an error.
 #[allow(clippy::too_many_arguments)]
 async fn read_stream(
     prep: &Prepared,
-    stream: &mut BinlogStream,
+    dump: &mut DumpStream,
     decoder: &mut Decoder,
     schema: &mut SchemaCache,
     emit: &mut Emit,
@@ -298,7 +297,7 @@ async fn read_stream(
     let mut out: Vec<Output> = Vec::with_capacity(256);
     let mut bytes: u64 = 0;
     loop {
-        let next = match stream.next().now_or_never() {
+        let next = match dump.stream.next().now_or_never() {
             Some(n) => n,
             None => {
                 // Nothing buffered: flush what we have before waiting.
@@ -307,12 +306,13 @@ async fn read_stream(
                     .increment(std::mem::take(&mut bytes));
                 tokio::select! {
                     _ = cancel.cancelled() => return Ok(()),
-                    n = stream.next() => n,
+                    n = dump.stream.next() => n,
                 }
             }
         };
         let event = match next {
-            None if opts.until_end => return Ok(()),
+            // The server's end: asked for, or an `--until` that no event ends exactly on.
+            None if dump.non_blocking => return Ok(()),
             None => {
                 return Err(CaptureError::StreamEnded {
                     addr: client.addr.clone(),

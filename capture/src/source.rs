@@ -238,7 +238,7 @@ pub struct DumpStream {
     /// The connection id of the dump thread.
     thread: u32,
     /// The server ends the stream by itself at the end of its binlog.
-    non_blocking: bool,
+    pub non_blocking: bool,
 }
 
 impl ServerFacts {

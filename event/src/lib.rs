@@ -20,7 +20,10 @@ pub use json_text::compact_json;
 pub use key::{decode_key, encode_key, KeyError};
 pub use partition::{murmur2, partition_for_key};
 pub use seq::SeqGenerator;
-pub use write::{write_cell, write_i64, write_json, write_key, write_str, write_u64, EventHead};
+pub use write::{
+    json_key, write_cell, write_i64, write_json, write_key, write_str, write_u64, EventHead,
+    JsonKey, RenderedKey,
+};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
