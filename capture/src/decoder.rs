@@ -105,8 +105,10 @@ impl RowEvent {
         sluice_event::write_json(
             out,
             &self.head(),
-            json_cells(keys, &self.data),
-            self.old.as_ref().map(|old| json_cells(keys, old)),
+            cells(keys.iter().map(|k| RenderedKey(k)), &self.data),
+            self.old
+                .as_ref()
+                .map(|old| cells(keys.iter().map(|k| RenderedKey(k)), old)),
         );
     }
 
@@ -135,7 +137,7 @@ impl RowEvent {
     pub fn to_change_event(&self) -> ChangeEvent {
         let cols = &self.table.map.columns;
         let row = |image: &Image| -> Row {
-            cells(cols, image)
+            cells(cols.iter().map(|c| c.name.as_str()), image)
                 .map(|(name, c)| (name.to_owned(), c.to_json()))
                 .collect()
         };
@@ -144,24 +146,12 @@ impl RowEvent {
     }
 }
 
-/// (column name, value) of the cells an image has.
-fn cells<'a>(
-    cols: &'a [crate::binlog::table_map::Column],
-    image: &'a Image,
-) -> impl Iterator<Item = (&'a str, &'a Cell)> {
-    cols.iter()
+/// (name, value) of the cells an image has; `names` has one entry per table column.
+fn cells<K>(names: impl IntoIterator<Item = K>, image: &Image) -> impl Iterator<Item = (K, &Cell)> {
+    names
+        .into_iter()
         .zip(image.iter())
-        .filter_map(|(col, cell)| cell.as_ref().map(|c| (col.name.as_str(), c)))
-}
-
-/// [`cells`] with the names pre-rendered for [`sluice_event::write_json`].
-fn json_cells<'a>(
-    keys: &'a [Box<[u8]>],
-    image: &'a Image,
-) -> impl Iterator<Item = (RenderedKey<'a>, &'a Cell)> {
-    keys.iter()
-        .zip(image.iter())
-        .filter_map(|(key, cell)| cell.as_ref().map(|c| (RenderedKey(key), c)))
+        .filter_map(|(name, cell)| cell.as_ref().map(|c| (name, c)))
 }
 
 /// The raw header fields of one binlog event.
