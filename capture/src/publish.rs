@@ -249,6 +249,119 @@ pub async fn connect(producer: Arc<ThreadedProducer<AckContext>>, topic: Option<
     );
 }
 
+/// Events encoded as Kafka messages on the thread that decoded them, handed to the publisher
+/// in one piece: keys and values back to back in one buffer, checkpoints in between. The
+/// decoded rows are freed on the thread that allocated them, and the publisher only hands
+/// bytes to librdkafka (decoded rows freed on the publisher's thread, and encoded there,
+/// made it the capture's busiest thread).
+#[derive(Default)]
+pub struct Encoded {
+    bytes: Vec<u8>,
+    items: Vec<Item>,
+    /// The tables of the messages, one entry per change of table.
+    tables: Vec<Names>,
+}
+
+enum Item {
+    /// A message: its key ends at `key_end` in `bytes`, its value at `value_end`.
+    Message {
+        key_end: usize,
+        value_end: usize,
+        seq: i64,
+        kind: EventType,
+        table: usize,
+    },
+    /// Every message before this one completes a transaction.
+    Commit(Checkpoint),
+}
+
+struct Names {
+    database: String,
+    table: String,
+    /// `database.table`, for the header.
+    qualified: String,
+}
+
+impl Encoded {
+    /// An empty batch with room for `bytes` bytes of messages.
+    pub fn with_capacity(bytes: usize) -> Encoded {
+        Encoded {
+            bytes: Vec::with_capacity(bytes),
+            ..Encoded::default()
+        }
+    }
+
+    /// Bytes of keys and values so far.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Messages and checkpoints so far.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Encodes one output (and drops it here).
+    pub fn push(&mut self, out: Output) {
+        let (seq, kind) = match &out {
+            Output::Commit(cp) => {
+                self.items.push(Item::Commit(cp.clone()));
+                return;
+            }
+            Output::Row(r) => {
+                r.write_key(&mut self.bytes);
+                (r.seq, r.kind)
+            }
+            Output::Snapshot(r) => {
+                r.write_key(&mut self.bytes);
+                (r.seq, EventType::Insert)
+            }
+            Output::Event(ev) => {
+                self.bytes.extend_from_slice(&ev.key());
+                (ev.seq, ev.kind)
+            }
+        };
+        let key_end = self.bytes.len();
+        let (database, table) = match &out {
+            Output::Row(r) => {
+                r.write_json(&mut self.bytes);
+                (r.database(), r.table_name())
+            }
+            Output::Snapshot(r) => {
+                r.write_json(&mut self.bytes);
+                (r.database(), r.table_name())
+            }
+            Output::Event(ev) => {
+                ev.encode_into(&mut self.bytes);
+                (ev.database.as_str(), ev.table.as_str())
+            }
+            Output::Commit(_) => return,
+        };
+        let same = self
+            .tables
+            .last()
+            .is_some_and(|n| n.database == database && n.table == table);
+        if !same {
+            self.tables.push(Names {
+                database: database.to_owned(),
+                table: table.to_owned(),
+                qualified: format!("{database}.{table}"),
+            });
+        }
+        self.items.push(Item::Message {
+            key_end,
+            value_end: self.bytes.len(),
+            seq,
+            kind,
+            table: self.tables.len() - 1,
+        });
+    }
+}
+
 /// Sends events and saves checkpoints once everything before them is acknowledged.
 pub struct Publisher {
     /// Metadata lookups and the Kafka checkpoint store.
@@ -268,7 +381,7 @@ impl Publisher {
     /// Runs until `rx` closes (then waits for every acknowledgement) or `cancel` fires.
     pub async fn run(
         mut self,
-        mut rx: mpsc::Receiver<Vec<Output>>,
+        mut rx: mpsc::Receiver<Encoded>,
         cancel: CancellationToken,
     ) -> Result<(), CaptureError> {
         // Checkpoints waiting for the messages sent before them: (messages sent, checkpoint).
@@ -283,8 +396,6 @@ impl Publisher {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut open = true;
         let fixed_topic = self.topics.fixed_name();
-        // Events counted per run of the same table and type, to keep allocations off the hot path.
-        let mut run_of: Option<(String, String, &'static str, u64)> = None;
         let acks = Arc::clone(&self.acks);
         loop {
             let (low, unacked) = self.watermark()?;
@@ -323,27 +434,7 @@ impl Publisher {
                 batch = rx.recv(), if open && !full => match batch {
                     None => open = false,
                     Some(batch) => {
-                        for out in batch {
-                            let (database, table, kind) = match &out {
-                                Output::Commit(cp) => {
-                                    waiting.push_back((sent, cp.clone()));
-                                    continue;
-                                }
-                                Output::Row(r) => (r.database(), r.table_name(), r.kind.as_str()),
-                                Output::Snapshot(r) => (r.database(), r.table_name(), EventType::Insert.as_str()),
-                                Output::Event(ev) => (ev.database.as_str(), ev.table.as_str(), ev.kind.as_str()),
-                            };
-                            match &mut run_of {
-                                Some((d, t, k, n)) if d == database && t == table && *k == kind => *n += 1,
-                                _ => {
-                                    count_events(run_of.take());
-                                    run_of = Some((database.to_owned(), table.to_owned(), kind, 1));
-                                }
-                            }
-                            self.send(&out, fixed_topic.as_deref()).await?;
-                            sent += 1;
-                        }
-                        count_events(run_of.take());
+                        sent = self.send_batch(batch, fixed_topic.as_deref(), sent, &mut waiting).await?;
                     }
                 },
             }
@@ -409,59 +500,80 @@ impl Publisher {
         })?
     }
 
-    /// Hands one event to librdkafka: key and value written into the reused buffers.
-    async fn send(&mut self, out: &Output, fixed_topic: Option<&str>) -> Result<(), CaptureError> {
-        let mut key = std::mem::take(&mut self.scratch.key);
-        let mut value = std::mem::take(&mut self.scratch.value);
+    /// Hands a batch's messages to librdkafka; queues its checkpoints behind them. Returns the
+    /// count of messages sent so far.
+    async fn send_batch(
+        &mut self,
+        batch: Encoded,
+        fixed_topic: Option<&str>,
+        mut sent: u64,
+        waiting: &mut VecDeque<(u64, Checkpoint)>,
+    ) -> Result<u64, CaptureError> {
+        let topics: Vec<std::borrow::Cow<'_, str>> = batch
+            .tables
+            .iter()
+            .map(|n| match fixed_topic {
+                Some(t) => t.into(),
+                None => self.topics.name_of(&n.database, &n.table).into(),
+            })
+            .collect();
         let mut seq = std::mem::take(&mut self.scratch.seq);
-        key.clear();
-        value.clear();
-        seq.clear();
-        let owned_table: String;
-        // Each kind of output writes its key, value and seq; the topic follows from the table.
-        let (seq_no, database, table, qualified, kind) = match out {
-            Output::Row(r) => {
-                r.write_key(&mut key);
-                r.write_json(&mut value);
-                let t = (r.database(), r.table_name(), r.qualified_table());
-                (r.seq, t.0, t.1, t.2, r.kind.as_str())
+        // Events counted per run of the same table and type, to keep allocations off this loop.
+        let mut run_of: Option<(usize, EventType, u64)> = None;
+        let mut start = 0;
+        let mut result = Ok(());
+        for item in batch.items {
+            let (key_end, value_end, seq_no, kind, table) = match item {
+                Item::Commit(cp) => {
+                    waiting.push_back((sent, cp));
+                    continue;
+                }
+                Item::Message {
+                    key_end,
+                    value_end,
+                    seq,
+                    kind,
+                    table,
+                } => (key_end, value_end, seq, kind, table),
+            };
+            match &mut run_of {
+                Some((t, k, n)) if *t == table && *k == kind => *n += 1,
+                _ => {
+                    count_events(&batch.tables, run_of.take());
+                    run_of = Some((table, kind, 1));
+                }
             }
-            Output::Snapshot(r) => {
-                r.write_key(&mut key);
-                r.write_json(&mut value);
-                let t = (r.database(), r.table_name(), r.qualified_table());
-                (r.seq, t.0, t.1, t.2, EventType::Insert.as_str())
+            seq.clear();
+            sluice_event::write_i64(&mut seq, seq_no);
+            let message = Message {
+                topic: &topics[table],
+                key: &batch.bytes[start..key_end],
+                value: &batch.bytes[key_end..value_end],
+                seq: &seq,
+                kind: kind.as_str(),
+                qualified: &batch.tables[table].qualified,
+            };
+            start = value_end;
+            result = self.produce(message).await;
+            if result.is_err() {
+                break;
             }
-            Output::Event(ev) => {
-                key.extend_from_slice(&ev.key());
-                ev.encode_into(&mut value);
-                owned_table = ev.qualified_table();
-                let (d, t) = (ev.database.as_str(), ev.table.as_str());
-                (ev.seq, d, t, owned_table.as_str(), ev.kind.as_str())
-            }
-            Output::Commit(_) => return Ok(()),
-        };
-        sluice_event::write_i64(&mut seq, seq_no);
-        let topic: std::borrow::Cow<'_, str> = match fixed_topic {
-            Some(t) => t.into(),
-            None => self.topics.name_of(database, table).into(),
-        };
-        let result = self
-            .produce(&topic, &key, &value, &seq, kind, qualified)
-            .await;
-        self.scratch = Scratch { key, value, seq };
-        result
+            sent += 1;
+        }
+        count_events(&batch.tables, run_of);
+        self.scratch.seq = seq;
+        result.map(|()| sent)
     }
 
-    async fn produce(
-        &mut self,
-        topic: &str,
-        key: &[u8],
-        value: &[u8],
-        seq: &[u8],
-        kind: &str,
-        qualified: &str,
-    ) -> Result<(), CaptureError> {
+    async fn produce(&mut self, m: Message<'_>) -> Result<(), CaptureError> {
+        let Message {
+            topic,
+            key,
+            value,
+            seq,
+            kind,
+            qualified,
+        } = m;
         let partitions = self.topics.partitions(&self.producer, topic).await?;
         let partition = partition_for_key(key, partitions) as i32;
         let headers = OwnedHeaders::new_with_capacity(3)
@@ -515,14 +627,22 @@ type Saving = tokio::task::JoinHandle<Result<Checkpoint, CaptureError>>;
 /// Buffers reused for every message (librdkafka copies what it is given).
 #[derive(Default)]
 pub struct Scratch {
-    key: Vec<u8>,
-    value: Vec<u8>,
     seq: Vec<u8>,
 }
 
-fn count_events(run: Option<(String, String, &'static str, u64)>) {
-    if let Some((database, table, kind, n)) = run {
-        metrics::counter!("sluice_capture_events_total", "table" => format!("{database}.{table}"), "type" => kind)
+/// One message as librdkafka gets it.
+struct Message<'a> {
+    topic: &'a str,
+    key: &'a [u8],
+    value: &'a [u8],
+    seq: &'a [u8],
+    kind: &'static str,
+    qualified: &'a str,
+}
+
+fn count_events(tables: &[Names], run: Option<(usize, EventType, u64)>) {
+    if let Some((table, kind, n)) = run {
+        metrics::counter!("sluice_capture_events_total", "table" => tables[table].qualified.clone(), "type" => kind.as_str())
             .increment(n);
     }
 }
