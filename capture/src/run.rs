@@ -241,6 +241,7 @@ pub async fn read_binlog(
             Ok(mut dump) => {
                 opts.ready.store(true, Ordering::Relaxed);
                 tracing::info!(file = %from.file, pos = from.pos, gtid = ?gtid, "reading the binlog of {}", client.addr);
+                let mut batch = Batch::default();
                 let result = read_stream(
                     prep,
                     &mut dump,
@@ -250,8 +251,12 @@ pub async fn read_binlog(
                     opts,
                     cancel,
                     &mut backoff,
+                    &mut batch,
                 )
                 .await;
+                // What was decoded is handed on in every case, errors included: the decoder's
+                // resume point is already past it.
+                let result = batch.hand_on(emit).await.and(result);
                 // Stopped on purpose (cancelled, or at `until`): no dump thread is left waiting.
                 if result.is_ok() {
                     client.end_dump(dump).await;
@@ -286,29 +291,6 @@ pub async fn read_binlog(
     }
 }
 
-/// Decodes the events of `dump` into `emit` until the server ends a non-blocking stream,
-/// `until` is reached or `cancel` fires (all `Ok`), or an error. What was decoded is handed on
-/// in every case, errors included: the decoder's resume point is already past it.
-#[allow(clippy::too_many_arguments)]
-async fn read_stream(
-    prep: &Prepared,
-    dump: &mut DumpStream,
-    decoder: &mut Decoder,
-    schema: &mut SchemaCache,
-    emit: &mut Emit,
-    opts: &ReadOptions,
-    cancel: &CancellationToken,
-    backoff: &mut Backoff,
-) -> Result<(), CaptureError> {
-    let mut batch = Batch::default();
-    let result = decode_stream(
-        prep, dump, decoder, schema, emit, opts, cancel, backoff, &mut batch,
-    )
-    .await;
-    batch.hand_on(emit).await?;
-    result
-}
-
 /// Outputs are handed to [`Emit`] in batches of up to this many ...
 const BATCH_OUTPUTS: usize = 1024;
 /// ... or of the outputs of this many bytes of binlog events, whichever comes first; and
@@ -330,8 +312,10 @@ impl Batch {
     }
 }
 
+/// Decodes the events of `dump` into `batch`, handed to `emit` as it fills, until the server
+/// ends a non-blocking stream, `until` is reached or `cancel` fires (all `Ok`), or an error.
 #[allow(clippy::too_many_arguments)]
-async fn decode_stream(
+async fn read_stream(
     prep: &Prepared,
     dump: &mut DumpStream,
     decoder: &mut Decoder,
