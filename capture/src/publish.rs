@@ -14,7 +14,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, FutureProducer, Producer as _, ThreadedProducer};
 use sluice_event::{partition_for_key, EventType};
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -38,7 +38,12 @@ pub fn producer_config(cfg: &CaptureConfig) -> ClientConfig {
     .set("linger.ms", "5")
     .set("batch.num.messages", "10000")
     .set("queue.buffering.max.messages", "200000")
-    .set("queue.buffering.max.kbytes", "65536");
+    .set("queue.buffering.max.kbytes", "65536")
+    // librdkafka waits half of this between opening broker connections, also at start-up:
+    // after the bootstrap address named the broker, 50 ms passed (default 100) before the
+    // connection to it opened, twice per start. Backoff after failures still doubles up to
+    // reconnect.backoff.max.ms (10 s).
+    .set("reconnect.backoff.ms", "20");
     for (k, v) in cfg.kafka.client_properties() {
         c.set(k, v);
     }
@@ -89,6 +94,11 @@ impl Topics {
     pub fn fixed_name(&self) -> Option<String> {
         (!self.template.contains("{database}") && !self.template.contains("{table}"))
             .then(|| render(&self.template, &self.instance, "", ""))
+    }
+
+    /// Records the partition count of `topic`, as another client's metadata listed it.
+    pub fn known(&mut self, topic: &str, partitions: u32) {
+        self.partitions.insert(topic.to_owned(), partitions);
     }
 
     /// Partition count of `topic`, creating it if configured; a missing topic is a clear error.
@@ -142,19 +152,7 @@ async fn metadata_partitions(producer: &FutureProducer, topic: &str) -> Result<u
     let md = tokio::task::spawn_blocking(move || {
         p.client()
             .fetch_metadata(Some(&t), Duration::from_secs(10))
-            .map(|md| {
-                md.topics()
-                    .iter()
-                    .find(|x| x.name() == t)
-                    .map(|x| {
-                        if x.error().is_some() {
-                            0
-                        } else {
-                            x.partitions().len() as u32
-                        }
-                    })
-                    .unwrap_or(0)
-            })
+            .map(|md| partition_count(&md, &t).unwrap_or(0))
     })
     .await
     .map_err(|e| CaptureError::Topic(format!("metadata lookup for {topic} failed: {e}")))?;
@@ -229,24 +227,39 @@ pub fn fast_producer(
 /// Opens the data producer's broker connections, so librdkafka has its idempotent producer id
 /// before the first message. librdkafka asks for the id when a metadata response arrives and a
 /// broker connection is up, else only on a 500 ms timer: the first metadata request goes to the
-/// bootstrap address, the second to the broker it named, whose connection is then up. Errors
-/// are left to the sends that follow.
-pub async fn connect(producer: Arc<ThreadedProducer<AckContext>>, topic: Option<String>) {
+/// bootstrap address, the second to the broker it named, whose connection is then up. Returns
+/// the partition count of `topic` when the metadata lists it; errors are left to what follows.
+pub async fn connect(
+    producer: Arc<ThreadedProducer<AckContext>>,
+    topic: Option<String>,
+) -> Option<u32> {
     let started = std::time::Instant::now();
     let result = tokio::task::spawn_blocking(move || {
+        let mut partitions = None;
         for _ in 0..2 {
-            producer
+            let md = producer
                 .client()
                 .fetch_metadata(topic.as_deref(), Duration::from_secs(2))?;
+            partitions = topic.as_deref().and_then(|t| partition_count(&md, t));
         }
-        Ok::<(), KafkaError>(())
+        Ok::<_, KafkaError>(partitions)
     })
     .await;
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,
-        ok = matches!(result, Ok(Ok(()))),
+        ok = matches!(result, Ok(Ok(_))),
         "data producer connected"
     );
+    result.ok().and_then(Result::ok).flatten()
+}
+
+/// Partitions of `topic` in `md`; `None` when it is missing or has an error.
+fn partition_count(md: &rdkafka::metadata::Metadata, topic: &str) -> Option<u32> {
+    md.topics()
+        .iter()
+        .find(|x| x.name() == topic && x.error().is_none())
+        .map(|x| x.partitions().len() as u32)
+        .filter(|n| *n > 0)
 }
 
 /// Events encoded as Kafka messages on the thread that decoded them, handed to the publisher
@@ -282,15 +295,47 @@ struct Names {
     qualified: String,
 }
 
-impl Encoded {
-    /// An empty batch with room for `bytes` bytes of messages.
-    pub fn with_capacity(bytes: usize) -> Encoded {
-        Encoded {
-            bytes: Vec::with_capacity(bytes),
-            ..Encoded::default()
-        }
+/// Emptied batches on their way back to the reader, which fills them again: their buffers stay
+/// warm instead of being allocated afresh, grown by copying, and zeroed by the kernel (page
+/// clearing and copies were a fifth of the reader thread's samples with a new buffer per batch).
+#[derive(Clone, Default)]
+pub struct Spares(Arc<Mutex<Vec<Encoded>>>);
+
+/// Spares kept at most (the channel to the publisher holds 8 batches).
+const SPARES: usize = 8;
+/// A batch whose buffer grew beyond this (a huge row) is freed, not kept.
+const SPARE_MAX_BYTES: usize = 4 << 20;
+
+impl Spares {
+    fn lock(&self) -> MutexGuard<'_, Vec<Encoded>> {
+        // A panic while holding the lock leaves a plain list of empty batches.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// An empty batch: a spare, or a new one with room for `bytes` bytes.
+    pub fn take(&self, bytes: usize) -> Encoded {
+        self.lock().pop().unwrap_or_else(|| Encoded {
+            bytes: Vec::with_capacity(bytes),
+            ..Encoded::default()
+        })
+    }
+
+    /// Keeps `batch` for reuse, emptied.
+    fn put(&self, mut batch: Encoded) {
+        if batch.bytes.capacity() > SPARE_MAX_BYTES {
+            return;
+        }
+        batch.bytes.clear();
+        batch.items.clear();
+        batch.tables.clear();
+        let mut spares = self.lock();
+        if spares.len() < SPARES {
+            spares.push(batch);
+        }
+    }
+}
+
+impl Encoded {
     /// Bytes of keys and values so far.
     pub fn byte_len(&self) -> usize {
         self.bytes.len()
@@ -375,6 +420,8 @@ pub struct Publisher {
     pub window: usize,
     pub interval: Duration,
     pub scratch: Scratch,
+    /// Where sent batches go back to the reader.
+    pub spares: Spares,
 }
 
 impl Publisher {
@@ -504,7 +551,7 @@ impl Publisher {
     /// count of messages sent so far.
     async fn send_batch(
         &mut self,
-        batch: Encoded,
+        mut batch: Encoded,
         fixed_topic: Option<&str>,
         mut sent: u64,
         waiting: &mut VecDeque<(u64, Checkpoint)>,
@@ -522,7 +569,7 @@ impl Publisher {
         let mut run_of: Option<(usize, EventType, u64)> = None;
         let mut start = 0;
         let mut result = Ok(());
-        for item in batch.items {
+        for item in batch.items.drain(..) {
             let (key_end, value_end, seq_no, kind, table) = match item {
                 Item::Commit(cp) => {
                     waiting.push_back((sent, cp));
@@ -562,6 +609,8 @@ impl Publisher {
         }
         count_events(&batch.tables, run_of);
         self.scratch.seq = seq;
+        drop(topics);
+        self.spares.put(batch);
         result.map(|()| sent)
     }
 

@@ -9,7 +9,7 @@ use crate::decoder::{Decoder, Header, Output};
 use crate::error::{Backoff, CaptureError};
 use crate::filter::Filter;
 use crate::kafka_store::KafkaStore;
-use crate::publish::{self, now_ms, Encoded, Publisher, Topics};
+use crate::publish::{self, now_ms, Publisher, Spares, Topics};
 use crate::source::{CheckResult, CheckStatus, DumpStream, Flavor, SchemaCache, SourceClient};
 use futures::{FutureExt as _, StreamExt as _};
 use std::io::Write as _;
@@ -29,8 +29,9 @@ const ENCODED_ROW_HINT: usize = 512;
 pub enum Emit {
     /// `tail`: JSON lines, written into `buf` and handed to stdout in large writes.
     Stdout { out: std::io::Stdout, buf: Vec<u8> },
-    /// `run`: the publisher task, through a bounded channel, as Kafka messages encoded here.
-    Channel(mpsc::Sender<Encoded>),
+    /// `run`: the publisher task, through a bounded channel, as Kafka messages encoded here
+    /// into batches the publisher hands back.
+    Channel(mpsc::Sender<publish::Encoded>, Spares),
     /// Tests: collect in memory.
     Memory(Vec<Output>),
 }
@@ -56,8 +57,8 @@ impl Emit {
                     buf.clear();
                 }
             }
-            Emit::Channel(tx) => {
-                let mut batch = Encoded::with_capacity(out.len() * ENCODED_ROW_HINT);
+            Emit::Channel(tx, spares) => {
+                let mut batch = spares.take(out.len() * ENCODED_ROW_HINT);
                 for o in out.drain(..) {
                     batch.push(o);
                 }
@@ -480,7 +481,7 @@ async fn run_once(
     let acks = Arc::new(crate::acks::Acks::default());
     let fast = Arc::new(publish::fast_producer(cfg, Arc::clone(&acks))?);
     let mut topics = Topics::new(cfg);
-    let (prep, _) = tokio::join!(
+    let (prep, known) = tokio::join!(
         prepare(cfg, checkpoint, None),
         publish::connect(Arc::clone(&fast), topics.fixed_name())
     );
@@ -489,10 +490,16 @@ async fn run_once(
     let snapshots = crate::snapshot::start(cfg, &prep, resumed_seq, cancel).await?;
     let producer = publish::producer(cfg)?;
     if let Some(t) = topics.fixed_name() {
-        // A missing topic is reported before any binlog is read.
-        topics.partitions(&producer, &t).await?;
+        match known {
+            Some(n) => topics.known(&t, n),
+            // A missing topic is reported (or created) before any binlog is read.
+            None => {
+                topics.partitions(&producer, &t).await?;
+            }
+        }
     }
-    let (tx, rx) = mpsc::channel::<Encoded>(8);
+    let (tx, rx) = mpsc::channel::<publish::Encoded>(8);
+    let spares = Spares::default();
     let hard_stop = CancellationToken::new();
     let publisher = Publisher {
         fast,
@@ -504,11 +511,12 @@ async fn run_once(
         window: cfg.publish.in_flight,
         interval: Duration::from_millis(cfg.checkpoint.interval_ms),
         scratch: Default::default(),
+        spares: spares.clone(),
     };
     let mut tasks = tokio::task::JoinSet::new();
     let stop = hard_stop.clone();
     tasks.spawn(async move { publisher.run(rx, stop).await });
-    let mut emit = Emit::Channel(tx);
+    let mut emit = Emit::Channel(tx, spares);
     let opts = ReadOptions {
         until_end: false,
         ready: Arc::clone(ready),
