@@ -54,6 +54,7 @@ read -r START_FILE START_POS < <(sql -N -e "SHOW MASTER STATUS" | awk '{print $1
 } | sql "$DB"
 read -r END_FILE END_POS < <(sql -N -e "SHOW MASTER STATUS" | awk '{print $1, $2}')
 echo "binlog: $START_FILE:$START_POS .. $END_FILE:$END_POS"
+settle "$DB.orders"
 
 cat >"$WORK/capture.toml" <<TOML
 instance = "bench-$$"
@@ -97,23 +98,36 @@ B=$(rate "$B_ROWS" "$B_S")
 read -r C_ROWS C_BYTES < <(wc -lc <"$WORK/events.jsonl")
 AVG_SIZE=$((C_BYTES / (C_ROWS > 0 ? C_ROWS : 1)))
 
-# (c) sluice-capture tail > /dev/null
-t0=$(now)
-/usr/bin/time -f "%M" -o "$WORK/tail.rss" "$BIN" tail --config "$WORK/capture.toml" --until "$END_FILE:$END_POS" >/dev/null
-t1=$(now)
-C_S=$(secs "$t0" "$t1")
-C=$(rate "$C_ROWS" "$C_S")
+# (c), (d), (e) and (e0) are measured REPEAT times, alternating, and each reports its median:
+# (d) and (e) then share the machine's state (a noisy neighbour, the broker's memory) as
+# closely as two runs can, and one outlier moves neither. Every run's numbers are printed too.
+REPEAT="${REPEAT:-3}"
+median() { python3 -c "import statistics, sys; print(int(statistics.median(float(x) for x in sys.argv[1:])))" "$@"; }
+trap 'drop_topics "$BROKER" "sluice.big-$$"' EXIT
 
-# (d) sluice-capture run until the checkpoint reaches the end position. Its topic is created
-# first, untimed, as (e)'s is: the run measures reading, encoding and publishing, not CreateTopics.
-"$CEILING" "$BROKER" "sluice.bench-$$" 0 1 6 >/dev/null
-trap 'drop_topics "$BROKER" "sluice.bench-$$" "sluice.big-$$" "bench-ceiling-$$" "bench-ceiling0-$$"' EXIT
-t0=$(now)
-/usr/bin/time -f "%M" -o "$WORK/run.rss" "$BIN" run --config "$WORK/capture.toml" 2>"$WORK/run.log" &
-RUN_PID=$!
-CP="$WORK/state/bench-$$.checkpoint.json"
-# One poller (every 5 ms) that prints the time it saw the checkpoint reach the end.
-if ! t1=$(python3 - "$CP" "$END_FILE" "$END_POS" "$RUN_PID" <<'PY'
+# (c) sluice-capture tail > /dev/null; prints rows/s.
+run_c() {
+    local t0 t1
+    t0=$(now)
+    /usr/bin/time -f "%M" -o "$WORK/tail.rss.$1" "$BIN" tail --config "$WORK/capture.toml" --until "$END_FILE:$END_POS" >/dev/null
+    t1=$(now)
+    rate "$C_ROWS" "$(secs "$t0" "$t1")"
+}
+
+# (d) sluice-capture run until the checkpoint reaches the end position; prints rows/s. Its topic
+# is created first, untimed, as (e)'s is: the run measures reading, encoding and publishing, not
+# CreateTopics. `--until` makes the capture save its checkpoint as soon as the last event is
+# acknowledged (a running capture saves every checkpoint.interval_ms) and exit; the exit is not
+# timed.
+run_d() {
+    local instance="bench-$$-$1" t0 t1 pid
+    sed -e "s/^instance = .*/instance = \"$instance\"/" "$WORK/capture.toml" >"$WORK/run.toml"
+    "$CEILING" "$BROKER" "sluice.$instance" 0 1 6 >/dev/null
+    t0=$(now)
+    /usr/bin/time -f "%M" -o "$WORK/run.rss.$1" "$BIN" run --config "$WORK/run.toml" --until "$END_FILE:$END_POS" 2>"$WORK/run.log" &
+    pid=$!
+    # One poller (every 5 ms) that prints the time it saw the checkpoint reach the end.
+    if ! t1=$(python3 - "$WORK/state/$instance.checkpoint.json" "$END_FILE" "$END_POS" "$pid" <<'PY'
 import json, os, sys, time
 path, end_file, end_pos, pid = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 while True:
@@ -131,23 +145,35 @@ while True:
         sys.exit(1)
     time.sleep(0.005)
 PY
-); then echo "sluice-capture run stopped:"; cat "$WORK/run.log"; exit 1; fi
-D_S=$(secs "$t0" "$t1")
-# /usr/bin/time does not pass the signal on: stop the capture it runs.
-pkill -TERM -P "$RUN_PID" || true; wait "$RUN_PID" || true
-D=$(rate "$ROWS" "$D_S")
+    ); then echo "sluice-capture run stopped:" >&2; cat "$WORK/run.log" >&2; exit 1; fi
+    if ! wait "$pid"; then echo "sluice-capture run failed:" >&2; cat "$WORK/run.log" >&2; exit 1; fi
+    drop_topics "$BROKER" "sluice.$instance"
+    rate "$ROWS" "$(secs "$t0" "$t1")"
+}
 
-# (e) plain producer, same count and size, same broker
-# The same event bytes as payloads (the untimed tail run), so the broker compresses and stores
-# what it stores for the capture.
-read -r E_ROWS E_S < <("$CEILING" "$BROKER" "bench-ceiling-$$" "$ROWS" "$AVG_SIZE" 6 "$WORK/events.jsonl")
-E=$(rate "$E_ROWS" "$E_S")
-read -r E0_ROWS E0_S < <(HEADERS=0 "$CEILING" "$BROKER" "bench-ceiling0-$$" "$ROWS" "$AVG_SIZE" 6 "$WORK/events.jsonl")
+# (e) the plain producer, same count, the same event bytes as payloads (the untimed tail run),
+# so the broker compresses and stores what it stores for the capture; prints rows/s. With
+# HEADERS=0 in the environment: (e0).
+run_e() {
+    local topic="bench-ceiling-$$-$1" n s
+    read -r n s < <("$CEILING" "$BROKER" "$topic" "$ROWS" "$AVG_SIZE" 6 "$WORK/events.jsonl")
+    drop_topics "$BROKER" "$topic"
+    rate "$n" "$s"
+}
+
+CS=() DS=() ES=() E0S=()
+for ((k = 1; k <= REPEAT; k++)); do
+    CS+=("$(run_c "$k")")
+    DS+=("$(run_d "$k")")
+    ES+=("$(run_e "$k")")
+    E0S+=("$(HEADERS=0 run_e "0-$k")")
+    echo "run $k of $REPEAT: (c) ${CS[-1]}  (d) ${DS[-1]}  (e) ${ES[-1]}  (e0) ${E0S[-1]} rows/s"
+done
 rm -f "$WORK/events.jsonl"
-E0=$(rate "$E0_ROWS" "$E0_S")
+C=$(median "${CS[@]}") D=$(median "${DS[@]}") E=$(median "${ES[@]}") E0=$(median "${E0S[@]}")
 
 echo
-echo "rows: $ROWS (tail counted $C_ROWS events, $AVG_SIZE bytes each on average)"
+echo "rows: $ROWS (tail counted $C_ROWS events, $AVG_SIZE bytes each on average); (c)-(e0): median of $REPEAT"
 printf '%-52s %12s rows/s\n' "(a) mariadb-binlog --raw (transfer ceiling)" "$A"
 printf '%-52s %12s rows/s\n' "(b) python-mysql-replication + json.dumps" "$B"
 printf '%-52s %12s rows/s\n' "(c) sluice-capture tail > /dev/null" "$C"
@@ -156,7 +182,9 @@ printf '%-52s %12s rows/s\n' "(e) plain rdkafka producer, same events" "$E"
 printf '%-52s %12s rows/s\n' "(e0) the same without headers" "$E0"
 echo "c/b $(ratio "$C" "$B")   c/a $(ratio "$C" "$A")   d/b $(ratio "$D" "$B")   d/e $(ratio "$D" "$E")"
 rss_mb() { awk '/^[0-9]+$/ { print int($1 / 1024) " MB"; found = 1 } END { if (!found) print "n/a" }' "$1"; }
-echo "peak RSS: tail $(rss_mb "$WORK/tail.rss"), run $(rss_mb "$WORK/run.rss")"
+# The highest of the runs.
+peak_rss() { cat "$WORK/$1".rss.* | awk '/^[0-9]+$/ { if ($1 > m) m = $1 } END { print m + 0 }' >"$WORK/$1.rss"; rss_mb "$WORK/$1.rss"; }
+echo "peak RSS: tail $(peak_rss tail), run $(peak_rss run)"
 echo "load average (1, 5, 15 min): before (a) $LOAD0; after (e) $(cut -d' ' -f1-3 /proc/loadavg)"
 
 if [ "$BIG_TXN_MB" -gt 0 ]; then
@@ -168,14 +196,9 @@ if [ "$BIG_TXN_MB" -gt 0 ]; then
     sed -e "s/^start = .*/start = \"$BS_FILE:$BS_POS\"/" -e "s/instance = \"bench-$$\"/instance = \"big-$$\"/" "$WORK/capture.toml" >"$WORK/big.toml"
     /usr/bin/time -f "%M" -o "$WORK/bigtail.rss" "$BIN" tail --config "$WORK/big.toml" --until-end | wc -l >"$WORK/big.count"
     read -r BE_FILE BE_POS < <(sql -N -e "SHOW MASTER STATUS" | awk '{print $1, $2}')
-    /usr/bin/time -f "%M" -o "$WORK/bigrun.rss" "$BIN" run --config "$WORK/big.toml" 2>"$WORK/bigrun.log" &
-    RUN_PID=$!
-    CP="$WORK/state/big-$$.checkpoint.json"
-    until [ -f "$CP" ] && python3 -c "import json,sys; cp=json.load(open(sys.argv[1])); sys.exit(0 if (cp['file'], cp['pos']) >= (sys.argv[2], int(sys.argv[3])) else 1)" "$CP" "$BE_FILE" "$BE_POS"; do
-        kill -0 "$RUN_PID" 2>/dev/null || { cat "$WORK/bigrun.log"; exit 1; }
-        sleep 0.2
-    done
-    pkill -TERM -P "$RUN_PID" || true; wait "$RUN_PID" || true
+    if ! /usr/bin/time -f "%M" -o "$WORK/bigrun.rss" "$BIN" run --config "$WORK/big.toml" --until "$BE_FILE:$BE_POS" 2>"$WORK/bigrun.log"; then
+        cat "$WORK/bigrun.log"; exit 1
+    fi
     echo "big transaction: $(cat "$WORK/big.count") rows; peak RSS tail $(rss_mb "$WORK/bigtail.rss"), run $(rss_mb "$WORK/bigrun.rss")"
     sql -e "DROP TABLE $DB.big"
 fi

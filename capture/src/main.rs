@@ -29,6 +29,10 @@ enum Command {
     Run {
         #[arg(long)]
         config: PathBuf,
+        /// Stop once this position (<file>:<pos>) is read and everything before it is
+        /// acknowledged and checkpointed, then exit (bounded replays, benchmarks).
+        #[arg(long)]
+        until: Option<String>,
     },
     /// Run the start-up checks and print each result; exits 1 if any failed.
     Check {
@@ -60,6 +64,15 @@ enum Command {
 
 fn load(path: &Path) -> anyhow::Result<CaptureConfig> {
     Ok(sluice_config::load::<CaptureConfig>(path)?)
+}
+
+/// `--until <file>:<pos>`.
+fn parse_until(until: Option<String>) -> anyhow::Result<Option<(String, u64)>> {
+    Ok(match until.as_deref().map(StartAt::parse) {
+        None => None,
+        Some(Ok(StartAt::File { file, pos })) => Some((file, pos)),
+        Some(_) => anyhow::bail!("--until takes <file>:<pos>, e.g. binlog.000003:4711"),
+    })
 }
 
 fn shutdown_on_signal(cancel: CancellationToken) {
@@ -102,14 +115,15 @@ async fn run_cli(cli: Cli) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     shutdown_on_signal(cancel.clone());
     match cli.command {
-        Command::Run { config } => {
+        Command::Run { config, until } => {
             let cfg = load(&config)?;
+            let until = parse_until(until)?;
             sluice_config::logging::init(&cfg.log);
             let ready = Arc::new(AtomicBool::new(false));
             http::serve(&cfg.metrics.listen, Arc::clone(&ready), cancel.clone())
                 .await
                 .map_err(anyhow::Error::msg)?;
-            run::run(&cfg, cancel, ready).await?;
+            run::run(&cfg, until, cancel, ready).await?;
         }
         Command::Check { config } => {
             let cfg = load(&config)?;
@@ -134,11 +148,7 @@ async fn run_cli(cli: Cli) -> anyhow::Result<()> {
                 .transpose()
                 .map_err(anyhow::Error::msg)
                 .context("--from")?;
-            let until = match until.as_deref().map(StartAt::parse) {
-                None => None,
-                Some(Ok(StartAt::File { file, pos })) => Some((file, pos)),
-                Some(_) => anyhow::bail!("--until takes <file>:<pos>, e.g. binlog.000003:4711"),
-            };
+            let until = parse_until(until)?;
             run::tail(&cfg, start, until_end, until, cancel).await?;
         }
         Command::Position { config } => {

@@ -415,9 +415,11 @@ async fn read_stream(
     }
 }
 
-/// `run`: binlog → Kafka, checkpoints after acknowledgements, until `cancel`.
+/// `run`: binlog → Kafka, checkpoints after acknowledgements, until `cancel`; or, with
+/// `until`, until that position is read and everything before it acknowledged and saved.
 pub async fn run(
     cfg: &CaptureConfig,
+    until: Option<(String, u64)>,
     cancel: CancellationToken,
     ready: Arc<AtomicBool>,
 ) -> Result<(), CaptureError> {
@@ -447,6 +449,7 @@ pub async fn run(
             checkpoint,
             &store,
             kafka_store.clone(),
+            until.clone(),
             &cancel,
             &ready,
         )
@@ -471,6 +474,7 @@ async fn run_once(
     checkpoint: Option<Checkpoint>,
     store: &FileStore,
     kafka_store: Option<KafkaStore>,
+    until: Option<(String, u64)>,
     cancel: &CancellationToken,
     ready: &Arc<AtomicBool>,
 ) -> Result<(), CaptureError> {
@@ -517,11 +521,12 @@ async fn run_once(
     let stop = hard_stop.clone();
     tasks.spawn(async move { publisher.run(rx, stop).await });
     let mut emit = Emit::Channel(tx, spares);
+    let bounded = until.is_some();
     let opts = ReadOptions {
         until_end: false,
         ready: Arc::clone(ready),
         snapshot: snapshots.as_ref().map(|s| s.hook()),
-        until: None,
+        until,
     };
     let read = read_binlog(cfg, &prep, &mut emit, &opts, cancel).await;
     if let Some(s) = snapshots {
@@ -529,8 +534,17 @@ async fn run_once(
     }
     ready.store(false, Ordering::Relaxed);
     drop(emit);
-    // Let the publisher drain what was read (bounded, in case the broker is down).
-    let drained = tokio::time::timeout(Duration::from_secs(15), tasks.join_next()).await;
+    // `--until` reached: wait for every acknowledgement (the broker may be down for a while)
+    // unless stopped. Then, or when stopped, let the publisher drain what was read, bounded.
+    let grace = Duration::from_secs(15);
+    let drained = if bounded && read.is_ok() && !cancel.is_cancelled() {
+        tokio::select! {
+            done = tasks.join_next() => Ok(done),
+            _ = cancel.cancelled() => tokio::time::timeout(grace, tasks.join_next()).await,
+        }
+    } else {
+        tokio::time::timeout(grace, tasks.join_next()).await
+    };
     hard_stop.cancel();
     let published = match drained {
         Ok(Some(Ok(r))) => r,

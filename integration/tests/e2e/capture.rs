@@ -399,6 +399,7 @@ async fn crash_and_restart_lose_nothing_and_keep_order() {
         async move {
             sluice_capture::run::run(
                 &cfg,
+                None,
                 CancellationToken::new(),
                 Arc::new(AtomicBool::new(false)),
             )
@@ -412,24 +413,33 @@ async fn crash_and_restart_lose_nothing_and_keep_order() {
     let cancel = CancellationToken::new();
     let run2 = tokio::spawn({
         let (cfg, cancel) = (start_cfg.clone(), cancel.clone());
-        async move { sluice_capture::run::run(&cfg, cancel, Arc::new(AtomicBool::new(false))).await }
+        async move {
+            sluice_capture::run::run(&cfg, None, cancel, Arc::new(AtomicBool::new(false))).await
+        }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     cancel.cancel();
     run2.await.unwrap().unwrap();
     writer.await.unwrap();
-    // 3: run to the end.
-    let cancel = CancellationToken::new();
-    let run3 = tokio::spawn({
-        let (cfg, cancel) = (cfg.clone(), cancel.clone());
-        async move { sluice_capture::run::run(&cfg, cancel, Arc::new(AtomicBool::new(false))).await }
-    });
+    // 3: run to the end of what was written (`run --until`): it stops by itself once
+    // everything is acknowledged and checkpointed.
+    let end = mysql::binlog_end(&mut c).await;
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        sluice_capture::run::run(
+            &cfg,
+            Some(end.clone()),
+            CancellationToken::new(),
+            Arc::new(AtomicBool::new(false)),
+        ),
+    )
+    .await
+    .expect("run --until stops by itself")
+    .unwrap();
     let want = (KEYS * ROUNDS) as usize;
     let msgs = tokio::task::spawn_blocking(move || consume_all(&topic, 3, want))
         .await
         .unwrap();
-    cancel.cancel();
-    run3.await.unwrap().unwrap();
 
     // Same seq means the same event: a replay repeats events exactly.
     let mut by_seq: HashMap<i64, &ChangeEvent> = HashMap::new();
@@ -454,6 +464,14 @@ async fn crash_and_restart_lose_nothing_and_keep_order() {
         cp.seq,
         *by_seq.keys().max().unwrap(),
         "the checkpoint covers the last event"
+    );
+    assert!(
+        (cp.file.as_str(), cp.pos) >= (end.0.as_str(), end.1),
+        "the checkpoint {}:{} is at the --until position {}:{}",
+        cp.file,
+        cp.pos,
+        end.0,
+        end.1
     );
     c.query_drop(format!("DROP DATABASE {db}")).await.unwrap();
     let _ = std::fs::remove_dir_all(&state);
@@ -483,7 +501,7 @@ async fn killed_replication_connection_resumes_without_loss() {
     let ready = Arc::new(AtomicBool::new(false));
     let run = tokio::spawn({
         let (cfg, cancel, ready) = (cfg.clone(), cancel.clone(), ready.clone());
-        async move { sluice_capture::run::run(&cfg, cancel, ready).await }
+        async move { sluice_capture::run::run(&cfg, None, cancel, ready).await }
     });
     for _ in 0..300 {
         if ready.load(std::sync::atomic::Ordering::Relaxed) || run.is_finished() {

@@ -417,7 +417,7 @@ fn spawn_capture(
 ) -> tokio::task::JoinHandle<Result<(), sluice_capture::error::CaptureError>> {
     let (cfg, cancel) = (cfg.clone(), cancel.clone());
     tokio::spawn(async move {
-        sluice_capture::run::run(&cfg, cancel, Arc::new(AtomicBool::new(false))).await
+        sluice_capture::run::run(&cfg, None, cancel, Arc::new(AtomicBool::new(false))).await
     })
 }
 
@@ -640,6 +640,7 @@ async fn table_without_primary_key_is_refused_with_the_fix() {
 async fn start_refused(cfg: &CaptureConfig) -> String {
     sluice_capture::run::run(
         cfg,
+        None,
         CancellationToken::new(),
         Arc::new(AtomicBool::new(false)),
     )
