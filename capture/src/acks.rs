@@ -35,18 +35,24 @@ impl Acks {
         self.window.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Numbers the next message; call before handing it to the producer.
-    pub fn register(&self) -> u64 {
+    /// Numbers the next `n` messages; returns the first number. Call before handing them to
+    /// the producer.
+    pub fn register(&self, n: usize) -> u64 {
+        let now = Instant::now();
         let mut w = self.lock();
-        let id = w.low + w.pending.len() as u64;
-        let sent = id.is_multiple_of(64).then(Instant::now);
-        w.pending.push_back((false, sent));
-        id
+        let first = w.low + w.pending.len() as u64;
+        for id in first..first + n as u64 {
+            w.pending
+                .push_back((false, id.is_multiple_of(64).then_some(now)));
+        }
+        first
     }
 
-    /// Forgets the last registration (the producer refused the message).
-    pub fn unregister_last(&self) {
-        self.lock().pending.pop_back();
+    /// Forgets the registrations from `id` on (the producer refused message `id`).
+    pub fn unregister_from(&self, id: u64) {
+        let mut w = self.lock();
+        let keep = id.saturating_sub(w.low) as usize;
+        w.pending.truncate(keep);
     }
 
     /// Records the acknowledgement of message `id`.
@@ -127,8 +133,8 @@ mod tests {
     #[test]
     fn watermark_waits_for_the_oldest() {
         let acks = Acks::default();
-        let ids: Vec<u64> = (0..4).map(|_| acks.register()).collect();
-        assert_eq!(ids, [0, 1, 2, 3]);
+        assert_eq!(acks.register(3), 0);
+        assert_eq!(acks.register(1), 3);
         acks.ack(2);
         acks.ack(1);
         assert_eq!(acks.state().unwrap(), (0, 4));
@@ -137,8 +143,10 @@ mod tests {
         acks.ack(3);
         acks.ack(3);
         assert_eq!(acks.state().unwrap(), (4, 0));
-        assert_eq!(acks.register(), 4);
-        acks.unregister_last();
+        assert_eq!(acks.register(3), 4);
+        acks.unregister_from(5);
+        assert_eq!(acks.state().unwrap(), (4, 1));
+        assert_eq!(acks.register(1), 5);
         acks.fail(KafkaError::Canceled, "x".into());
         assert!(acks.state().is_err());
     }

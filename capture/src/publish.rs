@@ -271,6 +271,8 @@ fn partition_count(md: &rdkafka::metadata::Metadata, topic: &str) -> Option<u32>
 pub struct Encoded {
     bytes: Vec<u8>,
     items: Vec<Item>,
+    /// Items that are messages.
+    messages: usize,
     /// The tables of the messages, one entry per change of table.
     tables: Vec<Names>,
 }
@@ -328,6 +330,7 @@ impl Spares {
         batch.bytes.clear();
         batch.items.clear();
         batch.tables.clear();
+        batch.messages = 0;
         let mut spares = self.lock();
         if spares.len() < SPARES {
             spares.push(batch);
@@ -397,6 +400,7 @@ impl Encoded {
                 qualified: format!("{database}.{table}"),
             });
         }
+        self.messages += 1;
         self.items.push(Item::Message {
             key_end,
             value_end: self.bytes.len(),
@@ -556,14 +560,19 @@ impl Publisher {
         mut sent: u64,
         waiting: &mut VecDeque<(u64, Checkpoint)>,
     ) -> Result<u64, CaptureError> {
-        let topics: Vec<std::borrow::Cow<'_, str>> = batch
-            .tables
-            .iter()
-            .map(|n| match fixed_topic {
+        // Per table of the batch: its topic and the topic's partition count.
+        let mut topics: Vec<(std::borrow::Cow<'_, str>, u32)> =
+            Vec::with_capacity(batch.tables.len());
+        for n in &batch.tables {
+            let topic: std::borrow::Cow<'_, str> = match fixed_topic {
                 Some(t) => t.into(),
                 None => self.topics.name_of(&n.database, &n.table).into(),
-            })
-            .collect();
+            };
+            let partitions = self.topics.partitions(&self.producer, &topic).await?;
+            topics.push((topic, partitions));
+        }
+        // The batch's messages are numbered at once (one lock instead of one per message).
+        let mut id = self.acks.register(batch.messages);
         let mut seq = std::mem::take(&mut self.scratch.seq);
         // Events counted per run of the same table and type, to keep allocations off this loop.
         let mut run_of: Option<(usize, EventType, u64)> = None;
@@ -593,7 +602,9 @@ impl Publisher {
             seq.clear();
             sluice_event::write_i64(&mut seq, seq_no);
             let message = Message {
-                topic: &topics[table],
+                id,
+                topic: &topics[table].0,
+                partitions: topics[table].1,
                 key: &batch.bytes[start..key_end],
                 value: &batch.bytes[key_end..value_end],
                 seq: &seq,
@@ -603,9 +614,12 @@ impl Publisher {
             start = value_end;
             result = self.produce(message).await;
             if result.is_err() {
+                // This message and the rest of the batch were not sent.
+                self.acks.unregister_from(id);
                 break;
             }
             sent += 1;
+            id += 1;
         }
         count_events(&batch.tables, run_of);
         self.scratch.seq = seq;
@@ -616,14 +630,15 @@ impl Publisher {
 
     async fn produce(&mut self, m: Message<'_>) -> Result<(), CaptureError> {
         let Message {
+            id,
             topic,
+            partitions,
             key,
             value,
             seq,
             kind,
             qualified,
         } = m;
-        let partitions = self.topics.partitions(&self.producer, topic).await?;
         let partition = partition_for_key(key, partitions) as i32;
         let headers = OwnedHeaders::new_with_capacity(3)
             .insert(Header {
@@ -638,7 +653,6 @@ impl Publisher {
                 key: sluice_event::HEADER_TABLE,
                 value: Some(qualified.as_bytes()),
             });
-        let id = self.acks.register();
         let mut record = BaseRecord::with_opaque_to(topic, id as usize)
             .key(key)
             .payload(value)
@@ -658,7 +672,6 @@ impl Publisher {
                     self.watermark()?;
                 }
                 Err((source, _)) => {
-                    self.acks.unregister_last();
                     metrics::counter!("sluice_capture_kafka_errors_total").increment(1);
                     return Err(CaptureError::Kafka {
                         what: format!("sending to {topic}"),
@@ -681,7 +694,10 @@ pub struct Scratch {
 
 /// One message as librdkafka gets it.
 struct Message<'a> {
+    /// Its number in [`Acks`].
+    id: u64,
     topic: &'a str,
+    partitions: u32,
     key: &'a [u8],
     value: &'a [u8],
     seq: &'a [u8],
