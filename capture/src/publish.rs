@@ -297,9 +297,8 @@ struct Names {
     qualified: String,
 }
 
-/// Emptied batches on their way back to the reader, which fills them again: their buffers stay
-/// warm instead of being allocated afresh, grown by copying, and zeroed by the kernel (page
-/// clearing and copies were a fifth of the reader thread's samples with a new buffer per batch).
+/// Emptied batches on their way back to the reader, which fills them again instead of
+/// allocating a new buffer for every batch and growing it by copying.
 #[derive(Clone, Default)]
 pub struct Spares(Arc<Mutex<Vec<Encoded>>>);
 
@@ -339,20 +338,6 @@ impl Spares {
 }
 
 impl Encoded {
-    /// Bytes of keys and values so far.
-    pub fn byte_len(&self) -> usize {
-        self.bytes.len()
-    }
-
-    /// Messages and checkpoints so far.
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
     /// Encodes one output (and drops it here).
     pub fn push(&mut self, out: Output) {
         let (seq, kind) = match &out {
