@@ -58,13 +58,26 @@ impl Emit {
                 }
             }
             Emit::Channel(tx, spares) => {
-                let mut batch = spares.take(out.len() * ENCODED_ROW_HINT);
-                for o in out.drain(..) {
-                    batch.push(o);
-                }
-                if tx.send(batch).await.is_err() {
-                    // The publisher stopped; its error is reported by whoever joins it.
-                    return Err(CaptureError::Topic("the publisher stopped".into()));
+                // Batches of BATCH_OUTPUTS (less than twice that for the last), also when one
+                // event brought many more (a snapshot chunk of 10,000 rows), so they stay small
+                // enough to reuse and the channel bounds memory.
+                let mut left = out.len();
+                let mut outputs = out.drain(..);
+                while left > 0 {
+                    let n = if left < 2 * BATCH_OUTPUTS {
+                        left
+                    } else {
+                        BATCH_OUTPUTS
+                    };
+                    left -= n;
+                    let mut batch = spares.take(n * ENCODED_ROW_HINT);
+                    for o in outputs.by_ref().take(n) {
+                        batch.push(o);
+                    }
+                    if tx.send(batch).await.is_err() {
+                        // The publisher stopped; its error is reported by whoever joins it.
+                        return Err(CaptureError::Topic("the publisher stopped".into()));
+                    }
                 }
             }
             Emit::Memory(v) => v.append(out),
