@@ -340,39 +340,31 @@ impl Spares {
 impl Encoded {
     /// Encodes one output (and drops it here).
     pub fn push(&mut self, out: Output) {
-        let (seq, kind) = match &out {
+        let bytes = &mut self.bytes;
+        let key_end;
+        let (seq, kind, database, table) = match &out {
             Output::Commit(cp) => {
                 self.items.push(Item::Commit(cp.clone()));
                 return;
             }
             Output::Row(r) => {
-                r.write_key(&mut self.bytes);
-                (r.seq, r.kind)
+                r.write_key(bytes);
+                key_end = bytes.len();
+                r.write_json(bytes);
+                (r.seq, r.kind, r.database(), r.table_name())
             }
             Output::Snapshot(r) => {
-                r.write_key(&mut self.bytes);
-                (r.seq, EventType::Insert)
+                r.write_key(bytes);
+                key_end = bytes.len();
+                r.write_json(bytes);
+                (r.seq, EventType::Insert, r.database(), r.table_name())
             }
             Output::Event(ev) => {
-                self.bytes.extend_from_slice(&ev.key());
-                (ev.seq, ev.kind)
+                bytes.extend_from_slice(&ev.key());
+                key_end = bytes.len();
+                ev.encode_into(bytes);
+                (ev.seq, ev.kind, ev.database.as_str(), ev.table.as_str())
             }
-        };
-        let key_end = self.bytes.len();
-        let (database, table) = match &out {
-            Output::Row(r) => {
-                r.write_json(&mut self.bytes);
-                (r.database(), r.table_name())
-            }
-            Output::Snapshot(r) => {
-                r.write_json(&mut self.bytes);
-                (r.database(), r.table_name())
-            }
-            Output::Event(ev) => {
-                ev.encode_into(&mut self.bytes);
-                (ev.database.as_str(), ev.table.as_str())
-            }
-            Output::Commit(_) => return,
         };
         let same = self
             .tables
@@ -608,7 +600,6 @@ impl Publisher {
         }
         count_events(&batch.tables, run_of);
         self.scratch.seq = seq;
-        drop(topics);
         self.spares.put(batch);
         result.map(|()| sent)
     }
