@@ -9,14 +9,12 @@ use rdkafka::producer::ProducerContext;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
-use tokio::sync::Notify;
 
-/// Shared between the publisher (which registers sends) and librdkafka's delivery callback.
+/// Shared between the publisher, which registers sends, and librdkafka's delivery callback,
+/// which the publisher's own polling runs ([`crate::publish::Publisher`]).
 #[derive(Default)]
 pub struct Acks {
     window: Mutex<Window>,
-    /// Woken whenever the watermark moves or a delivery fails.
-    pub changed: Notify,
 }
 
 #[derive(Default)]
@@ -27,6 +25,8 @@ struct Window {
     /// ones whose delivery time is recorded; reading the clock for every message cost 1-2%).
     pending: VecDeque<(bool, Option<Instant>)>,
     failed: Option<(KafkaError, String)>,
+    /// Delivery reports handled so far, failures included.
+    reports: u64,
 }
 
 impl Acks {
@@ -59,26 +59,24 @@ impl Acks {
     pub fn ack(&self, id: u64) {
         let mut w = self.lock();
         let Some(i) = id.checked_sub(w.low).map(|i| i as usize) else {
+            w.reports += 1;
             return;
         };
         let Some(slot) = w.pending.get_mut(i) else {
+            w.reports += 1;
             return;
         };
         slot.0 = true;
         // One message in 64 is timed: the exporter keeps every sample until the next scrape.
         let latency = slot.1.map(|sent| sent.elapsed().as_secs_f64());
-        let mut moved = false;
         while w.pending.front().is_some_and(|s| s.0) {
             w.pending.pop_front();
             w.low += 1;
-            moved = true;
         }
+        w.reports += 1;
         drop(w);
         if let Some(secs) = latency {
             metrics::histogram!("sluice_capture_kafka_delivery_seconds").record(secs);
-        }
-        if moved {
-            self.changed.notify_one();
         }
     }
 
@@ -89,8 +87,12 @@ impl Acks {
         if w.failed.is_none() {
             w.failed = Some((error, what));
         }
-        drop(w);
-        self.changed.notify_one();
+        w.reports += 1;
+    }
+
+    /// The count of delivery reports handled so far (acknowledgements and failures).
+    pub fn reports(&self) -> u64 {
+        self.lock().reports
     }
 
     /// The watermark and the number of messages still unacknowledged, or the first failure.
@@ -143,6 +145,7 @@ mod tests {
         acks.ack(3);
         acks.ack(3);
         assert_eq!(acks.state().unwrap(), (4, 0));
+        assert_eq!(acks.reports(), 5);
         assert_eq!(acks.register(3), 4);
         acks.unregister_from(5);
         assert_eq!(acks.state().unwrap(), (4, 1));
