@@ -43,7 +43,11 @@ pub fn producer_config(cfg: &CaptureConfig) -> ClientConfig {
     // after the bootstrap address named the broker, 50 ms passed (default 100) before the
     // connection to it opened, twice per start. Backoff after failures still doubles up to
     // reconnect.backoff.max.ms (10 s).
-    .set("reconnect.backoff.ms", "20");
+    .set("reconnect.backoff.ms", "20")
+    // Connect to every broker as soon as the metadata names it, not when the first request for
+    // it is due: the capture writes to every partition of its topic anyway. Start-up to the
+    // producer id took 5-7.5 ms instead of 13.5-14.5 ms (three runs each).
+    .set("enable.sparse.connections", "false");
     for (k, v) in cfg.kafka.client_properties() {
         c.set(k, v);
     }
