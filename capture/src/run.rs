@@ -495,33 +495,24 @@ async fn run_once(
     ready: &Arc<AtomicBool>,
 ) -> Result<(), CaptureError> {
     let resumed_seq = checkpoint.as_ref().map(|c| c.seq);
-    // The data producer first, connected while MariaDB is checked: librdkafka asks for its
-    // idempotent producer id on a timer that, with no broker connection up yet, retries only
-    // after 0.5-1 s, and holds every message until then (measured: the first second of a run).
+    // The data producer first, connecting while MariaDB is checked and the binlog opened and
+    // read (into the channel's batches): librdkafka asks for its idempotent producer id on a
+    // timer that, with no broker connection up yet, retries only after 0.5-1 s, and holds
+    // every message until then (measured: the first second of a run). Reading waited for the
+    // connection before, 7 ms of every start.
     let acks = Arc::new(crate::acks::Acks::default());
     let fast = Arc::new(publish::fast_producer(cfg, Arc::clone(&acks))?);
-    let mut topics = Topics::new(cfg);
-    let (prep, known) = tokio::join!(
-        prepare(cfg, checkpoint, None),
-        publish::connect(Arc::clone(&fast), topics.fixed_name())
-    );
-    let prep = prep?;
+    let topics = Topics::new(cfg);
+    let fixed_topic = topics.fixed_name();
+    let connecting = tokio::spawn(publish::connect(Arc::clone(&fast), fixed_topic.clone()));
+    let prep = prepare(cfg, checkpoint, None).await?;
     enforce(&prep.checks)?;
     let snapshots = crate::snapshot::start(cfg, &prep, resumed_seq, cancel).await?;
     let producer = publish::producer(cfg)?;
-    if let Some(t) = topics.fixed_name() {
-        match known {
-            Some(n) => topics.known(&t, n),
-            // A missing topic is reported (or created) before any binlog is read.
-            None => {
-                topics.partitions(&producer, &t).await?;
-            }
-        }
-    }
     let (tx, rx) = mpsc::channel::<publish::Encoded>(8);
     let spares = Spares::default();
     let hard_stop = CancellationToken::new();
-    let publisher = Publisher {
+    let mut publisher = Publisher {
         fast,
         acks,
         producer,
@@ -535,7 +526,19 @@ async fn run_once(
     };
     let mut tasks = tokio::task::JoinSet::new();
     let stop = hard_stop.clone();
-    tasks.spawn(async move { publisher.run(rx, stop).await });
+    tasks.spawn(async move {
+        // The topic and its partitions before anything is sent: a missing topic stops the
+        // capture here with the fix (or is created), and reading stops with it (below).
+        if let Some(t) = fixed_topic {
+            match connecting.await.ok().flatten() {
+                Some(n) => publisher.topics.known(&t, n),
+                None => {
+                    publisher.topics.partitions(&publisher.producer, &t).await?;
+                }
+            }
+        }
+        publisher.run(rx, stop).await
+    });
     let mut emit = Emit::Channel(tx, spares);
     let bounded = until.is_some();
     let opts = ReadOptions {
@@ -544,7 +547,18 @@ async fn run_once(
         snapshot: snapshots.as_ref().map(|s| s.hook()),
         until,
     };
-    let read = read_binlog(cfg, &prep, &mut emit, &opts, cancel).await;
+    let mut publisher_done = None;
+    let read = tokio::select! {
+        read = read_binlog(cfg, &prep, &mut emit, &opts, cancel) => read,
+        // The publisher ended while reading went on: an error (a missing topic, a failed
+        // delivery, a checkpoint that cannot be written). Reading stops too, also while the
+        // tables it captures are quiet and it has nothing to hand on; the error is reported
+        // below.
+        Some(done) = tasks.join_next() => {
+            publisher_done = Some(done);
+            Err(CaptureError::Topic("the publisher stopped".into()))
+        }
+    };
     if let Some(s) = snapshots {
         s.stop().await;
     }
@@ -553,7 +567,9 @@ async fn run_once(
     // `--until` reached: wait for every acknowledgement (the broker may be down for a while)
     // unless stopped. Then, or when stopped, let the publisher drain what was read, bounded.
     let grace = Duration::from_secs(15);
-    let drained = if bounded && read.is_ok() && !cancel.is_cancelled() {
+    let drained = if let Some(done) = publisher_done {
+        Ok(Some(done))
+    } else if bounded && read.is_ok() && !cancel.is_cancelled() {
         tokio::select! {
             done = tasks.join_next() => Ok(done),
             _ = cancel.cancelled() => tokio::time::timeout(grace, tasks.join_next()).await,

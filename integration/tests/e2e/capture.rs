@@ -295,6 +295,31 @@ async fn ddl_mid_stream_decodes_before_and_after() {
     c.query_drop(format!("DROP DATABASE {db}")).await.unwrap();
 }
 
+/// `run` without its topic (create_topics off) stops with the fix, also while the tables it
+/// captures are quiet: reading starts while Kafka connects, so the publisher's error has to
+/// stop a reader that has nothing to hand on.
+#[tokio::test]
+async fn run_without_its_topic_stops_with_the_fix() {
+    let db = sluice_integration::unique_name("cap_notopic");
+    let cfg = config(&db, &state_dir(&db));
+    let run = sluice_capture::run::run(
+        &cfg,
+        None,
+        CancellationToken::new(),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let err = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("run went on without its topic")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("topic sluice.{db} does not exist"))
+            && err.contains("create_topics = true"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn startup_checks_name_the_fix() {
     let db = sluice_integration::unique_name("cap_chk");
