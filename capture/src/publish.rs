@@ -307,8 +307,8 @@ struct Names {
 #[derive(Clone, Default)]
 pub struct Spares(Arc<Mutex<Vec<Encoded>>>);
 
-/// Spares kept at most (the channel to the publisher holds 8 batches).
-const SPARES: usize = 8;
+/// Spares kept at most (the channel to the publisher holds 4 batches).
+const SPARES: usize = 4;
 /// A batch whose buffer grew beyond this (a huge row) is freed, not kept.
 const SPARE_MAX_BYTES: usize = 4 << 20;
 

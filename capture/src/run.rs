@@ -23,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 const STDOUT_CHUNK: usize = 1 << 20;
 
 /// Bytes reserved per output for its encoded key and value in a new batch (grown where rows
-/// are larger). Batches are reused: fewer than 20 are ever made (the channel's 8, the spares,
-/// the one being filled and the one being sent). 1024 instead, so that the benchmark's 530-byte
+/// are larger). Batches are reused: about 10 are ever made (the channel's 4, the spares, the
+/// one being filled and the one being sent). 1024 instead, so that the benchmark's 530-byte
 /// events fit without growing, was no faster (six alternating runs each).
 const ENCODED_ROW_HINT: usize = 512;
 
@@ -511,7 +511,9 @@ async fn run_once(
     enforce(&prep.checks)?;
     let snapshots = crate::snapshot::start(cfg, &prep, resumed_seq, cancel).await?;
     let producer = publish::producer(cfg)?;
-    let (tx, rx) = mpsc::channel::<publish::Encoded>(8);
+    // 4 batches: with 8, each new batch was fresh memory the kernel clears first, and runs
+    // were no faster (docs/performance.md).
+    let (tx, rx) = mpsc::channel::<publish::Encoded>(4);
     let spares = Spares::default();
     let hard_stop = CancellationToken::new();
     let mut publisher = Publisher {
