@@ -58,12 +58,11 @@ impl Acks {
     /// Records the acknowledgement of message `id`.
     pub fn ack(&self, id: u64) {
         let mut w = self.lock();
+        w.reports += 1;
         let Some(i) = id.checked_sub(w.low).map(|i| i as usize) else {
-            w.reports += 1;
             return;
         };
         let Some(slot) = w.pending.get_mut(i) else {
-            w.reports += 1;
             return;
         };
         slot.0 = true;
@@ -73,7 +72,6 @@ impl Acks {
             w.pending.pop_front();
             w.low += 1;
         }
-        w.reports += 1;
         drop(w);
         if let Some(secs) = latency {
             metrics::histogram!("sluice_capture_kafka_delivery_seconds").record(secs);

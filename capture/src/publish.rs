@@ -412,7 +412,6 @@ pub struct Publisher {
     pub kafka_store: Option<crate::kafka_store::KafkaStore>,
     pub window: usize,
     pub interval: Duration,
-    pub scratch: Scratch,
     /// Where sent batches go back to the reader.
     pub spares: Spares,
 }
@@ -501,16 +500,17 @@ impl Publisher {
     /// Handles the delivery reports librdkafka has ready (acknowledgements and failures, into
     /// [`Acks`]); returns whether there were any.
     fn serve(&self) -> bool {
-        let mut any = false;
+        let start = self.acks.reports();
+        let mut seen = start;
         loop {
-            let before = self.acks.reports();
             // One queued event per call: a delivery report covers one produce request's
             // messages, or an error event (logged by the context).
             self.fast.poll(Duration::ZERO);
-            if self.acks.reports() == before {
-                return any;
+            let now = self.acks.reports();
+            if now == seen {
+                return now != start;
             }
-            any = true;
+            seen = now;
         }
     }
 
@@ -584,7 +584,8 @@ impl Publisher {
         }
         // The batch's messages are numbered at once (one lock instead of one per message).
         let mut id = self.acks.register(batch.messages);
-        let mut seq = std::mem::take(&mut self.scratch.seq);
+        // The `sluice-seq` header's text, rewritten for every message (librdkafka copies it).
+        let mut seq = Vec::with_capacity(20);
         // Events counted per run of the same table and type, to keep allocations off this loop.
         let mut run_of: Option<(usize, EventType, u64)> = None;
         let mut start = 0;
@@ -633,7 +634,6 @@ impl Publisher {
             id += 1;
         }
         count_events(&batch.tables, run_of);
-        self.scratch.seq = seq;
         self.spares.put(batch);
         result.map(|()| sent)
     }
@@ -699,12 +699,6 @@ const NAP_MAX: Duration = Duration::from_millis(16);
 
 /// A checkpoint being written; yields it once saved.
 type Saving = tokio::task::JoinHandle<Result<Checkpoint, CaptureError>>;
-
-/// Buffers reused for every message (librdkafka copies what it is given).
-#[derive(Default)]
-pub struct Scratch {
-    seq: Vec<u8>,
-}
 
 /// One message as librdkafka gets it.
 struct Message<'a> {

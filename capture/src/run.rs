@@ -79,7 +79,7 @@ impl Emit {
                     }
                     if tx.send(batch).await.is_err() {
                         // The publisher stopped; its error is reported by whoever joins it.
-                        return Err(CaptureError::Topic("the publisher stopped".into()));
+                        return Err(publisher_stopped());
                     }
                 }
             }
@@ -96,6 +96,12 @@ impl Emit {
         }
         Ok(())
     }
+}
+
+/// What the reader reports when the publisher ended first; the publisher's own error, reported
+/// by whoever joins it, says why.
+fn publisher_stopped() -> CaptureError {
+    CaptureError::Topic("the publisher stopped".into())
 }
 
 /// What the start-up resolved: server family, where to start, and the checks' results.
@@ -525,7 +531,6 @@ async fn run_once(
         kafka_store,
         window: cfg.publish.in_flight,
         interval: Duration::from_millis(cfg.checkpoint.interval_ms),
-        scratch: Default::default(),
         spares: spares.clone(),
     };
     let mut tasks = tokio::task::JoinSet::new();
@@ -560,7 +565,7 @@ async fn run_once(
         // below.
         Some(done) = tasks.join_next() => {
             publisher_done = Some(done);
-            Err(CaptureError::Topic("the publisher stopped".into()))
+            Err(publisher_stopped())
         }
     };
     if let Some(s) = snapshots {
