@@ -10,5 +10,5 @@ pub mod table_map;
 pub mod value;
 
 pub use cursor::Malformed;
-pub use rows::{Image, RowsEvent, RowsKind};
+pub use rows::{Columns, Image, RowsEvent, RowsKind, Side, Slot};
 pub use table_map::{Charset, Column, ColumnKind, TableMap};

@@ -3,13 +3,12 @@
 //! No I/O: the replication client feeds raw events in, outputs come back in a Vec.
 
 use crate::binlog::mariadb::{self, code, MariaGtid, Query};
-use crate::binlog::{Image, Malformed, RowsEvent, RowsKind, TableMap};
+use crate::binlog::{Columns, Malformed, RowsEvent, RowsKind, Side, Slot, TableMap};
 use crate::checkpoint::Checkpoint;
 use crate::error::CaptureError;
 use crate::filter::Filter;
 use sluice_event::{
-    json_key, Cell, ChangeEvent, EventHead, EventType, Position, RenderedKey, Row, SeqGenerator,
-    Source, EVENT_VERSION,
+    json_key, ChangeEvent, EventHead, EventType, Position, Row, SeqGenerator, Source, EVENT_VERSION,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -19,8 +18,8 @@ use std::sync::Arc;
 pub enum Output {
     /// DDL statements and snapshot rows.
     Event(Box<ChangeEvent>),
-    /// A binlog row change, still as decoded cells: written as event JSON only where it is
-    /// published ([`RowEvent::write_json`]), without a per-row map.
+    /// A binlog row change, its row values already JSON: the rest of the event is written where
+    /// it is published ([`RowEvent::write_json`]), once `txn_last` is known.
     Row(Box<RowEvent>),
     /// A snapshot row, as cells, written as event JSON where it is published.
     Snapshot(Box<crate::snapshot::row::SnapshotRow>),
@@ -41,7 +40,8 @@ impl Output {
     }
 }
 
-/// One row change read from the binlog: the event's fields plus one cell per table column.
+/// One row change read from the binlog: the event's fields, and its row values written as JSON
+/// straight from the binlog bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowEvent {
     pub seq: i64,
@@ -57,10 +57,12 @@ pub struct RowEvent {
     pub gtid: Option<Arc<str>>,
     pub xid: Option<u64>,
     pub txn_last: bool,
-    /// One entry per table column; `None` where the row image or a filter leaves it out.
-    pub data: Image,
-    /// UPDATE only: the previous value of each column that changed, `None` elsewhere.
-    pub old: Option<Image>,
+    /// The `data` object (the columns the row image has, less the dropped ones), then for
+    /// UPDATE the `old` object (those whose stored value changed), then the values of the
+    /// key's columns, each after a comma (`null` where the row leaves one out).
+    rendered: Vec<u8>,
+    data_end: usize,
+    old_end: usize,
 }
 
 impl RowEvent {
@@ -98,31 +100,29 @@ impl RowEvent {
         }
     }
 
+    /// The `data` object as JSON.
+    pub fn data_json(&self) -> &[u8] {
+        &self.rendered[..self.data_end]
+    }
+
+    /// UPDATE: the `old` object as JSON.
+    pub fn old_json(&self) -> Option<&[u8]> {
+        (self.old_end > self.data_end).then(|| &self.rendered[self.data_end..self.old_end])
+    }
+
     /// Appends the event's value bytes: the same JSON as [`ChangeEvent::encode`] of
     /// [`RowEvent::to_change_event`].
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        let keys = &self.table.keys;
-        sluice_event::write_json(
-            out,
-            &self.head(),
-            cells(keys.iter().map(|k| RenderedKey(k)), &self.data),
-            self.old
-                .as_ref()
-                .map(|old| cells(keys.iter().map(|k| RenderedKey(k)), old)),
-        );
+        sluice_event::write_json_rendered(out, &self.head(), self.data_json(), self.old_json());
     }
 
     /// Appends the Kafka key (a key column left out of the row is `null`).
     pub fn write_key(&self, out: &mut Vec<u8>) {
-        sluice_event::write_key(
+        sluice_event::write_key_rendered(
             out,
             &self.table.map.database,
             &self.table.map.table,
-            self.table
-                .map
-                .pk
-                .iter()
-                .map(|i| self.data.get(*i).and_then(Option::as_ref)),
+            &self.rendered[self.old_end..],
         );
     }
 
@@ -135,23 +135,20 @@ impl RowEvent {
 
     /// The same event as a [`ChangeEvent`] (tests, tools, snapshot signal rows).
     pub fn to_change_event(&self) -> ChangeEvent {
-        let cols = &self.table.map.columns;
-        let row = |image: &Image| -> Row {
-            cells(cols.iter().map(|c| c.name.as_str()), image)
-                .map(|(name, c)| (name.to_owned(), c.to_json()))
-                .collect()
+        let row = |json: &[u8]| -> Row {
+            serde_json::from_slice(json).unwrap_or_else(|e| {
+                // Cannot happen: the capture wrote these bytes as JSON that serde_json reads.
+                tracing::error!(
+                    table = %self.table.qualified,
+                    error = %e,
+                    "a row written by the capture is not JSON; its values are left out"
+                );
+                Row::new()
+            })
         };
         self.head()
-            .to_change_event(row(&self.data), self.old.as_ref().map(row))
+            .to_change_event(row(self.data_json()), self.old_json().map(row))
     }
-}
-
-/// (name, value) of the cells an image has; `names` has one entry per table column.
-fn cells<K>(names: impl IntoIterator<Item = K>, image: &Image) -> impl Iterator<Item = (K, &Cell)> {
-    names
-        .into_iter()
-        .zip(image.iter())
-        .filter_map(|(name, cell)| cell.as_ref().map(|c| (name, c)))
 }
 
 /// The raw header fields of one binlog event.
@@ -205,6 +202,9 @@ pub struct Decoder {
     /// stripped the checksum from the leading artificial ROTATE event.
     checksums: bool,
     seen_fde: bool,
+    scratch: Scratch,
+    /// What a new row's JSON buffer reserves: a little more than the last row took.
+    row_hint: usize,
 }
 
 impl Decoder {
@@ -228,6 +228,8 @@ impl Decoder {
             schema_changed: false,
             checksums: false,
             seen_fde: false,
+            scratch: Scratch::default(),
+            row_hint: 256,
         };
         if let Some(g) = &from.gtid {
             d.set_gtid_state(g);
@@ -544,89 +546,175 @@ impl Decoder {
             return Ok(());
         }
         let table = Arc::clone(table);
+        let at = RowsAt {
+            ts_ms: i64::from(h.timestamp) * 1000,
+            capture_ms,
+            offset: u64::from(h.log_pos.saturating_sub(h.event_size)),
+        };
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = self.render_rows(&mut ev, &table, at, &mut scratch, out);
+        self.scratch = scratch;
+        result
+    }
+
+    /// The rows of one event as row events: an UPDATE's `old` has the columns whose stored
+    /// bytes changed, and an UPDATE that changes the key is a DELETE and an INSERT.
+    fn render_rows(
+        &mut self,
+        ev: &mut RowsEvent<'_>,
+        table: &Arc<Table>,
+        at: RowsAt,
+        s: &mut Scratch,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Malformed> {
         let map = &table.map;
-        let ts_ms = i64::from(h.timestamp) * 1000;
-        let offset = u64::from(h.log_pos.saturating_sub(h.event_size));
-        let mut row_index: u32 = 0;
-        while let Some((before, after)) = ev.next_row(map)? {
-            let mut parts: [Option<(EventType, Image, Option<Image>)>; 2] = [None, None];
-            match (kind, before, after) {
-                (RowsKind::Insert, _, Some(a)) => {
-                    parts[0] = Some((EventType::Insert, drop_columns(a, &table.dropped), None));
-                }
-                (RowsKind::Delete, Some(b), _) => {
-                    parts[0] = Some((EventType::Delete, drop_columns(b, &table.dropped), None));
-                }
-                (RowsKind::Update, Some(b), Some(a)) => {
-                    let key_changed = map.pk.iter().any(|i| match (&b[*i], &a[*i]) {
-                        (Some(x), Some(y)) => x != y,
-                        _ => false,
-                    });
-                    if key_changed {
-                        parts[0] = Some((EventType::Delete, drop_columns(b, &table.dropped), None));
-                        parts[1] = Some((EventType::Insert, drop_columns(a, &table.dropped), None));
+        let cols = Columns {
+            map,
+            keys: &table.keys,
+            dropped: &table.dropped,
+        };
+        let mut row: u32 = 0;
+        while ev.has_row(map)? {
+            let mut buf = Vec::with_capacity(self.row_hint);
+            match ev.kind {
+                RowsKind::Insert | RowsKind::Delete => {
+                    let (side, kind) = if ev.kind == RowsKind::Insert {
+                        (Side::After, EventType::Insert)
                     } else {
-                        let old = changed(b, &a, &table.dropped);
-                        parts[0] = Some((
+                        (Side::Before, EventType::Delete)
+                    };
+                    ev.render(side, &cols, &mut buf, &mut s.after)?;
+                    let data_end = buf.len();
+                    self.push_row(table, at, row, kind, buf, data_end, &s.after, out);
+                }
+                RowsKind::Update => {
+                    s.before_json.clear();
+                    ev.render(Side::Before, &cols, &mut s.before_json, &mut s.before)?;
+                    ev.render(Side::After, &cols, &mut buf, &mut s.after)?;
+                    let key_changed =
+                        map.pk
+                            .iter()
+                            .any(|i| match (s.before.get(*i), s.after.get(*i)) {
+                                (Some(b), Some(a)) => b.present && a.present && !ev.same(b, a),
+                                _ => false,
+                            });
+                    if key_changed {
+                        let before = s.before_json.clone();
+                        let end = before.len();
+                        self.push_row(
+                            table,
+                            at,
+                            row,
+                            EventType::Delete,
+                            before,
+                            end,
+                            &s.before,
+                            out,
+                        );
+                        let end = buf.len();
+                        self.push_row(table, at, row, EventType::Insert, buf, end, &s.after, out);
+                    } else {
+                        let data_end = buf.len();
+                        buf.push(b'{');
+                        let mut first = true;
+                        for (b, a) in s.before.iter().zip(&s.after) {
+                            if b.present && !b.dropped && !ev.same(b, a) {
+                                if !first {
+                                    buf.push(b',');
+                                }
+                                first = false;
+                                buf.extend_from_slice(
+                                    s.before_json.get(b.pair.0..b.pair.1).unwrap_or_default(),
+                                );
+                            }
+                        }
+                        buf.push(b'}');
+                        self.push_row(
+                            table,
+                            at,
+                            row,
                             EventType::Update,
-                            drop_columns(a, &table.dropped),
-                            Some(old),
-                        ));
+                            buf,
+                            data_end,
+                            &s.after,
+                            out,
+                        );
                     }
                 }
-                _ => {}
             }
-            for (kind, data, old) in parts.into_iter().flatten() {
-                if !self.filter.kind(kind) {
-                    continue;
-                }
-                let ev = RowEvent {
-                    seq: self.seq.next(ts_ms),
-                    kind,
-                    ts_ms,
-                    capture_ms,
-                    instance: Arc::clone(&self.instance),
-                    table: Arc::clone(&table),
-                    file: Arc::clone(&self.file_arc),
-                    offset,
-                    row: row_index,
-                    gtid: self.txn_gtid.clone(),
-                    xid: None,
-                    txn_last: false,
-                    data,
-                    old,
-                };
-                self.hold(Output::Row(Box::new(ev)), out);
-            }
-            row_index += 1;
+            row += 1;
         }
         Ok(())
     }
-}
 
-/// The image with the columns the filter drops left out.
-fn drop_columns(mut image: Image, dropped: &[bool]) -> Image {
-    for (cell, drop) in image.iter_mut().zip(dropped) {
-        if *drop {
-            *cell = None;
+    /// Holds one row event, its JSON `rendered` up to the key values, which it appends from
+    /// the `slots` of the `data` image.
+    #[allow(clippy::too_many_arguments)]
+    fn push_row(
+        &mut self,
+        table: &Arc<Table>,
+        at: RowsAt,
+        row: u32,
+        kind: EventType,
+        mut rendered: Vec<u8>,
+        data_end: usize,
+        slots: &[Slot],
+        out: &mut Vec<Output>,
+    ) {
+        if !self.filter.kind(kind) {
+            return;
         }
+        let old_end = rendered.len();
+        for i in &table.map.pk {
+            rendered.push(b',');
+            match slots.get(*i) {
+                Some(s) if s.present && !s.dropped => {
+                    rendered.extend_from_within(s.value..s.pair.1)
+                }
+                _ => rendered.extend_from_slice(b"null"),
+            }
+        }
+        self.row_hint = (rendered.len() + rendered.len() / 4).clamp(64, ROW_HINT_MAX);
+        let ev = RowEvent {
+            seq: self.seq.next(at.ts_ms),
+            kind,
+            ts_ms: at.ts_ms,
+            capture_ms: at.capture_ms,
+            instance: Arc::clone(&self.instance),
+            table: Arc::clone(table),
+            file: Arc::clone(&self.file_arc),
+            offset: at.offset,
+            row,
+            gtid: self.txn_gtid.clone(),
+            xid: None,
+            txn_last: false,
+            rendered,
+            data_end,
+            old_end,
+        };
+        self.hold(Output::Row(Box::new(ev)), out);
     }
-    image
 }
 
-/// The before image reduced to the columns whose value changed (and are not dropped).
-fn changed(before: Image, after: &Image, dropped: &[bool]) -> Image {
-    before
-        .into_iter()
-        .enumerate()
-        .map(|(i, b)| {
-            let keep = !dropped.get(i).copied().unwrap_or(false)
-                && b.is_some()
-                && after.get(i).and_then(Option::as_ref) != b.as_ref();
-            b.filter(|_| keep)
-        })
-        .collect()
+/// Where the rows of one rows event happened.
+#[derive(Debug, Clone, Copy)]
+struct RowsAt {
+    ts_ms: i64,
+    capture_ms: i64,
+    offset: u64,
 }
+
+/// The decoder's buffers for the rows of an UPDATE, kept from row to row.
+#[derive(Debug, Default)]
+struct Scratch {
+    before: Vec<Slot>,
+    after: Vec<Slot>,
+    /// The before image as JSON, from which `old` takes the columns that changed.
+    before_json: Vec<u8>,
+}
+
+/// The most a new row's buffer reserves up front, however large the rows before it were.
+const ROW_HINT_MAX: usize = 16 << 10;
 
 /// Statements in QUERY events that change no schema and are not worth a DDL event.
 fn is_noise(upper: &str) -> bool {

@@ -10,25 +10,36 @@ const MAX_DEPTH: usize = 127;
 /// a double, nesting up to 127 levels. Strings, escapes and numbers are kept exactly as written.
 /// `None` means: not such a value (the caller decides; the capture falls back to parsing).
 pub fn compact_json(text: &[u8]) -> Option<String> {
-    std::str::from_utf8(text).ok()?;
-    let mut p = Compactor {
-        b: text,
-        i: 0,
-        out: Vec::with_capacity(text.len()),
-    };
-    p.value(0)?;
-    p.ws();
-    if p.i != p.b.len() {
+    let mut out = Vec::with_capacity(text.len());
+    if !compact_json_into(text, &mut out) {
         return None;
     }
     // Only whole tokens of valid UTF-8 input were copied, so the output is valid UTF-8.
-    String::from_utf8(p.out).ok()
+    String::from_utf8(out).ok()
+}
+
+/// [`compact_json`] appended to `out`; `false` (and `out` as it was) when `text` is not such
+/// a value. The capture writes JSON columns into events this way, without a `String` per value.
+pub fn compact_json_into(text: &[u8], out: &mut Vec<u8>) -> bool {
+    if std::str::from_utf8(text).is_err() {
+        return false;
+    }
+    let start = out.len();
+    let mut p = Compactor { b: text, i: 0, out };
+    let whole = p.value(0).is_some() && {
+        p.ws();
+        p.i == p.b.len()
+    };
+    if !whole {
+        out.truncate(start);
+    }
+    whole
 }
 
 struct Compactor<'a> {
     b: &'a [u8],
     i: usize,
-    out: Vec<u8>,
+    out: &'a mut Vec<u8>,
 }
 
 impl Compactor<'_> {

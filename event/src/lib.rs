@@ -3,8 +3,9 @@
 //! A capture builds a [`ChangeEvent`] per row change, turns its column values into JSON with
 //! [`Cell::to_json`], and publishes [`ChangeEvent::encode`] under [`ChangeEvent::key`] with
 //! [`ChangeEvent::headers`]. A sink reads it back with [`ChangeEvent::decode`]. The capture's
-//! hot path writes the same bytes straight from the cells with [`write_json`] and [`write_key`],
-//! skipping the per-row map. The format is
+//! hot path writes the same bytes without the per-row map: straight from the cells with
+//! [`write_json`] and [`write_key`] (snapshot rows), or around row values it already wrote as JSON
+//! with [`write_json_rendered`] and [`write_key_rendered`] (binlog rows). The format is
 //! described for consumers in other languages in `docs/event-format.md`.
 
 mod cell;
@@ -16,13 +17,13 @@ mod seq;
 mod write;
 
 pub use cell::Cell;
-pub use json_text::compact_json;
+pub use json_text::{compact_json, compact_json_into};
 pub use key::{decode_key, encode_key, KeyError};
 pub use partition::{murmur2, partition_for_key};
 pub use seq::SeqGenerator;
 pub use write::{
-    json_key, write_cell, write_i64, write_json, write_key, write_str, write_u64, EventHead,
-    JsonKey, RenderedKey,
+    json_key, write_bytes, write_cell, write_i64, write_json, write_json_rendered, write_key,
+    write_key_rendered, write_str, write_u64, EventHead,
 };
 
 use serde::{Deserialize, Serialize};

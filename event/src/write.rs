@@ -1,7 +1,7 @@
-//! The event JSON written straight from decoded cells into a byte buffer: the same bytes as
-//! [`ChangeEvent::encode`](crate::ChangeEvent::encode), without building a `serde_json` map per
-//! row. The capture's hot path (`tail`, `run`) uses this; `ChangeEvent` stays the type readers
-//! decode into.
+//! The event JSON written straight into a byte buffer, from decoded cells or around row values
+//! already written as JSON: the same bytes as [`ChangeEvent::encode`](crate::ChangeEvent::encode),
+//! without building a `serde_json` map per row. The capture's hot path (`tail`, `run`) uses this;
+//! `ChangeEvent` stays the type readers decode into.
 
 use crate::{Cell, ChangeEvent, EventType, Position, Row, Source, EVENT_VERSION};
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -60,46 +60,51 @@ impl EventHead<'_> {
     }
 }
 
-/// A column name as [`write_json`] writes it in front of the column's value: `"name":`.
-pub trait JsonKey {
-    fn write_key(&self, out: &mut Vec<u8>);
-}
-
-impl JsonKey for &str {
-    fn write_key(&self, out: &mut Vec<u8>) {
-        write_str(out, self);
-        out.push(b':');
-    }
-}
-
-/// A column name already rendered by [`json_key`]: written without escaping it again, which
-/// was about a fifth of the string writing of the capture's `tail` (every row writes every
-/// column name).
-#[derive(Debug, Clone, Copy)]
-pub struct RenderedKey<'a>(pub &'a [u8]);
-
-impl JsonKey for RenderedKey<'_> {
-    fn write_key(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.0);
-    }
-}
-
-/// `name` as a JSON string followed by `:`, for [`RenderedKey`].
+/// `name` as a JSON string followed by `:`, as an event writes it in front of the column's
+/// value. The capture renders each column's name once per TABLE_MAP instead of once per row.
 pub fn json_key(name: &str) -> Box<[u8]> {
     let mut out = Vec::with_capacity(name.len() + 3);
-    name.write_key(&mut out);
+    write_str(&mut out, name);
+    out.push(b':');
     out.into_boxed_slice()
 }
 
 /// Appends the event's value bytes to `out`: compact JSON, fields in the documented order.
 /// `data` and `old` yield (column name, value) in table column order; `old` is `Some` for
 /// UPDATE only.
-pub fn write_json<'c, K, D, O>(out: &mut Vec<u8>, head: &EventHead<'_>, data: D, old: Option<O>)
+pub fn write_json<'n, 'c, D, O>(out: &mut Vec<u8>, head: &EventHead<'_>, data: D, old: Option<O>)
 where
-    K: JsonKey,
-    D: IntoIterator<Item = (K, &'c Cell)>,
-    O: IntoIterator<Item = (K, &'c Cell)>,
+    D: IntoIterator<Item = (&'n str, &'c Cell)>,
+    O: IntoIterator<Item = (&'n str, &'c Cell)>,
 {
+    write_head(out, head);
+    write_row(out, data);
+    if let Some(old) = old {
+        out.extend_from_slice(b",\"old\":");
+        write_row(out, old);
+    }
+    write_tail(out, head);
+}
+
+/// [`write_json`] with the rows already written as JSON objects (the capture writes them
+/// straight from the binlog bytes).
+pub fn write_json_rendered(
+    out: &mut Vec<u8>,
+    head: &EventHead<'_>,
+    data: &[u8],
+    old: Option<&[u8]>,
+) {
+    write_head(out, head);
+    out.extend_from_slice(data);
+    if let Some(old) = old {
+        out.extend_from_slice(b",\"old\":");
+        out.extend_from_slice(old);
+    }
+    write_tail(out, head);
+}
+
+/// Everything before the value of `data`, up to and including `"data":`.
+fn write_head(out: &mut Vec<u8>, head: &EventHead<'_>) {
     out.extend_from_slice(b"{\"v\":");
     write_u64(out, u64::from(EVENT_VERSION));
     out.extend_from_slice(b",\"seq\":");
@@ -149,11 +154,10 @@ where
         write_str(out, name);
     }
     out.extend_from_slice(b"],\"data\":");
-    write_row(out, data);
-    if let Some(old) = old {
-        out.extend_from_slice(b",\"old\":");
-        write_row(out, old);
-    }
+}
+
+/// Everything after `data` and `old`.
+fn write_tail(out: &mut Vec<u8>, head: &EventHead<'_>) {
     if let Some(sql) = head.sql {
         out.extend_from_slice(b",\"sql\":");
         write_str(out, sql);
@@ -183,8 +187,19 @@ pub fn write_key<'c>(
     out.push(b']');
 }
 
+/// [`write_key`] with the key's values already written as JSON, each after a comma
+/// (`,1,"a"`; empty for a table without a primary key).
+pub fn write_key_rendered(out: &mut Vec<u8>, database: &str, table: &str, values: &[u8]) {
+    out.push(b'[');
+    write_str(out, database);
+    out.push(b',');
+    write_str(out, table);
+    out.extend_from_slice(values);
+    out.push(b']');
+}
+
 /// A JSON object of (name, value) pairs.
-fn write_row<'c, K: JsonKey>(out: &mut Vec<u8>, row: impl IntoIterator<Item = (K, &'c Cell)>) {
+fn write_row<'n, 'c>(out: &mut Vec<u8>, row: impl IntoIterator<Item = (&'n str, &'c Cell)>) {
     out.push(b'{');
     let mut first = true;
     for (name, cell) in row {
@@ -192,7 +207,8 @@ fn write_row<'c, K: JsonKey>(out: &mut Vec<u8>, row: impl IntoIterator<Item = (K
             out.push(b',');
         }
         first = false;
-        name.write_key(out);
+        write_str(out, name);
+        out.push(b':');
         write_cell(out, cell);
     }
     out.push(b'}');
@@ -269,7 +285,7 @@ pub fn write_cell(out: &mut Vec<u8>, cell: &Cell) {
             fraction(out, *micros, *fsp);
             out.push(b'"');
         }
-        Cell::Bytes(b) => write_base64(out, b),
+        Cell::Bytes(b) => write_bytes(out, b),
         Cell::Set(members) => {
             out.push(b'[');
             for (i, m) in members.iter().enumerate() {
@@ -283,7 +299,8 @@ pub fn write_cell(out: &mut Vec<u8>, cell: &Cell) {
     }
 }
 
-fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
+/// Bytes as a JSON string of their base64 (standard alphabet, padded).
+pub fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
     let start = out.len();
     let n = base64::encoded_len(bytes.len(), true).unwrap_or(0);
@@ -324,24 +341,26 @@ fn fraction(out: &mut Vec<u8>, micros: u32, fsp: u8) {
     padded(out, micros.min(999_999) / 10u32.pow(6 - fsp), fsp as usize);
 }
 
-/// `v` in decimal, left-padded with zeros to at least `width` digits.
+/// `v` in decimal, left-padded with zeros to at least `width` (at most 10) digits.
 fn padded(out: &mut Vec<u8>, v: u32, width: usize) {
-    let mut buf = [0u8; 10];
-    let mut i = buf.len();
+    let digits = v.checked_ilog10().unwrap_or(0) as usize + 1;
+    let len = digits.max(width).min(10);
+    let mut buf = [b'0'; 10];
     let mut n = v;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
+    for slot in buf[..len].iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
         n /= 10;
-        if n == 0 {
-            break;
-        }
     }
-    let digits = buf.len() - i;
-    for _ in digits..width {
-        out.push(b'0');
-    }
-    out.extend_from_slice(&buf[i..]);
+    append_prefix(out, &buf, len);
+}
+
+/// Appends the first `len` bytes of `buf`: a copy of the whole, fixed-size buffer, then cut
+/// back. Copying a variable number of bytes is a call to `memcpy`, which for a few digits
+/// cost more than the digits (about a tenth of the capture's `tail`).
+fn append_prefix<const N: usize>(out: &mut Vec<u8>, buf: &[u8; N], len: usize) {
+    let start = out.len();
+    out.extend_from_slice(buf);
+    out.truncate(start + len);
 }
 
 /// "00" to "99", for writing two digits per division.
@@ -358,8 +377,9 @@ static PAIRS: [u8; 200] = {
 
 /// An unsigned integer in decimal.
 pub fn write_u64(out: &mut Vec<u8>, v: u64) {
+    let digits = v.checked_ilog10().unwrap_or(0) as usize + 1;
     let mut buf = [0u8; 20];
-    let mut i = buf.len();
+    let mut i = digits;
     let mut n = v;
     while n >= 100 {
         let pair = (n % 100) as usize * 2;
@@ -369,13 +389,11 @@ pub fn write_u64(out: &mut Vec<u8>, v: u64) {
     }
     if n >= 10 {
         let pair = n as usize * 2;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        buf[..2].copy_from_slice(&PAIRS[pair..pair + 2]);
     } else {
-        i -= 1;
-        buf[i] = b'0' + n as u8;
+        buf[0] = b'0' + n as u8;
     }
-    out.extend_from_slice(&buf[i..]);
+    append_prefix(out, &buf, digits);
 }
 
 /// A signed integer in decimal (also the text of the `sluice-seq` header).
@@ -514,8 +532,21 @@ mod tests {
             write_i64(&mut out, v);
             assert_eq!(out, v.to_string().into_bytes());
         }
-        let mut out = Vec::new();
-        write_u64(&mut out, u64::MAX);
-        assert_eq!(out, u64::MAX.to_string().into_bytes());
+        for v in [u64::MAX, 10u64.pow(19), 10u64.pow(19) - 1] {
+            let mut out = b"x".to_vec();
+            write_u64(&mut out, v);
+            assert_eq!(out, format!("x{v}").into_bytes());
+        }
+        for (v, width, want) in [
+            (7, 2, "07"),
+            (0, 4, "0000"),
+            (12345, 2, "12345"),
+            (u32::MAX, 6, "4294967295"),
+            (3, 6, "000003"),
+        ] {
+            let mut out = Vec::new();
+            padded(&mut out, v, width);
+            assert_eq!(out, want.as_bytes());
+        }
     }
 }

@@ -35,6 +35,16 @@ impl<'a> Cursor<'a> {
         &self.buf[self.pos..]
     }
 
+    /// Bytes read so far.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Bytes `start..end` of the whole buffer (empty where the range is not in it).
+    pub fn span(&self, start: usize, end: usize) -> &'a [u8] {
+        self.buf.get(start..end).unwrap_or_default()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.pos >= self.buf.len()
     }

@@ -17,6 +17,25 @@ pub fn decimal_size(precision: u8, scale: u8) -> usize {
 
 /// Reads one DECIMAL(precision, scale) value as text, e.g. `-12.30`.
 pub fn read_decimal(c: &mut Cursor<'_>, precision: u8, scale: u8) -> Result<String, Malformed> {
+    let mut out = Vec::with_capacity(usize::from(precision) + 3);
+    write_decimal(c, precision, scale, &mut out)?;
+    // Only ASCII digits, `-` and `.` were written.
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Most characters a DECIMAL's text can have: 65 digits, a point, a sign, and the zeros of
+/// digit groups that a corrupt declaration could add (precision and scale are each at most
+/// 255 in the metadata byte).
+const MAX_TEXT: usize = 2 * 255 + 2 * DIG_PER_DEC + 2;
+
+/// Appends one DECIMAL(precision, scale) value as text, e.g. `-12.30`, to `out`; nothing is
+/// appended when the bytes are not a valid value.
+pub fn write_decimal(
+    c: &mut Cursor<'_>,
+    precision: u8,
+    scale: u8,
+    out: &mut Vec<u8>,
+) -> Result<(), Malformed> {
     let size = decimal_size(precision, scale);
     let raw = c.take(size)?;
     if raw.is_empty() {
@@ -42,39 +61,67 @@ pub fn read_decimal(c: &mut Cursor<'_>, precision: u8, scale: u8) -> Result<Stri
     let intg = usize::from(precision - scale.min(precision));
     let frac = usize::from(scale);
     let mut d = Cursor::new(bytes);
-    let mut int_digits = String::with_capacity(intg + 1);
+    // The digits, written into a buffer on the stack: the integer part first.
+    let mut text = Digits {
+        buf: [0; MAX_TEXT],
+        len: 0,
+    };
     let lead = intg % DIG_PER_DEC;
     if lead > 0 {
-        push_group(&mut int_digits, &mut d, DIG2BYTES[lead], lead)?;
+        push_group(&mut text, &mut d, DIG2BYTES[lead], lead)?;
     }
     for _ in 0..intg / DIG_PER_DEC {
-        push_group(&mut int_digits, &mut d, 4, DIG_PER_DEC)?;
+        push_group(&mut text, &mut d, 4, DIG_PER_DEC)?;
     }
-    let trimmed = int_digits.trim_start_matches('0');
-    let mut out = String::with_capacity(intg + frac + 3);
-    if negative {
-        out.push('-');
-    }
-    out.push_str(if trimmed.is_empty() { "0" } else { trimmed });
+    let int_len = text.len;
+    let zeros = text.buf[..int_len]
+        .iter()
+        .take_while(|b| **b == b'0')
+        .count();
     if frac > 0 {
-        out.push('.');
+        text.push(b'.');
         for _ in 0..frac / DIG_PER_DEC {
-            push_group(&mut out, &mut d, 4, DIG_PER_DEC)?;
+            push_group(&mut text, &mut d, 4, DIG_PER_DEC)?;
         }
         let tail = frac % DIG_PER_DEC;
         if tail > 0 {
-            push_group(&mut out, &mut d, DIG2BYTES[tail], tail)?;
+            push_group(&mut text, &mut d, DIG2BYTES[tail], tail)?;
         }
     }
+    // Leading zeros go, but one digit stays before the point.
+    let digits = if zeros == int_len {
+        &text.buf[int_len..text.len]
+    } else {
+        &text.buf[zeros..text.len]
+    };
     // MySQL never writes negative zero, but corrupt bytes could; keep the text a valid number.
-    if negative && out[1..].bytes().all(|b| b == b'0' || b == b'.') {
-        out.remove(0);
+    if negative && digits.iter().any(|b| (b'1'..=b'9').contains(b)) {
+        out.push(b'-');
     }
-    Ok(out)
+    if zeros == int_len {
+        out.push(b'0');
+    }
+    out.extend_from_slice(digits);
+    Ok(())
+}
+
+/// Decimal text under construction.
+struct Digits {
+    buf: [u8; MAX_TEXT],
+    len: usize,
+}
+
+impl Digits {
+    fn push(&mut self, b: u8) {
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
 }
 
 fn push_group(
-    out: &mut String,
+    out: &mut Digits,
     d: &mut Cursor<'_>,
     bytes: usize,
     digits: usize,
@@ -93,13 +140,13 @@ fn push_group(
         n /= 10;
     }
     for &b in &buf[..digits] {
-        out.push(char::from(b));
+        out.push(b);
     }
     Ok(())
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Encodes decimal text the way MySQL's decimal2bin does, for round-trip tests.

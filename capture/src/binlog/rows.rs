@@ -2,7 +2,7 @@
 
 use super::cursor::{bit, Cursor, Malformed};
 use super::table_map::TableMap;
-use super::value::read_cell;
+use super::value::{read_cell, write_value};
 use sluice_event::Cell;
 
 /// Binlog event type codes of rows events.
@@ -30,6 +30,38 @@ pub type Image = Vec<Option<Cell>>;
 
 /// One row of a rows event: the before image (UPDATE, DELETE) and the after image (INSERT, UPDATE).
 pub type RowImages = (Option<Image>, Option<Image>);
+
+/// Which image of a row [`RowsEvent::render`] reads next: UPDATE has both, before first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Before,
+    After,
+}
+
+/// One table column of a row image written by [`RowsEvent::render`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Slot {
+    /// The image has the column (binlog_row_image=MINIMAL/NOBLOB leave columns out).
+    pub present: bool,
+    pub null: bool,
+    /// Read, but left out of the JSON by a filter.
+    pub dropped: bool,
+    /// Where the value's bytes are in the event, to compare images with [`RowsEvent::source`].
+    pub src: (usize, usize),
+    /// Where `"name":value` is in the output (empty when dropped)...
+    pub pair: (usize, usize),
+    /// ...and where its value starts.
+    pub value: usize,
+}
+
+/// What [`RowsEvent::render`] needs of a table: its map, each column's name already as a JSON
+/// key (`"name":`), and which columns a filter drops.
+#[derive(Debug, Clone, Copy)]
+pub struct Columns<'t> {
+    pub map: &'t TableMap,
+    pub keys: &'t [Box<[u8]>],
+    pub dropped: &'t [bool],
+}
 
 /// A rows event whose rows are read one at a time, so a huge event is never held decoded.
 #[derive(Debug)]
@@ -93,10 +125,10 @@ impl<'a> RowsEvent<'a> {
         self.columns
     }
 
-    /// The next row: (before image, after image) as the kind requires; `None` at the end.
-    pub fn next_row(&mut self, table: &TableMap) -> Result<Option<RowImages>, Malformed> {
+    /// Whether another row follows; an error if the rows do not fit the table's map.
+    pub fn has_row(&self, table: &TableMap) -> Result<bool, Malformed> {
         if self.body.is_empty() {
-            return Ok(None);
+            return Ok(false);
         }
         if self.columns != table.columns.len() {
             return Err(Malformed::new(format!(
@@ -106,6 +138,91 @@ impl<'a> RowsEvent<'a> {
                 table.table,
                 table.columns.len()
             )));
+        }
+        Ok(true)
+    }
+
+    /// Reads the next image of `side` (after [`RowsEvent::has_row`]) and appends it to `out`
+    /// as the JSON object of an event's `data`: the columns the image has, less the dropped
+    /// ones, written straight from the event's bytes. `slots` gets one entry per column.
+    pub fn render(
+        &mut self,
+        side: Side,
+        cols: &Columns<'_>,
+        out: &mut Vec<u8>,
+        slots: &mut Vec<Slot>,
+    ) -> Result<(), Malformed> {
+        let present = match side {
+            Side::Before => self.present,
+            Side::After => self.present_after,
+        };
+        let c = &mut self.body;
+        let columns = &cols.map.columns;
+        let present_count = (0..columns.len()).filter(|i| bit(present, *i)).count();
+        let nulls = c.take(present_count.div_ceil(8))?;
+        slots.clear();
+        out.push(b'{');
+        let mut first = true;
+        let mut j = 0;
+        for (i, col) in columns.iter().enumerate() {
+            if !bit(present, i) {
+                slots.push(Slot::default());
+                continue;
+            }
+            let null = bit(nulls, j);
+            j += 1;
+            let dropped = cols.dropped.get(i).copied().unwrap_or(false);
+            let mark = out.len();
+            if !first {
+                out.push(b',');
+            }
+            let pair_start = out.len();
+            if let Some(key) = cols.keys.get(i) {
+                out.extend_from_slice(key);
+            }
+            let value = out.len();
+            let src_start = c.pos();
+            if null {
+                out.extend_from_slice(b"null");
+            } else {
+                write_value(col, c, out)
+                    .map_err(|e| Malformed::new(format!("column {} ({}): {e}", i + 1, col.name)))?;
+            }
+            let pair = if dropped {
+                out.truncate(mark);
+                (mark, mark)
+            } else {
+                first = false;
+                (pair_start, out.len())
+            };
+            slots.push(Slot {
+                present: true,
+                null,
+                dropped,
+                src: (src_start, c.pos()),
+                pair,
+                value,
+            });
+        }
+        out.push(b'}');
+        Ok(())
+    }
+
+    /// The event bytes of the value in `slot` (empty for NULL and absent columns).
+    pub fn source(&self, slot: &Slot) -> &'a [u8] {
+        self.body.span(slot.src.0, slot.src.1)
+    }
+
+    /// Whether two slots of the same column hold the same stored value (the same bytes).
+    pub fn same(&self, a: &Slot, b: &Slot) -> bool {
+        a.present == b.present && a.null == b.null && self.source(a) == self.source(b)
+    }
+
+    /// The next row decoded into cells: (before image, after image) as the kind requires;
+    /// `None` at the end. The reference for [`RowsEvent::render`], which the capture uses.
+    pub fn next_row(&mut self, table: &TableMap) -> Result<Option<RowImages>, Malformed> {
+        if !self.has_row(table)? {
+            return Ok(None);
         }
         Ok(Some(match self.kind {
             RowsKind::Insert => (None, Some(image(&mut self.body, table, self.present)?)),
@@ -170,9 +287,10 @@ mod tests {
             b.extend_from_slice(&[2, 0]);
         }
         b.push(cols);
-        b.push(0xff);
+        let bitmap = usize::from(cols).div_ceil(8);
+        b.extend(std::iter::repeat_n(0xff, bitmap));
         if kind == code::UPDATE_V1 || kind == code::UPDATE_V2 {
-            b.push(0xff);
+            b.extend(std::iter::repeat_n(0xff, bitmap));
         }
         b
     }
@@ -206,6 +324,187 @@ mod tests {
         let mut ev = RowsEvent::parse(RowsKind::Insert, false, &b).unwrap();
         let err = ev.next_row(&t).unwrap_err();
         assert!(err.0.contains("column 2 (name)"), "{err}");
+    }
+
+    /// The JSON object [`RowsEvent::render`] must write for an image, from the cells.
+    fn reference_json(table: &TableMap, image: &Image) -> Vec<u8> {
+        let mut out = vec![b'{'];
+        let mut first = true;
+        for (col, cell) in table.columns.iter().zip(image) {
+            if let Some(cell) = cell {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                out.extend_from_slice(&sluice_event::json_key(&col.name));
+                sluice_event::write_cell(&mut out, cell);
+            }
+        }
+        out.push(b'}');
+        out
+    }
+
+    /// Renders every row of an INSERT event over `table` and decodes them into cells too: the
+    /// two must agree on every row, on where each row ends, and on failing.
+    fn assert_render_matches_cells(table: &TableMap, body: &[u8]) -> usize {
+        let mut b = rows_header(code::WRITE_V1, table.columns.len() as u8);
+        b.extend_from_slice(body);
+        let (Ok(mut by_cells), Ok(mut rendered)) = (
+            RowsEvent::parse(RowsKind::Insert, false, &b),
+            RowsEvent::parse(RowsKind::Insert, false, &b),
+        ) else {
+            return 0;
+        };
+        let keys: Vec<Box<[u8]>> = table
+            .columns
+            .iter()
+            .map(|c| sluice_event::json_key(&c.name))
+            .collect();
+        let dropped = vec![false; table.columns.len()];
+        let cols = Columns {
+            map: table,
+            keys: &keys,
+            dropped: &dropped,
+        };
+        let mut rows = 0;
+        for _ in 0..8 {
+            let want = by_cells.next_row(table);
+            let got = rendered.has_row(table).and_then(|more| {
+                if !more {
+                    return Ok(None);
+                }
+                let mut out = Vec::new();
+                rendered.render(Side::After, &cols, &mut out, &mut Vec::new())?;
+                Ok(Some(out))
+            });
+            match (want, got) {
+                (Ok(Some((_, Some(image)))), Ok(Some(json))) => {
+                    assert_eq!(
+                        String::from_utf8_lossy(&json),
+                        String::from_utf8_lossy(&reference_json(table, &image))
+                    );
+                    assert_eq!(by_cells.body.pos(), rendered.body.pos());
+                    rows += 1;
+                }
+                (Ok(None), Ok(None)) => break,
+                (Err(a), Err(b)) => {
+                    assert_eq!(a, b);
+                    break;
+                }
+                (want, got) => panic!("cells: {want:?}, rendered: {got:?}"),
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn rendering_matches_the_cells_for_text_decimal_enum_and_json() {
+        let bytes = table_map_bytes(
+            "d",
+            "t",
+            &[
+                (ty::VARCHAR, &[40, 0]),
+                (ty::BLOB, &[2]),
+                (ty::BLOB, &[2]),
+                (ty::NEWDECIMAL, &[12, 3]),
+                (ty::STRING, &[ty::ENUM, 1]),
+                (ty::STRING, &[ty::STRING, 4]),
+                (ty::STRING, &[ty::STRING, 4]),
+                (ty::VARCHAR, &[40, 0]),
+                (ty::LONG, &[]),
+            ],
+            &[(
+                4,
+                names(&["s", "j", "bad_j", "d", "e", "lat", "bin", "vb", "n"]),
+            )],
+        );
+        let mut table = TableMap::parse(&bytes, 6).unwrap();
+        table.columns[1].json_text = true;
+        table.columns[2].json_text = true;
+        table.columns[4].members = vec!["small".into(), "large".into()];
+        table.columns[5].charset = crate::binlog::Charset::Latin1;
+        table.columns[6].charset = crate::binlog::Charset::Binary;
+        table.columns[7].charset = crate::binlog::Charset::Binary;
+        let row = |nulls: u8, enum_index: u8| {
+            let mut b = vec![nulls, 0];
+            let s = "h\u{e9}llo \"q\"\n\u{1f30a}";
+            b.push(s.len() as u8);
+            b.extend_from_slice(s.as_bytes());
+            for j in [&br#"{ "a" : [1.50, "x\u00e9"], "b": {} }"#[..], b"{\"a\""] {
+                b.extend_from_slice(&(j.len() as u16).to_le_bytes());
+                b.extend_from_slice(j);
+            }
+            b.extend_from_slice(&crate::binlog::decimal::tests::encode("-123.450", 12, 3));
+            b.push(enum_index);
+            b.extend_from_slice(&[2, b'c', 0x80]);
+            b.extend_from_slice(&[1, 0]);
+            b.extend_from_slice(&[3, 0, 0xff, 1]);
+            b.extend_from_slice(&7u32.to_le_bytes());
+            b
+        };
+        let mut body = row(0, 2);
+        body.extend(row(0, 9));
+        body.extend(row(0, 0));
+        assert_eq!(assert_render_matches_cells(&table, &body), 3);
+        // NULL in every column but the last: the bitmap says so, and no value bytes follow.
+        let body = [vec![0xff, 0], 7u32.to_le_bytes().to_vec()].concat();
+        assert_eq!(assert_render_matches_cells(&table, &body), 1);
+    }
+
+    /// A column type with metadata TABLE_MAP accepts, picked by `pick`, shaped by `a` and `b`.
+    fn column_type(pick: u8, a: u8, b: u8) -> (u8, Vec<u8>) {
+        match pick % 24 {
+            0 => (ty::TINY, vec![]),
+            1 => (ty::SHORT, vec![]),
+            2 => (ty::INT24, vec![]),
+            3 => (ty::LONG, vec![]),
+            4 => (ty::LONGLONG, vec![]),
+            5 => (ty::FLOAT, vec![4]),
+            6 => (ty::DOUBLE, vec![8]),
+            7 => {
+                let p = a % 65 + 1;
+                (ty::NEWDECIMAL, vec![p, b % (p.min(30) + 1)])
+            }
+            8 => (ty::YEAR, vec![]),
+            9 => (ty::DATE, vec![]),
+            10 => (ty::TIME2, vec![a % 7]),
+            11 => (ty::DATETIME2, vec![a % 7]),
+            12 => (ty::TIMESTAMP2, vec![a % 7]),
+            13 => (ty::VARCHAR, vec![a, b % 2]),
+            14 => (ty::BIT, vec![a % 8, b % 9]),
+            15 => (ty::BLOB, vec![a % 4 + 1]),
+            16 => (ty::JSON, vec![a % 4 + 1]),
+            17 => (ty::GEOMETRY, vec![a % 4 + 1]),
+            18 => (ty::STRING, vec![ty::STRING, a]),
+            19 => (ty::STRING, vec![ty::ENUM, a % 2 + 1]),
+            20 => (ty::STRING, vec![ty::SET, a % 8 + 1]),
+            21 => (ty::TIME, vec![]),
+            22 => (ty::DATETIME, vec![]),
+            _ => (ty::TIMESTAMP, vec![]),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// For random bytes in up to four columns of any type, charset and signedness,
+        /// rendering writes what the cells write, or fails where decoding them fails.
+        #[test]
+        fn rendering_matches_the_cells(
+            cols in proptest::collection::vec((any::<[u8; 3]>(), 0u8..3, any::<bool>(), any::<bool>()), 1..4),
+            body in proptest::collection::vec(any::<u8>(), 0..96),
+        ) {
+            let types: Vec<(u8, Vec<u8>)> = cols.iter().map(|c| column_type(c.0[0], c.0[1], c.0[2])).collect();
+            let types: Vec<(u8, &[u8])> = types.iter().map(|(t, m)| (*t, &m[..])).collect();
+            let mut table = TableMap::parse(&table_map_bytes("d", "t", &types, &[]), 6).unwrap();
+            for (col, c) in table.columns.iter_mut().zip(&cols) {
+                col.charset = [crate::binlog::Charset::Utf8, crate::binlog::Charset::Latin1, crate::binlog::Charset::Binary][usize::from(c.1)];
+                col.unsigned = c.2;
+                col.json_text = c.3;
+                col.members = vec!["a".into(), "b\"".into()];
+            }
+            assert_render_matches_cells(&table, &body);
+        }
     }
 
     proptest! {

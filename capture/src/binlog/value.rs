@@ -1,10 +1,61 @@
-//! One column value of a rows event, decoded into an [`event::Cell`].
+//! One column value of a rows event: written as its event JSON ([`write_value`], the capture's
+//! path) or decoded into an [`event::Cell`] ([`read_cell`]).
 
 use super::cursor::{Cursor, Malformed};
-use super::decimal::read_decimal;
+use super::decimal::{read_decimal, write_decimal};
 use super::jsonb;
 use super::table_map::{Charset, Column, ColumnKind};
-use sluice_event::Cell;
+use sluice_event::{compact_json_into, write_bytes, write_cell, write_str, Cell};
+use std::borrow::Cow;
+
+/// Writes the event JSON of the value of `col` (known not to be NULL) from `c`: the same
+/// bytes as [`write_cell`] of [`read_cell`]. Strings, DECIMAL, ENUM and MariaDB's JSON text
+/// go straight from the binlog bytes into `out`, without a `String` per value; the other
+/// types have no heap part in their cell and take the cell's path.
+pub fn write_value(col: &Column, c: &mut Cursor<'_>, out: &mut Vec<u8>) -> Result<(), Malformed> {
+    match &col.kind {
+        ColumnKind::Decimal { precision, scale } => {
+            out.push(b'"');
+            write_decimal(c, *precision, *scale, out)?;
+            out.push(b'"');
+        }
+        ColumnKind::VarString { len_bytes } | ColumnKind::Blob { len_bytes } => {
+            let n = c.uint_le(usize::from(*len_bytes))? as usize;
+            let bytes = c.take(n)?;
+            let json_text = col.json_text && matches!(col.kind, ColumnKind::Blob { .. });
+            if !(json_text && compact_json_into(bytes, out)) {
+                if json_text {
+                    // Not plain JSON: what the cell's path makes of it.
+                    write_cell(out, &json_text_cell(col.charset, bytes));
+                } else {
+                    write_text(out, col.charset, bytes);
+                }
+            }
+        }
+        ColumnKind::FixedString { len_bytes, .. } if col.charset != Charset::Binary => {
+            let n = c.uint_le(usize::from(*len_bytes))? as usize;
+            write_text(out, col.charset, c.take(n)?);
+        }
+        ColumnKind::Enum { pack } => {
+            let i = c.uint_le(usize::from(*pack))? as usize;
+            match enum_member(col, i) {
+                Ok(name) => write_str(out, name),
+                Err(number) => write_str(out, &number),
+            }
+        }
+        _ => write_cell(out, &read_cell(col, c)?),
+    }
+    Ok(())
+}
+
+/// Text or, for the binary charset, base64 of the bytes (BINARY is not handled here: its
+/// padding needs the cell's path).
+fn write_text(out: &mut Vec<u8>, charset: Charset, bytes: &[u8]) {
+    match decode_text(charset, bytes) {
+        Some(s) => write_str(out, &s),
+        None => write_bytes(out, bytes),
+    }
+}
 
 /// Reads the value of `col` (known not to be NULL) from `c`.
 pub fn read_cell(col: &Column, c: &mut Cursor<'_>) -> Result<Cell, Malformed> {
@@ -91,15 +142,9 @@ pub fn read_cell(col: &Column, c: &mut Cursor<'_>) -> Result<Cell, Malformed> {
             let n = c.uint_le(usize::from(*len_bytes))? as usize;
             let bytes = c.take(n)?;
             if col.json_text {
-                // MariaDB's JSON is LONGTEXT with a json_valid() check: kept as its compacted
-                // text when that is plain JSON (no tree built), else parsed as before; a value
-                // that is not JSON after all (the check can be dropped) stays text.
                 match sluice_event::compact_json(bytes) {
                     Some(s) => Cell::JsonText(s),
-                    None => match serde_json::from_slice(bytes) {
-                        Ok(v) => Cell::Json(v),
-                        Err(_) => text(col.charset, bytes, None),
-                    },
+                    None => json_text_cell(col.charset, bytes),
                 }
             } else {
                 text(col.charset, bytes, None)
@@ -120,14 +165,9 @@ pub fn read_cell(col: &Column, c: &mut Cursor<'_>) -> Result<Cell, Malformed> {
         }
         ColumnKind::Enum { pack } => {
             let i = c.uint_le(usize::from(*pack))? as usize;
-            Cell::Enum(match i {
-                // MySQL's "invalid value" member is the empty string, index 0.
-                0 => String::new(),
-                i => col
-                    .members
-                    .get(i - 1)
-                    .cloned()
-                    .unwrap_or_else(|| i.to_string()),
+            Cell::Enum(match enum_member(col, i) {
+                Ok(name) => name.to_owned(),
+                Err(number) => number,
             })
         }
         ColumnKind::Set { pack } => {
@@ -148,6 +188,29 @@ pub fn read_cell(col: &Column, c: &mut Cursor<'_>) -> Result<Cell, Malformed> {
         ColumnKind::Bit { bytes } => Cell::Bit(c.uint_be(usize::from(*bytes).min(8))?),
         ColumnKind::Null => Cell::Null,
     })
+}
+
+/// MariaDB's JSON is LONGTEXT with a json_valid() check. Plain JSON is kept as its compacted
+/// text (no tree built, see [`write_value`]); anything else is parsed, and a value that is
+/// not JSON after all (the check can be dropped) stays text.
+fn json_text_cell(charset: Charset, bytes: &[u8]) -> Cell {
+    match serde_json::from_slice(bytes) {
+        Ok(v) => Cell::Json(v),
+        Err(_) => text(charset, bytes, None),
+    }
+}
+
+/// The name of ENUM member `i` (1-based); MySQL's "invalid value" member, index 0, is the empty
+/// string. A number the metadata has no name for stays a number (`Err`).
+fn enum_member(col: &Column, i: usize) -> Result<&str, String> {
+    match i {
+        0 => Ok(""),
+        i => col
+            .members
+            .get(i - 1)
+            .map(String::as_str)
+            .ok_or_else(|| i.to_string()),
+    }
 }
 
 fn int(c: &mut Cursor<'_>, n: usize, unsigned: bool) -> Result<Cell, Malformed> {
@@ -238,13 +301,9 @@ fn time2(c: &mut Cursor<'_>, fsp: u8) -> Result<Cell, Malformed> {
 
 /// Text in its column charset; binary-charset values stay bytes (BINARY padded back to size).
 fn text(charset: Charset, bytes: &[u8], fixed_len: Option<usize>) -> Cell {
-    match charset {
-        Charset::Utf8 => Cell::Text(match std::str::from_utf8(bytes) {
-            Ok(s) => s.to_owned(),
-            Err(_) => String::from_utf8_lossy(bytes).into_owned(),
-        }),
-        Charset::Latin1 => Cell::Text(bytes.iter().map(|b| cp1252(*b)).collect()),
-        Charset::Binary => {
+    match decode_text(charset, bytes) {
+        Some(s) => Cell::Text(s.into_owned()),
+        None => {
             let mut v = bytes.to_vec();
             if let Some(n) = fixed_len {
                 if v.len() < n {
@@ -253,6 +312,20 @@ fn text(charset: Charset, bytes: &[u8], fixed_len: Option<usize>) -> Cell {
             }
             Cell::Bytes(v)
         }
+    }
+}
+
+/// The text of a value in its column charset (invalid UTF-8 replaced); `None` for the binary
+/// charset, whose values stay bytes.
+fn decode_text(charset: Charset, bytes: &[u8]) -> Option<Cow<'_, str>> {
+    match charset {
+        // Checked first: `from_utf8_lossy` walks valid text more slowly than `from_utf8`.
+        Charset::Utf8 => Some(match std::str::from_utf8(bytes) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(bytes),
+        }),
+        Charset::Latin1 => Some(Cow::Owned(bytes.iter().map(|b| cp1252(*b)).collect())),
+        Charset::Binary => None,
     }
 }
 
