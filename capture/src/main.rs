@@ -3,6 +3,7 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use sluice_capture::config::{CaptureConfig, StartAt};
+use sluice_capture::error::CaptureError;
 use sluice_capture::source::CheckStatus;
 use sluice_capture::{http, run};
 use std::path::{Path, PathBuf};
@@ -149,7 +150,11 @@ async fn run_cli(cli: Cli) -> anyhow::Result<()> {
                 .map_err(anyhow::Error::msg)
                 .context("--from")?;
             let until = parse_until(until)?;
-            run::tail(&cfg, start, until_end, until, cancel).await?;
+            match run::tail(&cfg, start, until_end, until, cancel).await {
+                // Whoever read the events closed the pipe (`tail ... | head`): a normal end.
+                Err(CaptureError::Stdout(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => other?,
+            }
         }
         Command::Position { config } => {
             let cfg = load(&config)?;
