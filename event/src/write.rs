@@ -315,6 +315,12 @@ pub fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// `YYYY-MM-DD`, each part zero-padded to its width (wider values are written in full).
 fn date(out: &mut Vec<u8>, year: u32, month: u32, day: u32) {
+    if year < 10_000 && month < 100 && day < 100 {
+        let ([y0, y1], [y2, y3]) = (pair(year / 100), pair(year));
+        let ([m0, m1], [d0, d1]) = (pair(month), pair(day));
+        out.extend_from_slice(&[y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1]);
+        return;
+    }
     padded(out, year, 4);
     out.push(b'-');
     padded(out, month, 2);
@@ -324,11 +330,17 @@ fn date(out: &mut Vec<u8>, year: u32, month: u32, day: u32) {
 
 /// `HH:MM:SS`; hours may have three digits (TIME).
 fn clock(out: &mut Vec<u8>, hours: u32, minutes: u8, seconds: u8) {
+    let (minutes, seconds) = (u32::from(minutes), u32::from(seconds));
+    if hours < 100 && minutes < 100 && seconds < 100 {
+        let ([h0, h1], [m0, m1], [s0, s1]) = (pair(hours), pair(minutes), pair(seconds));
+        out.extend_from_slice(&[h0, h1, b':', m0, m1, b':', s0, s1]);
+        return;
+    }
     padded(out, hours, 2);
     out.push(b':');
-    padded(out, u32::from(minutes), 2);
+    padded(out, minutes, 2);
     out.push(b':');
-    padded(out, u32::from(seconds), 2);
+    padded(out, seconds, 2);
 }
 
 /// `.` and `fsp` digits of `micros`, truncated as MySQL stores them; nothing for fsp 0.
@@ -336,9 +348,15 @@ fn fraction(out: &mut Vec<u8>, micros: u32, fsp: u8) {
     if fsp == 0 {
         return;
     }
-    let fsp = u32::from(fsp.min(6));
-    out.push(b'.');
-    padded(out, micros.min(999_999) / 10u32.pow(6 - fsp), fsp as usize);
+    let m = micros.min(999_999);
+    let ([a, b], [c, d], [e, f]) = (pair(m / 10_000), pair(m / 100), pair(m));
+    append_prefix(out, &[b'.', a, b, c, d, e, f], 1 + usize::from(fsp.min(6)));
+}
+
+/// The two digits of `v % 100`.
+fn pair(v: u32) -> [u8; 2] {
+    let i = (v % 100) as usize * 2;
+    [PAIRS[i], PAIRS[i + 1]]
 }
 
 /// `v` in decimal, left-padded with zeros to at least `width` (at most 10) digits.
@@ -381,17 +399,24 @@ pub fn write_u64(out: &mut Vec<u8>, v: u64) {
     let mut buf = [0u8; 20];
     let mut i = digits;
     let mut n = v;
-    while n >= 100 {
-        let pair = (n % 100) as usize * 2;
-        n /= 100;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    // Four digits per division: `seq` and the two times, 13-19 digits each, are in every event.
+    while n >= 10_000 {
+        let rem = (n % 10_000) as u32;
+        n /= 10_000;
+        i -= 4;
+        let ([a, b], [c, d]) = (pair(rem / 100), pair(rem));
+        buf[i..i + 4].copy_from_slice(&[a, b, c, d]);
     }
-    if n >= 10 {
-        let pair = n as usize * 2;
-        buf[..2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    let n = n as u32;
+    if n >= 100 {
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&pair(n));
+    }
+    let top = if n >= 100 { n / 100 } else { n };
+    if top >= 10 {
+        buf[..2].copy_from_slice(&pair(top));
     } else {
-        buf[0] = b'0' + n as u8;
+        buf[0] = b'0' + top as u8;
     }
     append_prefix(out, &buf, digits);
 }
@@ -509,6 +534,60 @@ mod tests {
                 write_str(&mut out, &s);
                 assert_eq!(out, serde_json::to_vec(&s).unwrap(), "{s:?}");
             }
+        }
+    }
+
+    #[test]
+    fn numbers_dates_and_times_like_fmt() {
+        let mut values: Vec<u64> = vec![0, u64::MAX];
+        for p in 0..20 {
+            let t = 10u64.pow(p);
+            values.extend([t - 1, t, t + 1, t.wrapping_mul(5) + 7]);
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push(x >> (x % 64));
+        }
+        for v in values {
+            let mut out = b"[".to_vec();
+            write_u64(&mut out, v);
+            assert_eq!(out, format!("[{v}").into_bytes());
+        }
+        for (y, m, d) in [
+            (0, 0, 0),
+            (2026, 11, 22),
+            (9999, 12, 31),
+            (10_000, 1, 1),
+            (7, 100, 5),
+        ] {
+            let mut out = Vec::new();
+            date(&mut out, y, m, d);
+            assert_eq!(out, format!("{y:04}-{m:02}-{d:02}").into_bytes());
+        }
+        for (h, m, s) in [
+            (0, 0, 0),
+            (23, 59, 59),
+            (99, 1, 2),
+            (838, 59, 59),
+            (100, 0, 0),
+        ] {
+            let mut out = Vec::new();
+            clock(&mut out, h, m, s);
+            assert_eq!(out, format!("{h:02}:{m:02}:{s:02}").into_bytes());
+        }
+        for (us, fsp, want) in [
+            (123_456, 3, ".123"),
+            (5, 6, ".000005"),
+            (999_999, 1, ".9"),
+            (120_000, 2, ".12"),
+            (7, 0, ""),
+        ] {
+            let mut out = Vec::new();
+            fraction(&mut out, us, fsp);
+            assert_eq!(out, want.as_bytes());
         }
     }
 
