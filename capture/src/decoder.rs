@@ -668,7 +668,10 @@ impl Decoder {
         for i in &table.map.pk {
             rendered.push(b',');
             match slots.get(*i) {
-                Some(s) if s.present && !s.dropped => {
+                // The value's bytes are in `rendered` (checked, not assumed: never a panic).
+                Some(s)
+                    if s.present && !s.dropped && s.value <= s.pair.1 && s.pair.1 <= old_end =>
+                {
                     rendered.extend_from_within(s.value..s.pair.1)
                 }
                 _ => rendered.extend_from_slice(b"null"),
