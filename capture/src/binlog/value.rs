@@ -19,22 +19,18 @@ pub fn write_value(col: &Column, c: &mut Cursor<'_>, out: &mut Vec<u8>) -> Resul
             write_decimal(c, *precision, *scale, out)?;
             out.push(b'"');
         }
-        ColumnKind::VarString { len_bytes } | ColumnKind::Blob { len_bytes } => {
-            let n = c.uint_le(usize::from(*len_bytes))? as usize;
-            let bytes = c.take(n)?;
-            let json_text = col.json_text && matches!(col.kind, ColumnKind::Blob { .. });
-            if !(json_text && compact_json_into(bytes, out)) {
-                if json_text {
-                    // Not plain JSON: what the cell's path makes of it.
-                    write_cell(out, &json_text_cell(col.charset, bytes));
-                } else {
-                    write_text(out, col.charset, bytes);
-                }
+        ColumnKind::Blob { len_bytes } if col.json_text => {
+            let bytes = prefixed(c, *len_bytes)?;
+            if !compact_json_into(bytes, out) {
+                // Not plain JSON: what the cell's path makes of it.
+                write_cell(out, &json_text_cell(col.charset, bytes));
             }
         }
+        ColumnKind::VarString { len_bytes } | ColumnKind::Blob { len_bytes } => {
+            write_text(out, col.charset, prefixed(c, *len_bytes)?);
+        }
         ColumnKind::FixedString { len_bytes, .. } if col.charset != Charset::Binary => {
-            let n = c.uint_le(usize::from(*len_bytes))? as usize;
-            write_text(out, col.charset, c.take(n)?);
+            write_text(out, col.charset, prefixed(c, *len_bytes)?);
         }
         ColumnKind::Enum { pack } => {
             let i = c.uint_le(usize::from(*pack))? as usize;
@@ -46,6 +42,12 @@ pub fn write_value(col: &Column, c: &mut Cursor<'_>, out: &mut Vec<u8>) -> Resul
         _ => write_cell(out, &read_cell(col, c)?),
     }
     Ok(())
+}
+
+/// A value stored after its length, a little-endian integer of `len_bytes` bytes.
+fn prefixed<'a>(c: &mut Cursor<'a>, len_bytes: u8) -> Result<&'a [u8], Malformed> {
+    let n = c.uint_le(usize::from(len_bytes))? as usize;
+    c.take(n)
 }
 
 /// Text or, for the binary charset, base64 of the bytes (BINARY is not handled here: its
@@ -130,17 +132,14 @@ pub fn read_cell(col: &Column, c: &mut Cursor<'_>) -> Result<Cell, Malformed> {
             micros: 0,
             fsp: 0,
         },
-        ColumnKind::VarString { len_bytes } => {
-            let n = c.uint_le(usize::from(*len_bytes))? as usize;
-            text(col.charset, c.take(n)?, None)
-        }
-        ColumnKind::FixedString { len_bytes, max_len } => {
-            let n = c.uint_le(usize::from(*len_bytes))? as usize;
-            text(col.charset, c.take(n)?, Some(usize::from(*max_len)))
-        }
+        ColumnKind::VarString { len_bytes } => text(col.charset, prefixed(c, *len_bytes)?, None),
+        ColumnKind::FixedString { len_bytes, max_len } => text(
+            col.charset,
+            prefixed(c, *len_bytes)?,
+            Some(usize::from(*max_len)),
+        ),
         ColumnKind::Blob { len_bytes } => {
-            let n = c.uint_le(usize::from(*len_bytes))? as usize;
-            let bytes = c.take(n)?;
+            let bytes = prefixed(c, *len_bytes)?;
             if col.json_text {
                 match sluice_event::compact_json(bytes) {
                     Some(s) => Cell::JsonText(s),
@@ -150,13 +149,9 @@ pub fn read_cell(col: &Column, c: &mut Cursor<'_>) -> Result<Cell, Malformed> {
                 text(col.charset, bytes, None)
             }
         }
-        ColumnKind::Json { len_bytes } => {
-            let n = c.uint_le(usize::from(*len_bytes))? as usize;
-            Cell::Json(jsonb::decode(c.take(n)?)?)
-        }
+        ColumnKind::Json { len_bytes } => Cell::Json(jsonb::decode(prefixed(c, *len_bytes)?)?),
         ColumnKind::Geometry { len_bytes } => {
-            let n = c.uint_le(usize::from(*len_bytes))? as usize;
-            let mut g = Cursor::new(c.take(n)?);
+            let mut g = Cursor::new(prefixed(c, *len_bytes)?);
             let srid = g.u32()?;
             Cell::Geometry {
                 srid,
