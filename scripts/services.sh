@@ -2,31 +2,34 @@
 # Private local services for Sluice's development, tests and demo, all on loopback:
 #
 #   MariaDB 10.11 (binlog ROW/FULL, GTIDs)   127.0.0.1:3307   mysql://sluice:sluice@127.0.0.1:3307
-#   tansu Kafka broker, sqlite storage        127.0.0.1:9092
-#   tansu Kafka broker, memory storage        127.0.0.1:9095   only with `up --bench`
+#   Apache Kafka 4.3 (KRaft, one node)       127.0.0.1:9092   PLAINTEXT
+#                                            127.0.0.1:9093   SASL_SSL, SCRAM-SHA-512 user sluice / sluice-secret
+#                                            127.0.0.1:9094   SSL with client certificates (mTLS)
+#                                            127.0.0.1:9098   the KRaft controller (not for clients)
 #   Redis, no persistence                     127.0.0.1:6380
 #   Redis Cluster, 3 masters, no replicas     127.0.0.1:6390-6392
-#   osmem (OpenSearch-compatible)             127.0.0.1:9200
+#   OpenSearch 2.19 node                      127.0.0.1:9200   (transport 9300)
 #
-# usage: scripts/services.sh up [--bench] | down | status
+# usage: scripts/services.sh up | down | status
 #
-# `up` installs whatever is missing (Debian packages, tansu via cargo, osmem-server via pip into a
-# venv), then starts each service that is not already running. It is idempotent. All state (data,
-# logs, pid files, the venv) lives under $SLUICE_STATE_DIR (default: <repo>/.state, git-ignored).
-# `down` stops only the processes whose pid files `up` wrote; it never touches system services.
+# `up` installs whatever is missing (Debian packages; Kafka's and OpenSearch's jars from Maven
+# Central, once per machine), then starts each service that is not already running. It is
+# idempotent. All state (data, logs, pid files, jars, the test CA) lives under $SLUICE_STATE_DIR
+# (default: <repo>/.state, git-ignored). `down` stops only the processes whose pid files `up`
+# wrote; it never touches system services.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE="${SLUICE_STATE_DIR:-$ROOT/.state}"
-TANSU_VERSION="0.6.0"
-OSMEM_VERSION="0.1.6"
 MARIADB_PORT=3307
 KAFKA_PORT=9092
-KAFKA_BENCH_PORT=9095
+KAFKA_SASL_PORT=9093
+KAFKA_MTLS_PORT=9094
+KAFKA_CONTROLLER_PORT=9098
 REDIS_PORT=6380
 REDIS_CLUSTER_PORTS=(6390 6391 6392)
 ES_PORT=9200
-DEBIAN_PACKAGES=(mariadb-server mariadb-client redis-server libssl-dev pkg-config make g++ curl procps)
+DEBIAN_PACKAGES=(mariadb-server mariadb-client redis-server libssl-dev pkg-config make g++ curl procps openssl)
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() {
@@ -51,40 +54,23 @@ install_debian_packages() {
     # leave those alone.
 }
 
-tansu_bin() {
-    local candidate
-    for candidate in "$(command -v tansu 2>/dev/null || true)" "${CARGO_HOME:-$HOME/.cargo}/bin/tansu"; do
-        if [ -n "$candidate" ] && [ -x "$candidate" ] && "$candidate" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
-            echo "$candidate"
-            return 0
-        fi
-    done
-    return 1
-}
-
-install_tansu() {
-    tansu_bin >/dev/null && return 0
-    log "building tansu $TANSU_VERSION from crates.io (about 10 minutes, once per machine)"
-    # --locked matters: without it the build picks up newer dependencies and fails.
-    cargo install tansu --locked --version "$TANSU_VERSION" --features dynostore,libsql \
-        >"$STATE/tansu-build.log" 2>&1 || {
-        tail -n 30 "$STATE/tansu-build.log" >&2
-        die "building tansu failed (full log: $STATE/tansu-build.log)"
+# maven_jars NAME: copies the runtime jars of scripts/NAME/pom.xml from Maven Central into
+# $STATE/NAME/lib, once per machine, and again whenever the pom changes (the marker holds a hash
+# of the pom the jars came from; a fresh folder, so no older jar stays beside a newer one).
+maven_jars() {
+    local name="$1" pom="$ROOT/scripts/$1/pom.xml" lib="$STATE/$1/lib" stamp
+    stamp="$(sha256sum "$pom" | cut -c1-16)"
+    [ "$(cat "$lib/.pom-hash" 2>/dev/null || true)" = "$stamp" ] && return 0
+    command -v mvn >/dev/null || die "$name needs Maven (mvn) and Java 17 to fetch its jars; install them (apt-get install maven openjdk-17-jre-headless)"
+    log "fetching $name's jars from Maven Central into $lib (once per machine)"
+    rm -rf "$lib"
+    mkdir -p "$lib"
+    mvn -q -B -f "$pom" dependency:copy-dependencies -DincludeScope=runtime \
+        -DoutputDirectory="$lib" >"$STATE/$name/maven.log" 2>&1 || {
+        tail -n 30 "$STATE/$name/maven.log" >&2
+        die "fetching $name's jars failed (full log: $STATE/$name/maven.log)"
     }
-}
-
-osmem_bin() {
-    local bin="$STATE/venv/lib/python3*/site-packages/osmem_server/bin/osmem-server"
-    # shellcheck disable=SC2086
-    ls $bin 2>/dev/null | head -n 1
-}
-
-install_osmem() {
-    [ -n "$(osmem_bin)" ] && return 0
-    log "installing osmem-server $OSMEM_VERSION into $STATE/venv"
-    python3 -m venv "$STATE/venv"
-    "$STATE/venv/bin/pip" install -q "osmem-server==$OSMEM_VERSION" || die "pip install osmem-server failed"
-    chmod +x "$(osmem_bin)"
+    echo "$stamp" >"$lib/.pom-hash"
 }
 
 # ---------------------------------------------------------------- process helpers
@@ -178,22 +164,106 @@ GRANT ALL PRIVILEGES ON *.* TO 'sluice'@'localhost' WITH GRANT OPTION;
 SQL
 }
 
-up_tansu() {
-    local name="$1" port="$2" storage="$3"
-    if running "$name" "127.0.0.1:$port"; then
-        log "$name already running on 127.0.0.1:$port"
+# The test CA and the certificates of the TLS listeners, made once by openssl under
+# $STATE/kafka/tls: ca.pem (what clients trust), broker.p12 (the broker's key and certificate for
+# localhost and 127.0.0.1), client.pem / client.key (a client certificate for the mTLS listener).
+KAFKA_KEYSTORE_PASSWORD=sluice-keystore
+KAFKA_SCRAM_USER=sluice
+KAFKA_SCRAM_PASSWORD=sluice-secret
+
+make_kafka_tls() {
+    local dir="$STATE/kafka/tls"
+    [ -f "$dir/client.key" ] && return 0
+    log "making the test CA and the broker's and a client's certificates in $dir"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    (
+        cd "$dir"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Sluice test CA" \
+            -keyout ca.key -out ca.pem
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >broker.ext
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout broker.key -out broker.csr
+        openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+            -extfile broker.ext -out broker.pem
+        openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem -name broker \
+            -passout "pass:$KAFKA_KEYSTORE_PASSWORD" -out broker.p12
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=sluice-client" -keyout client.key.tmp -out client.csr
+        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 -out client.pem
+        mv client.key.tmp client.key
+    ) >"$STATE/kafka/tls.log" 2>&1 || {
+        tail -n 20 "$STATE/kafka/tls.log" >&2
+        die "making the Kafka test certificates failed (log: $STATE/kafka/tls.log)"
+    }
+}
+
+# kafka_properties DIR PLAINTEXT SASL_SSL SSL CONTROLLER: a single-node KRaft config with its data
+# in DIR/data. Internal topics have one replica and one partition (a faster first group join);
+# two network and two I/O threads suit a 2-core machine that also runs everything else.
+kafka_properties() {
+    local dir="$1" plain="$2" sasl="$3" mtls="$4" ctl="$5" tls="$STATE/kafka/tls"
+    cat <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$ctl
+controller.listener.names=CONTROLLER
+listeners=PLAINTEXT://127.0.0.1:$plain,SASL_SSL://127.0.0.1:$sasl,SSL://127.0.0.1:$mtls,CONTROLLER://127.0.0.1:$ctl
+advertised.listeners=PLAINTEXT://127.0.0.1:$plain,SASL_SSL://127.0.0.1:$sasl,SSL://127.0.0.1:$mtls
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$dir/data
+num.network.threads=2
+num.io.threads=2
+num.partitions=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$tls/broker.p12
+ssl.keystore.password=$KAFKA_KEYSTORE_PASSWORD
+ssl.key.password=$KAFKA_KEYSTORE_PASSWORD
+ssl.truststore.type=PEM
+ssl.truststore.location=$tls/ca.pem
+listener.name.ssl.ssl.client.auth=required
+EOF
+}
+
+up_kafka() {
+    local dir="$STATE/kafka"
+    if running kafka "$dir/server.properties"; then
+        log "kafka already running on 127.0.0.1:$KAFKA_PORT (SASL_SSL $KAFKA_SASL_PORT, mTLS $KAFKA_MTLS_PORT)"
         return 0
     fi
-    local bin
-    bin="$(tansu_bin)" || die "tansu $TANSU_VERSION is not installed"
-    free_port "$name" "$port"
-    mkdir -p "$STATE/$name"
-    log "starting $name (tansu, $storage) on 127.0.0.1:$port"
-    # tansu resolves a sqlite:// path against its working directory, so it runs from `/`.
-    (cd / && RUST_LOG="${TANSU_LOG:-warn}" start_bg "$name" "$STATE/$name/tansu.log" "$bin" broker \
-        --cluster-id sluice --listener-url "tcp://127.0.0.1:$port" \
-        --advertised-listener-url "tcp://127.0.0.1:$port" --storage-engine "$storage")
-    wait_ready "$name" "$STATE/$name/tansu.log" port_open "$port"
+    for port in "$KAFKA_PORT" "$KAFKA_SASL_PORT" "$KAFKA_MTLS_PORT" "$KAFKA_CONTROLLER_PORT"; do
+        free_port kafka "$port"
+    done
+    make_kafka_tls
+    kafka_properties "$dir" "$KAFKA_PORT" "$KAFKA_SASL_PORT" "$KAFKA_MTLS_PORT" "$KAFKA_CONTROLLER_PORT" \
+        >"$dir/server.properties"
+    if [ ! -f "$dir/data/meta.properties" ]; then
+        log "formatting Kafka's data directory $dir/data (SCRAM user $KAFKA_SCRAM_USER)"
+        local id
+        id="$(java -cp "$dir/lib/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)"
+        java -cp "$dir/lib/*" kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" \
+            --ignore-formatted \
+            --add-scram "SCRAM-SHA-512=[name=$KAFKA_SCRAM_USER,password=$KAFKA_SCRAM_PASSWORD]" \
+            >"$dir/format.log" 2>&1 || {
+            tail -n 30 "$dir/format.log" >&2
+            die "formatting Kafka's storage failed (log: $dir/format.log)"
+        }
+    fi
+    log "starting Apache Kafka on 127.0.0.1:$KAFKA_PORT (SASL_SSL $KAFKA_SASL_PORT, mTLS $KAFKA_MTLS_PORT)"
+    : >"$dir/kafka.log"
+    start_bg kafka "$dir/kafka.log" java -Xms512m -Xmx1g -XX:+UseG1GC \
+        -Dorg.slf4j.simpleLogger.defaultLogLevel=info \
+        -Dorg.slf4j.simpleLogger.showDateTime=true \
+        -cp "$dir/lib/*" kafka.Kafka "$dir/server.properties"
+    wait_ready kafka "$dir/kafka.log" grep -q 'Kafka Server started' "$dir/kafka.log"
 }
 
 up_redis() {
@@ -262,18 +332,6 @@ redis_cluster_ok() {
     done
 }
 
-up_osmem() {
-    if running osmem "127.0.0.1:$ES_PORT"; then
-        log "osmem already running on 127.0.0.1:$ES_PORT"
-        return 0
-    fi
-    free_port osmem "$ES_PORT"
-    mkdir -p "$STATE/osmem"
-    log "starting osmem (OpenSearch-compatible) on 127.0.0.1:$ES_PORT"
-    start_bg osmem "$STATE/osmem/osmem.log" "$(osmem_bin)" -addr "127.0.0.1:$ES_PORT" -no-stdin-watch -no-ja
-    wait_ready osmem "$STATE/osmem/osmem.log" curl -sf "http://127.0.0.1:$ES_PORT/"
-}
-
 stop() {
     local name="$1" pidfile="$STATE/$1.pid" pid i
     [ -f "$pidfile" ] || return 0
@@ -299,42 +357,42 @@ status_line() {
     fi
 }
 
+# The OpenSearch node: up_opensearch.
+# shellcheck source=scripts/opensearch/opensearch.sh
+source "$ROOT/scripts/opensearch/opensearch.sh"
+
 # ---------------------------------------------------------------- main
 
 cmd="${1:-}"
-bench=false
-[ "${2:-}" = "--bench" ] && bench=true
-mkdir -p "$STATE"
+mkdir -p "$STATE/kafka" "$STATE/opensearch"
 
 case "$cmd" in
 up)
     install_debian_packages
-    install_tansu
-    install_osmem
+    maven_jars kafka
+    maven_jars opensearch
     up_mariadb
-    up_tansu kafka "$KAFKA_PORT" "sqlite://$STATE/kafka/tansu.db"
-    $bench && up_tansu kafka-bench "$KAFKA_BENCH_PORT" "memory://tansu/"
+    up_kafka
     up_redis
     up_redis_cluster
-    up_osmem
+    up_opensearch
     log "all services up (state in $STATE)"
     ;;
 down)
-    for s in kafka-bench osmem redis kafka mariadb; do stop "$s"; done
+    for s in opensearch redis kafka mariadb; do stop "$s"; done
     for p in "${REDIS_CLUSTER_PORTS[@]}"; do stop "redis-cluster/$p"; done
     ;;
 status)
     status_line mariadb mariadbd "127.0.0.1:$MARIADB_PORT"
-    status_line kafka "127.0.0.1:$KAFKA_PORT" "127.0.0.1:$KAFKA_PORT"
-    status_line kafka-bench "127.0.0.1:$KAFKA_BENCH_PORT" "127.0.0.1:$KAFKA_BENCH_PORT"
+    status_line kafka "$STATE/kafka/server.properties" "127.0.0.1:$KAFKA_PORT (SASL_SSL $KAFKA_SASL_PORT, mTLS $KAFKA_MTLS_PORT)"
     status_line redis "127.0.0.1:$REDIS_PORT" "127.0.0.1:$REDIS_PORT"
     for p in "${REDIS_CLUSTER_PORTS[@]}"; do
         status_line "redis-cluster/$p" "127.0.0.1:$p" "127.0.0.1:$p"
     done
-    status_line osmem "127.0.0.1:$ES_PORT" "127.0.0.1:$ES_PORT"
+    status_line opensearch Launcher.java "http://127.0.0.1:$ES_PORT"
     ;;
 *)
-    echo "usage: $0 up [--bench] | down | status" >&2
+    echo "usage: $0 up | down | status" >&2
     exit 2
     ;;
 esac
