@@ -1,5 +1,7 @@
-//! End-to-end tests: the Elasticsearch target against the local OpenSearch-compatible server
-//! (osmem), with the real sink runtime in-process and change events produced by the tests.
+//! End-to-end tests: the Elasticsearch target against the local OpenSearch 2.19 node of
+//! scripts/services.sh, with the real sink runtime in-process and change events produced by the
+//! tests. Each test's indexes get no replica (`es::single_node_indexes`) and are deleted when it
+//! passes.
 
 use serde_json::{json, Value};
 use sluice_event::{ChangeEvent, EventType};
@@ -49,6 +51,7 @@ async fn produce(topic: &str, events: &[ChangeEvent]) {
 /// A topic no other test uses, with `partitions` partitions and its dead-letter topic, and an
 /// index name no other test uses, both named after `prefix`.
 async fn fresh(prefix: &str, partitions: i32) -> (String, String) {
+    es::single_node_indexes().await;
     let topic = unique_name(prefix);
     create_topic(&topic, partitions).await.unwrap();
     create_topic(&format!("{topic}.dlq"), 1).await.unwrap();
@@ -196,6 +199,7 @@ create_index = "{mapping}""#,
         "city": "Oslo", "skus": ["A", "B"], "origin": "shop-main"
     });
     assert_eq!(source, want);
+    es::delete_indexes(&[&index]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,6 +226,7 @@ async fn elasticsearch_out_of_order_older_event_never_overwrites_newer() {
     assert_eq!(get_doc(&index, "1").await, Some((seq(20), doc(1, "newer"))));
     assert_eq!(get_doc(&index, "2").await, None, "a deleted row came back");
     assert_eq!(get_doc(&index, "3").await, Some((seq(40), doc(3, "only"))));
+    es::delete_indexes(&[&index]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,6 +294,7 @@ async fn elasticsearch_replay_from_an_earlier_start_at_never_regresses() {
     assert_eq!(get_doc(&index, "4").await.map(|d| d.0), Some(seq(31)));
     assert_eq!(get_doc(&index, "1").await.map(|d| d.0), Some(seq(11)));
     assert_eq!(get_doc(&index, "3").await, None, "a deleted row came back");
+    es::delete_indexes(&[&index]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -348,6 +354,7 @@ async fn elasticsearch_mapping_conflict_goes_to_the_dlq_with_the_server_reason()
     );
     assert_eq!(dlq[0]["sluice-original-offset"], "1");
     assert_eq!(dlq[0]["sluice-rule"], "o");
+    es::delete_indexes(&[&index]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -402,12 +409,12 @@ routing = "{{tenant}}""#
     produce(&topic, &events).await;
     run_until_caught_up(&config).await;
     assert_eq!(es::all_docs(&index).await, want);
+    es::delete_indexes(&[&index]).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn elasticsearch_upsert_mode_merges_rules_and_deletes_only_its_fields() {
-    let (topic, index) = fresh("es_upsert", 1).await;
-    // Two tables feed one document per order: the order's own row and its shipping row.
+/// The rules of the upsert tests: `shop.orders` and `shop.shipping` feed one document per order;
+/// the order's rule deletes the document, the shipping rule only its own fields.
+fn upsert_rules(index: &str) -> String {
     let order = format!("[rules.elasticsearch]\nindex = \"{index}\"\nmode = \"upsert\"");
     let shipping = format!(
         r#"id = "{{order_id}}"
@@ -416,9 +423,24 @@ include = ["order_id", "carrier"]
 {order}
 delete = "fields""#
     );
-    let rules = rule("order", r#""shop.orders""#, &order)
-        + &rule("shipping", r#""shop.shipping""#, &shipping);
-    let config = sink_config(&topic, &es_url(), &rules);
+    rule("order", r#""shop.orders""#, &order) + &rule("shipping", r#""shop.shipping""#, &shipping)
+}
+
+/// The ids of the documents of `index` that have the field `field`.
+async fn having(index: &str, field: &str) -> Vec<String> {
+    let mut ids: Vec<String> = es::search(index, json!({"exists": {"field": field}}))
+        .await
+        .into_keys()
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elasticsearch_upsert_mode_merges_rules_and_deletes_only_its_fields() {
+    let (topic, index) = fresh("es_upsert", 1).await;
+    let config = sink_config(&topic, &es_url(), &upsert_rules(&index));
+    let shipping = json!({"id": 70, "order_id": 7, "carrier": "DHL"});
     produce(
         &topic,
         &[
@@ -433,7 +455,7 @@ delete = "fields""#
                 "shipping",
                 EventType::Insert,
                 seq(2),
-                json!({"id": 70, "order_id": 7, "carrier": "DHL"}),
+                shipping.clone(),
                 None,
             ),
             change(
@@ -447,7 +469,7 @@ delete = "fields""#
                 "shipping",
                 EventType::Delete,
                 seq(4),
-                json!({"id": 70, "order_id": 7, "carrier": "DHL"}),
+                shipping.clone(),
                 None,
             ),
             change(
@@ -468,12 +490,71 @@ delete = "fields""#
     )
     .await;
     run_until_caught_up(&config).await;
+    // The shipping fields are gone from the document, not null: the order's fields and the
+    // `seq` each rule last applied are what is left.
+    let merged = json!({"id": 7, "status": "shipped",
+        "_sluice_seq": {"order": seq(3), "shipping": seq(4)}});
+    let docs = es::all_docs(&index).await;
+    assert_eq!(docs.get("7"), Some(&merged));
+    assert!(!docs.contains_key("8"), "{docs:?}");
+    assert!(having(&index, "carrier").await.is_empty());
+    assert_eq!(having(&index, "status").await, vec!["7".to_owned()]);
+
+    // Older changes delivered again (a producer retry, a capture resync) change nothing: the
+    // shipping row's insert does not bring its fields back, the order's first state does not
+    // replace its newer one.
+    produce(
+        &topic,
+        &[
+            change(
+                "shipping",
+                EventType::Insert,
+                seq(2),
+                shipping.clone(),
+                None,
+            ),
+            change(
+                "orders",
+                EventType::Insert,
+                seq(1),
+                json!({"id": 7, "status": "paid"}),
+                None,
+            ),
+        ],
+    )
+    .await;
+    run_until_caught_up(&config).await;
+    assert_eq!(es::all_docs(&index).await.get("7"), Some(&merged));
+
+    // Replaying the whole topic converges to the same documents.
+    apply_start_at(&config, StartAt::Earliest).await;
+    run_until_caught_up(&config).await;
+    let docs = es::all_docs(&index).await;
+    assert_eq!(docs.get("7"), Some(&merged));
+    assert!(!docs.contains_key("8"), "{docs:?}");
+
+    // A newer shipping row is written again; a removal of a document that does not exist is done.
+    let newer = json!({"id": 71, "order_id": 7, "carrier": "UPS"});
+    let nowhere = json!({"id": 90, "order_id": 9, "carrier": "DHL"});
+    produce(
+        &topic,
+        &[
+            change("shipping", EventType::Insert, seq(7), newer, None),
+            change("shipping", EventType::Delete, seq(8), nowhere, None),
+        ],
+    )
+    .await;
+    run_until_caught_up(&config).await;
     let docs = es::all_docs(&index).await;
     assert_eq!(
         docs.get("7"),
-        Some(&json!({"id": 7, "status": "shipped", "order_id": null, "carrier": null}))
+        Some(
+            &json!({"id": 7, "status": "shipped", "order_id": 7, "carrier": "UPS",
+            "_sluice_seq": {"order": seq(3), "shipping": seq(7)}})
+        )
     );
-    assert!(!docs.contains_key("8"), "{docs:?}");
+    assert!(!docs.contains_key("9"), "{docs:?}");
+    es::delete_indexes(&[&index]).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -623,6 +704,7 @@ async fn elasticsearch_item_level_429_retries_only_those_items_and_the_offset_wa
         assert_eq!(proxy.sent(&id.to_string()), 1, "id {id} was re-sent");
     }
     assert!(proxy.sent("3") >= 3);
+    es::delete_indexes(&[&index]).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -745,4 +827,21 @@ async fn elasticsearch_reindex_backfills_a_new_index_and_swaps_the_alias() {
         err,
         format!("reindex: `{v1}` is an index, not an alias, so it cannot be swapped; add --replace-index to delete it and create the alias `{v1}` → `{alias}_v3` in one atomic request (searches of `{v1}` keep working)")
     );
+
+    // With it, the index is deleted and an alias of its name made in one `_aliases` request
+    // (`remove_index` and `add`); the name finds the backfilled documents.
+    let v3 = format!("{alias}_v3");
+    let job = Reindex {
+        replace_index: true,
+        ..job
+    };
+    let report = reindex(&concrete, &job, CancellationToken::new(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.before, vec![v1.clone()]);
+    assert_eq!(alias_targets(&v1).await, vec![v3.clone()]);
+    want.insert("6".into(), doc(6, "new"));
+    assert_eq!(es::all_docs(&v1).await, want);
+    // `v1` is an alias now; deleting the indexes removes the aliases with them.
+    es::delete_indexes(&[&v2, &v3]).await;
 }

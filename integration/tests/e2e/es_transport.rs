@@ -1,11 +1,12 @@
 //! End-to-end tests of the Elasticsearch target's transport (issue #5): TLS with a CA file, basic
 //! auth with the password from the environment, an API key, gzip request bodies.
 //!
-//! osmem (the local OpenSearch-compatible server) speaks plain HTTP without security, so a proxy
-//! (`sluice_integration::http_proxy`) in front of it plays the secured cluster: it terminates TLS
-//! with a certificate signed by a CA made for the test, answers 401 like Elasticsearch unless
-//! the `Authorization` header is the expected one, records how each request arrived (credentials,
-//! `Content-Encoding`), decompresses gzip bodies and forwards them to osmem.
+//! The local OpenSearch node (scripts/services.sh) runs without its security plugin: plain HTTP,
+//! no users. A proxy (`sluice_integration::http_proxy`) in front of it plays the secured cluster:
+//! it terminates TLS with a certificate signed by a CA made for the test, answers 401 like
+//! Elasticsearch and OpenSearch unless the `Authorization` header is the expected one, records how
+//! each request arrived (credentials, `Content-Type`, `Content-Encoding`), decompresses gzip
+//! bodies and forwards them, without the credentials, to the node.
 
 use base64::Engine as _;
 use serde_json::json;
@@ -30,10 +31,11 @@ struct Seen {
     gzip_magic: bool,
     wire_len: usize,
     body_len: usize,
+    content_type: String,
     status: u16,
 }
 
-/// A secured cluster in front of osmem: only requests with `Authorization: <expected>` pass.
+/// A secured cluster in front of the node: only requests with `Authorization: <expected>` pass.
 struct Secured {
     proxy: HttpProxy,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -68,6 +70,7 @@ impl Secured {
                     gzip_magic: req.raw_body.starts_with(&[0x1f, 0x8b]),
                     wire_len: req.raw_body.len(),
                     body_len: req.body.len(),
+                    content_type: req.header("content-type").unwrap_or_default().to_owned(),
                     status: answer.status,
                 });
                 answer
@@ -196,7 +199,7 @@ fn bulks(seen: &[Seen]) -> Vec<&Seen> {
 }
 
 /// Asserts that bulk requests reached the proxy, each gzip-compressed on the wire if `gzip`,
-/// none if not.
+/// none if not, and each with a media type OpenSearch takes.
 fn assert_bulk_bodies(seen: &[Seen], gzip: bool) {
     let bulks = bulks(seen);
     assert!(
@@ -204,6 +207,16 @@ fn assert_bulk_bodies(seen: &[Seen], gzip: bool) {
         "no bulk request reached the proxy: {seen:?}"
     );
     for b in &bulks {
+        // OpenSearch answers 406 to Elasticsearch's compatibility media types
+        // (`application/vnd.elasticsearch+json; compatible-with=N`); a client upgrade that
+        // starts sending them must fail here, not on users' clusters.
+        assert!(
+            matches!(
+                b.content_type.as_str(),
+                "application/json" | "application/x-ndjson"
+            ),
+            "a bulk request with a Content-Type OpenSearch refuses: {b:?}"
+        );
         if gzip {
             assert!(
                 b.gzipped && b.gzip_magic && b.wire_len < b.body_len,
@@ -225,6 +238,7 @@ async fn orders_topic(
     partitions: i32,
     ids: std::ops::RangeInclusive<i64>,
 ) -> (String, String) {
+    sluice_integration::es::single_node_indexes().await;
     let (topic, index) = (unique_name(prefix), unique_name(prefix));
     create_topic(&topic, partitions).await.unwrap();
     sluice_integration::events::produce(&kafka_brokers(), &topic, &orders(ids))
@@ -255,6 +269,7 @@ async fn es_over_tls_with_basic_auth_from_the_environment_and_gzip_bodies() {
     assert_bulk_bodies(&seen, true);
     let d = all_docs(&index).await;
     assert_eq!(d["7"]["note"], json!("order 7 ".repeat(40)));
+    sluice_integration::es::delete_indexes(&[&index]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,6 +290,7 @@ async fn es_with_an_api_key_and_gzip_off_sends_plain_bodies() {
         "requests without the right API key: {seen:?}"
     );
     assert_bulk_bodies(&seen, false);
+    sluice_integration::es::delete_indexes(&[&index]).await;
 }
 
 /// `sluice-sink check` as a process with `env`; (success, stdout + stderr).
@@ -361,6 +377,7 @@ async fn committed(config: &SinkConfig) -> Option<i64> {
 async fn es_refused_credentials_stop_the_start_and_are_retried_while_running() {
     let right = basic("sluice_writer", "pw-1");
     let proxy = Secured::start(basic("sluice_writer", "pw-0")).await;
+    sluice_integration::es::single_node_indexes().await;
     let topic = unique_name("es_401");
     let index = unique_name("es_401");
     create_topic(&topic, 1).await.unwrap();
@@ -428,4 +445,5 @@ async fn es_refused_credentials_stop_the_start_and_are_retried_while_running() {
     })
     .await;
     sink.stop().await.unwrap();
+    sluice_integration::es::delete_indexes(&[&index]).await;
 }

@@ -1,5 +1,6 @@
 //! The Elasticsearch/OpenSearch target: documents from rules through the `_bulk` API,
-//! versioned by the event's `seq` (`version_type = external_gte`), one outcome per bulk item.
+//! versioned by the event's `seq` (`version_type = external_gte`; in mode `upsert` a script
+//! compares it with the one kept in the document), one outcome per bulk item.
 //! Users' documentation: docs/elasticsearch.md.
 
 mod config;
@@ -12,7 +13,7 @@ pub use config::{
     DeleteMode, ElasticsearchConfig, ElasticsearchRule, ElasticsearchRuleConfig, Mode,
     DEFAULT_ES_TIMEOUT_MS,
 };
-pub use encoder::{encode, Action, Op};
+pub use encoder::{encode, Action, Op, SEQ_FIELD};
 pub use reindex::{reindex, Reindex, ReindexError, Report};
 pub use service::{ensure_index, name_kind, replace_index_with_alias, swap_alias, NameKind};
 

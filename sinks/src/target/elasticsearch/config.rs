@@ -63,7 +63,8 @@ pub enum Mode {
     /// `index` with `version = seq`, `version_type = external_gte`; DELETE → versioned `delete`.
     #[default]
     Index,
-    /// `update` with `doc_as_upsert`: only this rule's fields, no version.
+    /// A scripted `update` that writes only this rule's fields, skipped when the document holds a
+    /// newer `seq` of this rule (docs/elasticsearch.md, *mode = "upsert"*).
     Upsert,
 }
 
@@ -74,13 +75,15 @@ pub enum DeleteMode {
     /// Delete the whole document.
     #[default]
     Document,
-    /// Set this rule's fields to null in the document (no script needed).
+    /// Remove this rule's fields from the document (a Painless script), keeping the rest.
     Fields,
 }
 
 /// A rule's Elasticsearch settings, parsed and checked.
 #[derive(Debug, Clone)]
 pub struct ElasticsearchRule {
+    /// The rule's name: in mode `upsert` the key of its `seq` in each document.
+    pub name: String,
     pub index: Template,
     pub routing: Option<Template>,
     pub pipeline: Option<String>,
@@ -211,6 +214,7 @@ impl ElasticsearchRule {
             .then_some(())
             .and(index)
             .map(|index| ElasticsearchRule {
+                name: rule.name().to_owned(),
                 index,
                 routing,
                 pipeline: config.pipeline,

@@ -28,6 +28,26 @@ const VERSION_TYPE: &str = "external_gte";
 /// Conflicting updates (mode `upsert`) are retried this often by the server itself.
 const RETRY_ON_CONFLICT: u32 = 3;
 
+/// The document field where mode `upsert` keeps, per rule name, the `seq` of the last change
+/// that rule applied to the document.
+pub const SEQ_FIELD: &str = "_sluice_seq";
+
+/// The Painless script of every mode `upsert` write. The update API takes no external version,
+/// so the script does the versioning itself: it compares the event's `seq` with the one stored
+/// under the rule's name in [`SEQ_FIELD`] and leaves the document alone (`noop`) if that is
+/// newer; otherwise it puts the rule's fields (`params.doc`) or removes them (`params.remove`)
+/// and stores the `seq`. Like `external_gte`, the same `seq` applies again. The stored `seq`
+/// stays after a removal, so a replayed older change cannot bring the fields back. The source
+/// never changes (everything else is a parameter), so the server compiles it once.
+const UPSERT_SCRIPT: &str = concat!(
+    "Map s = ctx._source._sluice_seq;",
+    "if (s == null) { s = new HashMap(); ctx._source._sluice_seq = s; }",
+    " else if (s[params.rule] != null && s[params.rule] > params.seq) { ctx.op = 'noop'; return; }",
+    "if (params.doc != null) { ctx._source.putAll(params.doc); }",
+    " else { for (f in params.remove) { ctx._source.remove(f); } }",
+    "s[params.rule] = params.seq;"
+);
+
 #[derive(Serialize)]
 struct Meta<'a> {
     #[serde(rename = "_index")]
@@ -44,6 +64,48 @@ struct Meta<'a> {
     pipeline: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_on_conflict: Option<u32>,
+}
+
+/// The body of a mode `upsert` update: [`UPSERT_SCRIPT`] with its parameters. A write that may
+/// create the document runs the script on an empty one (`scripted_upsert`); a removal does not
+/// create it (a missing document answers `document_missing_exception`: nothing to remove).
+#[derive(Serialize)]
+struct ScriptedUpdate<'a> {
+    script: Script<'a>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    scripted_upsert: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upsert: Option<Empty>,
+}
+
+#[derive(Serialize)]
+struct Script<'a> {
+    source: &'static str,
+    lang: &'static str,
+    params: Params<'a>,
+}
+
+#[derive(Serialize)]
+struct Params<'a> {
+    rule: &'a str,
+    seq: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    doc: Option<&'a Row>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remove: Option<Keys<'a>>,
+}
+
+/// `{}`.
+#[derive(Serialize)]
+struct Empty {}
+
+/// The names of a row's fields, as a JSON array.
+struct Keys<'a>(&'a Row);
+
+impl Serialize for Keys<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.keys())
+    }
 }
 
 /// Appends the bulk lines of one item to `out` and returns its actions (none for DDL).
@@ -116,9 +178,13 @@ fn encode_into(
         }
         Mode::Upsert => {
             meta(out, "update", &update_meta(&index, id, routing.as_deref()));
-            out.extend_from_slice(b"{\"doc\":");
-            json(out, &mapped.doc);
-            out.extend_from_slice(b",\"doc_as_upsert\":true}\n");
+            let params = Params {
+                rule: &rule.name,
+                seq: mapped.seq,
+                doc: Some(&mapped.doc),
+                remove: None,
+            };
+            json_line(out, &scripted(params, true));
             actions.push(Action {
                 op: Op::Update,
                 index,
@@ -129,7 +195,8 @@ fn encode_into(
 }
 
 /// The delete of a row from `index`: versioned in mode `index`; in mode `upsert` the whole
-/// document or only the rule's fields (set to null), as configured.
+/// document (unversioned: nothing is left to hold a version) or only the rule's fields, as
+/// configured.
 fn remove(
     rule: &ElasticsearchRule,
     mapped: &Mapped,
@@ -174,17 +241,15 @@ fn remove(
         }
         (Mode::Upsert, DeleteMode::Fields) => {
             meta(out, "update", &update_meta(index, id, routing));
-            out.extend_from_slice(b"{\"doc\":{");
-            // The before-image's fields, so an UPDATE that moved the row clears what it wrote.
+            // The before-image's fields, so an UPDATE that moved the row removes what it wrote.
             let fields = mapped.old_doc.as_ref().unwrap_or(&mapped.doc);
-            for (i, k) in fields.keys().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                json(out, k);
-                out.extend_from_slice(b":null");
-            }
-            out.extend_from_slice(b"}}\n");
+            let params = Params {
+                rule: &rule.name,
+                seq: mapped.seq,
+                doc: None,
+                remove: Some(Keys(fields)),
+            };
+            json_line(out, &scripted(params, false));
             Op::Update
         }
     };
@@ -192,6 +257,18 @@ fn remove(
         op,
         index: index.to_owned(),
     });
+}
+
+fn scripted(params: Params<'_>, upsert: bool) -> ScriptedUpdate<'_> {
+    ScriptedUpdate {
+        script: Script {
+            source: UPSERT_SCRIPT,
+            lang: "painless",
+            params,
+        },
+        scripted_upsert: upsert,
+        upsert: upsert.then_some(Empty {}),
+    }
 }
 
 fn update_meta<'a>(index: &'a str, id: &'a str, routing: Option<&'a str>) -> Meta<'a> {
@@ -254,6 +331,7 @@ mod tests {
 
     fn rule(mode: Mode, delete: DeleteMode, index: &str) -> ElasticsearchRule {
         ElasticsearchRule {
+            name: "shipping".into(),
             index: Template::parse(index).unwrap(),
             routing: None,
             pipeline: None,
@@ -336,14 +414,29 @@ mod tests {
         assert_eq!(ops, vec![Op::Delete, Op::Index]);
     }
 
+    /// The lines of `text` as JSON values.
+    fn parsed(text: &str) -> Vec<serde_json::Value> {
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
     #[test]
-    fn upsert_mode_updates_and_deletes_document_or_fields() {
+    fn upsert_mode_writes_and_removes_fields_with_the_seq_script() {
         let doc = json!({"id":7,"note":"x \"q\""});
         let r = rule(Mode::Upsert, DeleteMode::Document, "orders");
+        let (text, ops) = lines(&r, &mapped(EventType::Insert, doc.clone(), None));
+        assert_eq!(ops, vec![Op::Update]);
         assert_eq!(
-            lines(&r, &mapped(EventType::Insert, doc.clone(), None)).0,
-            "{\"update\":{\"_index\":\"orders\",\"_id\":\"7\",\"retry_on_conflict\":3}}\n{\"doc\":{\"id\":7,\"note\":\"x \\\"q\\\"\"},\"doc_as_upsert\":true}\n"
+            parsed(&text),
+            vec![
+                json!({"update":{"_index":"orders","_id":"7","retry_on_conflict":3}}),
+                json!({"script":{"source":UPSERT_SCRIPT,"lang":"painless",
+                    "params":{"rule":"shipping","seq":42,"doc":{"id":7,"note":"x \"q\""}}},
+                    "scripted_upsert":true,"upsert":{}}),
+            ]
         );
+        // A whole-document delete stays a plain, unversioned delete.
         assert_eq!(
             lines(&r, &mapped(EventType::Delete, doc.clone(), None)),
             (
@@ -351,14 +444,42 @@ mod tests {
                 vec![Op::Delete]
             )
         );
+        // A fields delete removes the rule's fields and creates no document.
         let f = rule(Mode::Upsert, DeleteMode::Fields, "orders");
+        let (text, ops) = lines(&f, &mapped(EventType::Delete, doc, None));
+        assert_eq!(ops, vec![Op::Update]);
         assert_eq!(
-            lines(&f, &mapped(EventType::Delete, doc, None)),
-            (
-                "{\"update\":{\"_index\":\"orders\",\"_id\":\"7\",\"retry_on_conflict\":3}}\n{\"doc\":{\"id\":null,\"note\":null}}\n".to_owned(),
-                vec![Op::Update]
-            )
+            parsed(&text),
+            vec![
+                json!({"update":{"_index":"orders","_id":"7","retry_on_conflict":3}}),
+                json!({"script":{"source":UPSERT_SCRIPT,"lang":"painless",
+                    "params":{"rule":"shipping","seq":42,"remove":["id","note"]}}}),
+            ]
         );
+    }
+
+    #[test]
+    fn a_moved_row_in_upsert_mode_removes_the_old_fields_then_writes_the_new() {
+        let f = rule(Mode::Upsert, DeleteMode::Fields, "orders-{m}");
+        let m = mapped(
+            EventType::Update,
+            json!({"m":"b","x":1}),
+            Some(json!({"m":"a","y":2})),
+        );
+        let (text, ops) = lines(&f, &m);
+        assert_eq!(ops, vec![Op::Update, Op::Update]);
+        let l = parsed(&text);
+        assert_eq!(l[0]["update"]["_index"], "orders-a");
+        assert_eq!(l[1]["script"]["params"]["remove"], json!(["m", "y"]));
+        assert_eq!(l[2]["update"]["_index"], "orders-b");
+        assert_eq!(l[3]["script"]["params"]["doc"], json!({"m":"b","x":1}));
+    }
+
+    #[test]
+    fn the_script_keeps_the_seq_in_the_documented_field() {
+        assert!(UPSERT_SCRIPT.contains(&format!("ctx._source.{SEQ_FIELD}")));
+        // One line of NDJSON, and nothing JSON would have to escape beyond the quotes.
+        assert!(!UPSERT_SCRIPT.contains(['\n', '"', '\\']));
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //! the rule writes to, so a mapping change needs no downtime (docs/elasticsearch.md).
 //!
 //! The backfill is an ordinary sink run with its own consumer group, the rule alone, and the
-//! rule's index replaced by the new one. Writes are versioned by `seq`, so the backfill and
-//! the live sink may write the same documents in any order.
+//! rule's index replaced by the new one. Writes are versioned by `seq` (mode `upsert`: by the
+//! `seq` its script keeps in the document), so the backfill and the live sink may write the
+//! same documents in any order; only upsert-mode whole-document deletes are not.
 
-use super::config::{ElasticsearchRule, Mode};
+use super::config::{DeleteMode, ElasticsearchRule, Mode};
 use super::service::{client, ensure_index, name_kind, replace_index_with_alias, swap_alias};
 use super::NameKind;
 use crate::config::SinkConfig;
@@ -108,8 +109,8 @@ pub async fn reindex(
             job.to
         )));
     }
-    if es_rule.mode == Mode::Upsert {
-        progress("note: mode = \"upsert\" is not versioned: a row changed between the alias swap and the end of the backfill may keep an older state until its next change (docs/elasticsearch.md)");
+    if es_rule.mode == Mode::Upsert && es_rule.delete == DeleteMode::Document {
+        progress("note: in mode = \"upsert\" a whole-document delete is not versioned: a row deleted between the alias swap and the end of the backfill may come back with older fields until its next change (docs/elasticsearch.md)");
     }
     let es = client(target).map_err(err)?;
 

@@ -31,10 +31,11 @@ pub struct ItemFailure {
 
 /// The one place that decides. Done: 2xx; 409 of a versioned write (the index already holds
 /// this or a newer version); 404 of a delete (nothing to delete) and of a fields-only update
-/// (no document to clear). Retry: whole-request failures of any kind (the deployment's
-/// problem, not the items'), 429, 5xx, `es_rejected_execution_exception`, 401/403, a missing
-/// index, a read-only (blocked) index, 409 of an update. Reject: every other 4xx of an item
-/// (mapping and parse errors), with the server's reason.
+/// (no document to remove them from). Retry: whole-request failures of any kind (the
+/// deployment's problem, not the items'), 429, 5xx, `es_rejected_execution_exception`,
+/// 401/403, a missing index, a read-only (blocked) index, a cluster that does not run the
+/// upsert script, 409 of an update. Reject: every other 4xx of an item (mapping and parse
+/// errors), with the server's reason.
 pub fn classify(failure: &Failure<'_>) -> Outcome {
     match failure {
         Failure::Request(e) => Outcome::Retry(format!("elasticsearch request failed: {e}")),
@@ -74,6 +75,10 @@ fn classify_item(f: &ItemFailure) -> Outcome {
             "elasticsearch refused access: {}; check the target's credentials and the index's privileges and blocks",
             what()
         )),
+        (_, Op::Update, _) if scripts_disabled(&f.reason) => Outcome::Retry(format!(
+            "{}; mode \"upsert\" needs inline Painless scripts in the update context: allow them on the cluster (script.allowed_types and script.allowed_contexts, if set, must include `inline` and `update`)",
+            what()
+        )),
         (_, _, "index_not_found_exception") => Outcome::Retry(format!(
             "{}; create the index (or set create_index in the rule), or allow automatic index creation",
             what()
@@ -86,6 +91,14 @@ fn classify_item(f: &ItemFailure) -> Outcome {
             what()
         )),
     }
+}
+
+/// True if the server refused to run a script because of its settings, not the script: the
+/// texts of OpenSearch's and Elasticsearch's `ScriptService`.
+fn scripts_disabled(reason: &str) -> bool {
+    reason.contains("cannot execute [inline] scripts")
+        || reason.contains("cannot execute scripts using [update] context")
+        || reason.contains("script_lang not supported [painless]")
 }
 
 /// True if the failure says the server is overloaded or the request too big, so the next
@@ -166,6 +179,12 @@ mod tests {
                 "{f:?}"
             );
         }
+        let mut f = item(Update, 400, "illegal_argument_exception");
+        f.reason = "failed to execute script (caused by illegal_argument_exception: cannot execute [inline] scripts)".into();
+        assert!(
+            matches!(classify(&Failure::Item(&f)), Outcome::Retry(m) if m.contains("script.allowed_types")),
+            "{f:?}"
+        );
         for (op, status, kind) in [
             (Index, 400, "mapper_parsing_exception"),
             (Update, 400, "illegal_argument_exception"),

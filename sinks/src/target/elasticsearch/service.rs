@@ -348,10 +348,18 @@ impl BulkItem {
             None => (String::new(), String::new()),
             Some(e) => {
                 let mut reason = e.reason.unwrap_or_default();
-                if let Some(c) = e.caused_by {
+                // The whole chain: a script's failure reads "failed to execute script", then
+                // "runtime error", and only the third level says what went wrong.
+                let mut causes = Vec::new();
+                let mut next = e.caused_by;
+                while let Some(c) = next {
                     if let Some(r) = c.reason {
-                        reason = format!("{reason} (caused by {}: {r})", c.kind);
+                        causes.push(format!("caused by {}: {r}", c.kind));
                     }
+                    next = c.caused_by;
+                }
+                if !causes.is_empty() {
+                    reason = format!("{reason} ({})", causes.join("; "));
                 }
                 (e.kind, reason)
             }
@@ -405,7 +413,8 @@ mod tests {
         let body = br#"{"took":1,"errors":true,"items":[
             {"index":{"_id":"1","status":201,"result":"created"}},
             {"index":{"_id":"2","status":400,"error":{"type":"mapper_parsing_exception","reason":"failed to parse field [n]","caused_by":{"type":"illegal_argument_exception","reason":"For input string: \"abc\""}}}},
-            {"delete":{"_id":"3","status":409,"error":{"type":"version_conflict_engine_exception","reason":"newer"}}}]}"#;
+            {"delete":{"_id":"3","status":409,"error":{"type":"version_conflict_engine_exception","reason":"newer"}}},
+            {"update":{"_id":"4","status":400,"error":{"type":"illegal_argument_exception","reason":"failed to execute script","caused_by":{"type":"script_exception","reason":"runtime error","script_stack":["x"],"caused_by":{"type":"class_cast_exception","reason":"Cannot cast java.lang.String to java.util.Map","caused_by":{"type":"x","reason":null}}}}}}]}"#;
         let r: BulkResponse = serde_json::from_slice(body).unwrap();
         let answers: Vec<Answer> = r.items.into_iter().map(BulkItem::answer).collect();
         assert_eq!(
@@ -425,6 +434,11 @@ mod tests {
                     status: 409,
                     kind: "version_conflict_engine_exception".into(),
                     reason: "newer".into()
+                },
+                Answer {
+                    status: 400,
+                    kind: "illegal_argument_exception".into(),
+                    reason: "failed to execute script (caused by script_exception: runtime error; caused by class_cast_exception: Cannot cast java.lang.String to java.util.Map)".into()
                 },
             ]
         );
