@@ -21,8 +21,14 @@ pub struct KafkaConfig {
     pub sasl_username: Option<String>,
     /// Usually `"${KAFKA_PASSWORD}"`.
     pub sasl_password: Option<Secret>,
-    /// PEM file of the CA that signed the brokers' certificates.
+    /// PEM file of the CA that signed the brokers' certificates (default: the system's CAs).
     pub ssl_ca_location: Option<String>,
+    /// PEM file of this client's certificate, for brokers that require one (mTLS).
+    pub ssl_certificate_location: Option<String>,
+    /// PEM file of the private key of `ssl_certificate_location`.
+    pub ssl_key_location: Option<String>,
+    /// Password of `ssl_key_location` when the key is encrypted; usually `"${KAFKA_KEY_PASSWORD}"`.
+    pub ssl_key_password: Option<Secret>,
     /// Further librdkafka properties, passed through as given (e.g. `"socket.timeout.ms"`).
     #[serde(default)]
     pub options: BTreeMap<String, String>,
@@ -72,7 +78,11 @@ impl KafkaConfig {
             self.security_protocol,
             SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
         );
-        if sasl && (self.sasl_mechanism.is_none() || self.sasl_username.is_none()) {
+        if sasl
+            && (self.sasl_mechanism.is_none()
+                || self.sasl_username.is_none()
+                || self.sasl_password.is_none())
+        {
             problems.add(
                 format!("{path}.security_protocol"),
                 "SASL needs sasl_mechanism, sasl_username and sasl_password",
@@ -82,6 +92,49 @@ impl KafkaConfig {
             problems.add(
                 format!("{path}.sasl_mechanism"),
                 "set security_protocol = \"sasl_plaintext\" or \"sasl_ssl\" to use SASL",
+            );
+        }
+        self.validate_tls(path, problems);
+    }
+
+    /// The TLS files: they only mean something over TLS, and a certificate needs its key.
+    fn validate_tls(&self, path: &str, problems: &mut Problems) {
+        const NEEDS_TLS: &str = "set security_protocol = \"ssl\" or \"sasl_ssl\" to use TLS";
+        let tls = matches!(
+            self.security_protocol,
+            SecurityProtocol::Ssl | SecurityProtocol::SaslSsl
+        );
+        let files = [
+            ("ssl_ca_location", self.ssl_ca_location.is_some()),
+            (
+                "ssl_certificate_location",
+                self.ssl_certificate_location.is_some(),
+            ),
+            ("ssl_key_location", self.ssl_key_location.is_some()),
+            ("ssl_key_password", self.ssl_key_password.is_some()),
+        ];
+        if !tls {
+            for (key, set) in files {
+                if set {
+                    problems.add(format!("{path}.{key}"), NEEDS_TLS);
+                }
+            }
+        }
+        match (&self.ssl_certificate_location, &self.ssl_key_location) {
+            (Some(_), None) => problems.add(
+                format!("{path}.ssl_key_location"),
+                "ssl_certificate_location is set but not its private key; set ssl_key_location to the PEM key of the client certificate",
+            ),
+            (None, Some(_)) => problems.add(
+                format!("{path}.ssl_certificate_location"),
+                "ssl_key_location is set but not the certificate; set ssl_certificate_location to the PEM client certificate of that key",
+            ),
+            _ => {}
+        }
+        if self.ssl_key_password.is_some() && self.ssl_key_location.is_none() {
+            problems.add(
+                format!("{path}.ssl_key_password"),
+                "a key password without a key; set ssl_key_location, or remove ssl_key_password",
             );
         }
     }
@@ -112,6 +165,15 @@ impl KafkaConfig {
         }
         if let Some(ca) = &self.ssl_ca_location {
             props.push(("ssl.ca.location".into(), ca.clone()));
+        }
+        if let Some(cert) = &self.ssl_certificate_location {
+            props.push(("ssl.certificate.location".into(), cert.clone()));
+        }
+        if let Some(key) = &self.ssl_key_location {
+            props.push(("ssl.key.location".into(), key.clone()));
+        }
+        if let Some(p) = &self.ssl_key_password {
+            props.push(("ssl.key.password".into(), p.expose().to_owned()));
         }
         for (k, v) in &self.options {
             props.push((k.clone(), v.clone()));
@@ -234,5 +296,76 @@ mod tests {
         let props = f.kafka.client_properties();
         assert!(props.contains(&("sasl.password".into(), "hunter2".into())));
         assert!(props.contains(&("sasl.mechanism".into(), "SCRAM-SHA-512".into())));
+    }
+
+    #[test]
+    fn client_certificate_settings_map_to_librdkafka() {
+        let f = parse("[kafka]\nbrokers = [\"a:1\"]\nsecurity_protocol = \"ssl\"\nssl_ca_location = \"ca.pem\"\nssl_certificate_location = \"client.pem\"\nssl_key_location = \"client.key\"\nssl_key_password = \"${PW}\"\n").unwrap();
+        assert!(!format!("{f:?}").contains("hunter2"));
+        let props = f.kafka.client_properties();
+        for (k, v) in [
+            ("security.protocol", "ssl"),
+            ("ssl.ca.location", "ca.pem"),
+            ("ssl.certificate.location", "client.pem"),
+            ("ssl.key.location", "client.key"),
+            ("ssl.key.password", "hunter2"),
+        ] {
+            assert!(props.contains(&(k.into(), v.into())), "{k} in {props:?}");
+        }
+    }
+
+    #[test]
+    fn certificate_and_key_go_together() {
+        let head = "[kafka]\nbrokers = [\"a:1\"]\nsecurity_protocol = \"sasl_ssl\"\nsasl_mechanism = \"PLAIN\"\nsasl_username = \"u\"\nsasl_password = \"p\"\n";
+        let err = parse(&format!("{head}ssl_certificate_location = \"c.pem\"\n")).unwrap_err();
+        assert!(
+            err.ends_with("\n  kafka.ssl_key_location: ssl_certificate_location is set but not its private key; set ssl_key_location to the PEM key of the client certificate"),
+            "{err}"
+        );
+        let err = parse(&format!("{head}ssl_key_location = \"c.key\"\n")).unwrap_err();
+        assert!(
+            err.ends_with("\n  kafka.ssl_certificate_location: ssl_key_location is set but not the certificate; set ssl_certificate_location to the PEM client certificate of that key"),
+            "{err}"
+        );
+        let err = parse(&format!(
+            "{head}ssl_key_password = \"${{PW}}\"\nssl_certificate_location = \"c.pem\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("  kafka.ssl_key_password: a key password without a key; set ssl_key_location, or remove ssl_key_password"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn tls_files_need_a_tls_protocol() {
+        for protocol in ["plaintext", "sasl_plaintext"] {
+            let err = parse(&format!("[kafka]\nbrokers = [\"a:1\"]\nsecurity_protocol = \"{protocol}\"\nsasl_mechanism = \"PLAIN\"\nsasl_username = \"u\"\nsasl_password = \"p\"\nssl_ca_location = \"ca.pem\"\nssl_certificate_location = \"c.pem\"\nssl_key_location = \"c.key\"\n")).unwrap_err();
+            for key in [
+                "ssl_ca_location",
+                "ssl_certificate_location",
+                "ssl_key_location",
+            ] {
+                assert!(
+                    err.contains(&format!("\n  kafka.{key}: set security_protocol = \"ssl\" or \"sasl_ssl\" to use TLS")),
+                    "{protocol} {key}: {err}"
+                );
+            }
+        }
+        for protocol in ["ssl", "sasl_ssl"] {
+            let sasl = if protocol == "sasl_ssl" {
+                "sasl_mechanism = \"PLAIN\"\nsasl_username = \"u\"\nsasl_password = \"p\"\n"
+            } else {
+                ""
+            };
+            parse(&format!("[kafka]\nbrokers = [\"a:1\"]\nsecurity_protocol = \"{protocol}\"\n{sasl}ssl_ca_location = \"ca.pem\"\nssl_certificate_location = \"c.pem\"\nssl_key_location = \"c.key\"\n")).unwrap();
+        }
+    }
+
+    #[test]
+    fn sasl_needs_a_password() {
+        let err = parse("[kafka]\nbrokers = [\"a:1\"]\nsecurity_protocol = \"sasl_ssl\"\nsasl_mechanism = \"PLAIN\"\nsasl_username = \"u\"\n").unwrap_err();
+        assert!(
+            err.ends_with("  kafka.security_protocol: SASL needs sasl_mechanism, sasl_username and sasl_password"),
+            "{err}"
+        );
     }
 }
