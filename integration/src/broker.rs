@@ -1,16 +1,19 @@
-//! A private tansu Kafka broker (memory storage) for tests that stop or freeze the broker, which
-//! the shared one (scripts/services.sh) must never be. It listens on a free loopback port and
-//! advertises that same address, so clients reach it (and only it) after bootstrap. The process
-//! is killed when the value is dropped, also when the test fails.
+//! A private Apache Kafka broker for tests that stop, freeze or kill the broker, which the shared
+//! one (scripts/services.sh) must never be. It is a single KRaft node (broker and controller in
+//! one JVM) from the jars `scripts/services.sh up` copied from Maven Central, with its data in a
+//! temp dir, listening on free loopback ports and advertising that same address, so clients
+//! reach it (and only it) after bootstrap. The process is killed when the value is dropped, also
+//! when the test fails.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The tansu version `scripts/services.sh` installs (named when tansu is missing).
-const TANSU_VERSION: &str = "0.6.0";
+/// How long a private broker may take to format its storage and start (a JVM, on a busy
+/// 2-core machine running the suite: usually 5 to 10 s).
+const START_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// A running private tansu broker.
+/// A running private Kafka broker.
 pub struct PrivateBroker {
     child: Child,
     port: u16,
@@ -18,32 +21,42 @@ pub struct PrivateBroker {
 }
 
 impl PrivateBroker {
-    /// Starts `tansu broker` with memory storage on a free loopback port and waits until it
-    /// answers a metadata request.
+    /// Formats a fresh KRaft storage and starts `kafka.Kafka` on a free loopback port; waits
+    /// until the broker answers a metadata request.
     pub async fn start(name: &str) -> Result<PrivateBroker, String> {
-        let bin = tansu_binary()?;
+        let lib = kafka_lib()?;
         let dir = std::env::temp_dir().join(crate::unique_name(name));
         std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-        let log = dir.join("tansu.log");
         let port = crate::free_port()?;
+        let controller = crate::free_port()?;
+        let config = dir.join("server.properties");
+        std::fs::write(&config, properties(&dir, port, controller))
+            .map_err(|e| format!("write {}: {e}", config.display()))?;
+        let log = dir.join("kafka.log");
+        format_storage(&lib, &config, &dir.join("format.log"))?;
         let log_file =
             std::fs::File::create(&log).map_err(|e| format!("create {}: {e}", log.display()))?;
         let log_err = log_file
             .try_clone()
             .map_err(|e| format!("open {}: {e}", log.display()))?;
-        let url = format!("tcp://127.0.0.1:{port}");
-        // Run from `/` as services.sh does: tansu resolves storage paths against its cwd.
-        let child = Command::new(&bin)
-            .current_dir("/")
-            .args(["broker", "--cluster-id", name, "--listener-url", &url])
-            .args(["--advertised-listener-url", &url])
-            .args(["--storage-engine", "memory://tansu/"])
-            .env("RUST_LOG", "warn")
+        let child = Command::new("java")
+            .args([
+                "-Xms128m",
+                "-Xmx384m",
+                "-XX:+UseSerialGC",
+                "-XX:TieredStopAtLevel=1",
+            ])
+            .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
+            .arg("-Dorg.slf4j.simpleLogger.log.kafka.server.KafkaRaftServer=info")
+            .arg("-cp")
+            .arg(classpath(&lib))
+            .arg("kafka.Kafka")
+            .arg(&config)
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(log_err)
             .spawn()
-            .map_err(|e| format!("start {}: {e}", bin.display()))?;
+            .map_err(|e| format!("start java (Kafka from {}): {e}", lib.display()))?;
         let mut broker = PrivateBroker { child, port, log };
         broker.wait_ready().await?;
         Ok(broker)
@@ -76,12 +89,12 @@ impl PrivateBroker {
     }
 
     async fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + START_TIMEOUT;
         let brokers = self.brokers();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!(
-                    "tansu exited at start ({status}); its log:\n{}",
+                    "Kafka exited at start ({status}); its log:\n{}",
                     self.log_tail()
                 ));
             }
@@ -94,11 +107,12 @@ impl PrivateBroker {
             }
             if Instant::now() > deadline {
                 return Err(format!(
-                    "tansu on {brokers} did not answer metadata within 30 s; its log:\n{}",
+                    "Kafka on {brokers} did not answer metadata within {} s; its log:\n{}",
+                    START_TIMEOUT.as_secs(),
                     self.log_tail()
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
 }
@@ -111,28 +125,89 @@ impl Drop for PrivateBroker {
     }
 }
 
-/// The tansu binary: `$SLUICE_TEST_TANSU`, else `tansu` on PATH, else `~/.cargo/bin/tansu`
-/// (where `scripts/services.sh up` installs it).
-pub fn tansu_binary() -> Result<PathBuf, String> {
-    let mut candidates = Vec::new();
-    if let Some(p) = std::env::var_os("SLUICE_TEST_TANSU").filter(|p| !p.is_empty()) {
-        candidates.push(PathBuf::from(p));
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        candidates.extend(std::env::split_paths(&path).map(|d| d.join("tansu")));
-    }
-    let cargo_home = std::env::var_os("CARGO_HOME")
+/// The folder of Kafka's jars: `$SLUICE_TEST_KAFKA_LIB`, else `<state>/kafka/lib` where
+/// `scripts/services.sh up` puts them (`<state>` is `$SLUICE_STATE_DIR` or `<repo>/.state`).
+pub fn kafka_lib() -> Result<PathBuf, String> {
+    let lib = std::env::var_os("SLUICE_TEST_KAFKA_LIB")
+        .filter(|p| !p.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
-    if let Some(home) = cargo_home {
-        candidates.push(home.join("bin").join("tansu"));
+        .unwrap_or_else(|| crate::state_dir().join("kafka").join("lib"));
+    let has_kafka = std::fs::read_dir(&lib).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("kafka_2.13-"))
+    });
+    if has_kafka {
+        Ok(lib)
+    } else {
+        Err(format!(
+            "Kafka's jars are not in {}: run `scripts/services.sh up`, which copies them from \
+             Maven Central, or set SLUICE_TEST_KAFKA_LIB to a folder holding kafka_2.13-*.jar \
+             and its dependencies",
+            lib.display()
+        ))
     }
-    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
-        format!(
-            "tansu {TANSU_VERSION} not found (tried $SLUICE_TEST_TANSU, PATH, ~/.cargo/bin): \
-             run `scripts/services.sh up`, which installs it, or set SLUICE_TEST_TANSU"
-        )
-    })
+}
+
+fn classpath(lib: &Path) -> String {
+    format!("{}/*", lib.display())
+}
+
+/// One node, both roles, PLAINTEXT only; everything internal with one replica; a short
+/// rebalance delay and small thread pools, as the shared broker has.
+fn properties(dir: &Path, port: u16, controller: u16) -> String {
+    format!(
+        "process.roles=broker,controller\n\
+         node.id=1\n\
+         controller.quorum.voters=1@127.0.0.1:{controller}\n\
+         controller.listener.names=CONTROLLER\n\
+         listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n\
+         advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+         listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+         inter.broker.listener.name=PLAINTEXT\n\
+         log.dirs={}\n\
+         num.network.threads=2\n\
+         num.io.threads=2\n\
+         offsets.topic.replication.factor=1\n\
+         offsets.topic.num.partitions=1\n\
+         transaction.state.log.replication.factor=1\n\
+         transaction.state.log.min.isr=1\n\
+         share.coordinator.state.topic.replication.factor=1\n\
+         share.coordinator.state.topic.min.isr=1\n\
+         group.initial.rebalance.delay.ms=0\n",
+        dir.join("data").display()
+    )
+}
+
+/// `kafka.tools.StorageTool format` with a fixed cluster id (the broker is alone).
+fn format_storage(lib: &Path, config: &Path, log: &Path) -> Result<(), String> {
+    let out = Command::new("java")
+        .args(["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp"])
+        .arg(classpath(lib))
+        .args([
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            "iWdnm2rIRZWtApyNhS-58A",
+            "-c",
+        ])
+        .arg(config)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("run java (Kafka's StorageTool from {}): {e}", lib.display()))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::write(log, &text);
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "formatting the private broker's storage failed:\n{text}"
+        ))
+    }
 }
 
 fn metadata_answers(brokers: &str) -> bool {

@@ -56,9 +56,8 @@ fn as_row(v: Value) -> Row {
 }
 
 /// Produces `events` in order to `topic` on `brokers`, keyed and partitioned as the capture does,
-/// and waits until Kafka acknowledged each before sending the next. One message per batch keeps
-/// the high watermark right on the memory-storage broker (it reports the last batch's base
-/// offset + 1, docs/testing.md), so tests may wait for a group to commit up to it.
+/// and waits until Kafka acknowledged each before sending the next, so their order on a
+/// partition is the order given even without the idempotent producer's guarantees.
 pub async fn produce(brokers: &str, topic: &str, events: &[ChangeEvent]) -> Result<(), String> {
     let producer = producer(brokers)?;
     for e in events {
@@ -68,8 +67,7 @@ pub async fn produce(brokers: &str, topic: &str, events: &[ChangeEvent]) -> Resu
 }
 
 /// [`produce`] with up to 500 messages in flight (the idempotent producer keeps them in order),
-/// for many events; several go in one batch, so the memory-storage broker's high watermark is
-/// then short of the end: count what a group committed instead.
+/// for many events.
 pub async fn produce_many(
     brokers: &str,
     topic: &str,

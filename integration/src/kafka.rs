@@ -1,8 +1,8 @@
 //! Reading topics back in tests: a consumer that reads from the beginning without a group's
 //! offsets, change events until the test has what it expects, message headers.
 //!
-//! Readers stop on the messages they expect rather than on the reported end offset, because the
-//! memory-storage broker's high watermark is wrong (docs/testing.md).
+//! Readers stop on the messages they expect, so a test that waits for events says which ones
+//! were missing when they do not come.
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};

@@ -59,6 +59,14 @@ pub fn es_url() -> String {
     var_or("SLUICE_TEST_ES_URL", "http://127.0.0.1:9200")
 }
 
+/// The folder `scripts/services.sh` keeps its state in: `$SLUICE_STATE_DIR`, else `<repo>/.state`.
+pub fn state_dir() -> PathBuf {
+    std::env::var_os("SLUICE_STATE_DIR")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.state"))
+}
+
 fn var_or(name: &str, default: &str) -> String {
     std::env::var(name)
         .ok()

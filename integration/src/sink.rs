@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 /// timings are fields because tests tune them (a session timeout a test waits out, say).
 #[derive(Debug, Clone)]
 pub struct SinkToml<'a> {
+    /// Bootstrap servers: the shared test broker unless a test has its own.
+    pub brokers: String,
     /// The topic read.
     pub topic: &'a str,
     /// The consumer group.
@@ -35,6 +37,7 @@ impl<'a> SinkToml<'a> {
     /// Short timings, for a test that waits for the sink.
     pub fn new(topic: &'a str, group: &'a str) -> SinkToml<'a> {
         SinkToml {
+            brokers: crate::kafka_brokers(),
             topic,
             group,
             session_timeout_ms: 6_000,
@@ -67,7 +70,7 @@ max_backoff_ms = {max}
 [metrics]
 listen = "127.0.0.1:0"
 "#,
-            brokers = crate::kafka_brokers(),
+            brokers = self.brokers,
             session = self.session_timeout_ms,
             group = self.group,
             topic = self.topic,

@@ -6,11 +6,10 @@ use crate::config::SinkConfig;
 use crate::error::SinkError;
 use crate::runtime::{kafka_client_config, kafka_error};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use std::fmt;
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long one metadata, offsets or watermark request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -114,10 +113,9 @@ pub fn apply_start_at(
             let at = match (start, offset) {
                 (StartAt::Earliest, _) => low,
                 (StartAt::Latest, _) => high,
-                (StartAt::Time(ms), Offset::Offset(o)) if o < high => {
-                    verified(config, topic, p, o.max(low), ms, high)?
-                }
-                // No message at or after the time: start at the end.
+                // The first message whose record timestamp is at or after the time.
+                (StartAt::Time(_), Offset::Offset(o)) => o.clamp(low, high),
+                // No message at or after the time (Kafka answers the end, -1): start there.
                 _ => high,
             };
             chosen.push((topic.clone(), p, at));
@@ -135,60 +133,6 @@ pub fn apply_start_at(
         ))
     })?;
     Ok(chosen)
-}
-
-/// The answer `o` for time `ms`, checked: the message at a correct answer has a timestamp at or
-/// after `ms`. Some brokers answer a time after the last message with offset 0 instead of the
-/// end; such an answer fails the check and the end (`high`) is used.
-fn verified(
-    config: &SinkConfig,
-    topic: &str,
-    partition: i32,
-    o: i64,
-    ms: i64,
-    high: i64,
-) -> Result<i64, SinkError> {
-    match timestamp_at(config, topic, partition, o)? {
-        Some(ts) if ts < ms => {
-            tracing::info!(topic, partition, offset = o, "the broker answered offset {o} for {}, but that message is older; no message is at or after that time, starting at the end ({high})", StartAt::Time(ms));
-            Ok(high)
-        }
-        _ => Ok(o),
-    }
-}
-
-/// The timestamp (ms) of the first message at or after offset `o`, if one arrives in time.
-fn timestamp_at(
-    config: &SinkConfig,
-    topic: &str,
-    partition: i32,
-    o: i64,
-) -> Result<Option<i64>, SinkError> {
-    let reader: BaseConsumer = kafka_client_config(config)
-        .set("enable.auto.commit", "false")
-        .set(
-            "group.id",
-            format!("{}-start-at-probe", config.consumer.group_id),
-        )
-        .create()
-        .map_err(|e| kafka_error(config, "create a consumer", e))?;
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(o))
-        .map_err(|e| SinkError::StartAt(e.to_string()))?;
-    reader
-        .assign(&tpl)
-        .map_err(|e| kafka_error(config, &format!("read {topic}/{partition}"), e))?;
-    let deadline = Instant::now() + REQUEST_TIMEOUT;
-    while Instant::now() < deadline {
-        match reader.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) if m.partition() == partition && m.offset() >= o => {
-                return Ok(m.timestamp().to_millis());
-            }
-            Some(Err(e)) => tracing::debug!("probe read of {topic}/{partition}: {e}"),
-            _ => {}
-        }
-    }
-    Ok(None)
 }
 
 /// Committed offset, watermarks and lag of `group` on every partition of the configured topics.

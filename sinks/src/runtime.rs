@@ -1,11 +1,9 @@
 //! The consumer-group runtime: one worker task per assigned partition (ordered within a
 //! partition, concurrent across partitions), bounded channels with pause/resume for
-//! backpressure, a contiguous watermark per partition, commits, rebalance drains and shutdown,
-//! and a gap check per partition so that no offset is skipped whatever the broker answers.
+//! backpressure, a contiguous watermark per partition, commits, rebalance drains and shutdown.
 
 mod backoff;
 mod dlq;
-mod gap;
 mod prepare;
 mod worker;
 
@@ -20,7 +18,6 @@ use crate::config::SinkConfig;
 use crate::error::SinkError;
 use crate::target::{Target, Write};
 use futures::FutureExt as _;
-use gap::{Cursor, Verdict};
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
@@ -32,7 +29,7 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use sluice_config::Problems;
 use sluice_rules::RuleSet;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -248,14 +245,6 @@ const LAG_INTERVAL: Duration = Duration::from_secs(10);
 /// consumer has them ready.
 const BURST: usize = 256;
 
-/// How long a partition may deliver nothing after its fetching (re)started before the gap check
-/// seeks back (see `gap`): a broker may answer a fetch from inside its last batch with nothing.
-/// Twice librdkafka's default `fetch.wait.max.ms`, doubled after every seek that brought nothing.
-const STALL_AFTER: Duration = Duration::from_secs(1);
-
-/// Time-out of the broker requests the gap check makes (committed offsets, low watermark, seek).
-const GAP_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// A partition's worker as the dispatcher and the rebalance callback see it.
 struct Handle {
     tx: mpsc::Sender<Msg>,
@@ -275,8 +264,8 @@ struct Handle {
 #[derive(Default)]
 struct State {
     workers: HashMap<Tp, Handle>,
-    /// Every assigned partition, with the next offset it must hand over.
-    assigned: HashMap<Tp, Cursor>,
+    /// Every assigned partition: a message of any other was revoked meanwhile and is dropped.
+    assigned: HashSet<Tp>,
 }
 
 struct Shared {
@@ -321,6 +310,19 @@ impl ConsumerContext for Ctx {
             if handles.is_empty() {
                 return;
             }
+            // Lost, not revoked: the session expired (the broker was unreachable for longer
+            // than session.timeout.ms) and the partitions may already have a new owner. Their
+            // writes are abandoned at once and nothing is committed (the broker would refuse a
+            // commit of the old generation anyway); librdkafka rejoins the group by itself, and
+            // the new owner re-reads from the last committed offsets.
+            if base.assignment_lost() {
+                tracing::warn!(
+                    partitions = handles.len(),
+                    "group session lost; abandoning in-flight writes and rejoining the group"
+                );
+                drop(abandon_now(handles));
+                return;
+            }
             tracing::info!(
                 partitions = handles.len(),
                 "partitions revoked; draining in-flight writes"
@@ -344,29 +346,11 @@ impl ConsumerContext for Ctx {
             if let Err(e) = base.resume(tpl) {
                 tracing::debug!("resume of newly assigned partitions: {e}");
             }
-            // Fetching starts at the committed offsets; the gap check needs them (see `gap`).
-            let committed: HashMap<Tp, i64> = match blocking(|| {
-                base.committed_offsets((*tpl).clone(), GAP_REQUEST_TIMEOUT)
-            }) {
-                Ok(c) => c
-                    .elements()
-                    .iter()
-                    .filter_map(|e| match e.offset() {
-                        Offset::Offset(o) => Some(((e.topic().to_owned(), e.partition()), o)),
-                        _ => None,
-                    })
-                    .collect(),
-                Err(e) => {
-                    tracing::warn!("cannot read the group's committed offsets of the assigned partitions: {e}; each partition's first message is taken as the broker delivers it");
-                    HashMap::new()
-                }
-            };
-            let now = Instant::now();
+            // Nothing here may wait on the broker: this runs inside the consumer's poll, and
+            // the group's join and sync wait for it.
             let mut state = self.shared.lock();
             for e in tpl.elements() {
-                let tp = (e.topic().to_owned(), e.partition());
-                let cursor = Cursor::assigned(committed.get(&tp).copied(), now);
-                state.assigned.insert(tp, cursor);
+                state.assigned.insert((e.topic().to_owned(), e.partition()));
             }
             tracing::info!(partitions = tpl.count(), "partitions assigned");
         }
@@ -671,40 +655,10 @@ impl Dispatcher {
         fatal: &mpsc::Sender<SinkError>,
     ) -> Option<Blocked> {
         let tp = (m.topic().to_owned(), m.partition());
-        let offset = m.offset();
         let mut state = self.shared.lock();
-        let Some(cursor) = state.assigned.get_mut(&tp) else {
+        if !state.assigned.contains(&tp) {
             // A message of a partition revoked in the meantime; its next owner reads it.
             return None;
-        };
-        match cursor.check(offset, Instant::now) {
-            Verdict::Take => {}
-            Verdict::Recovered => {
-                tracing::debug!(topic = %tp.0, partition = tp.1, offset,
-                    "offset gap recovered: the broker had left out earlier offsets of a record batch; read again from before them");
-                metrics::counter!("sluice_sink_offset_gaps_total",
-                    "topic" => tp.0.clone(), "outcome" => "recovered")
-                .increment(1);
-            }
-            Verdict::Genuine { expected } => {
-                tracing::debug!(topic = %tp.0, partition = tp.1, expected, offset,
-                    "offsets {expected}..{offset} do not exist (compaction or transaction markers); going on at {offset}");
-                metrics::counter!("sluice_sink_offset_gaps_total",
-                    "topic" => tp.0.clone(), "outcome" => "genuine")
-                .increment(1);
-            }
-            Verdict::Drop => return None,
-            Verdict::Seek { to } => {
-                drop(state);
-                self.seek(&tp, to);
-                return None;
-            }
-            Verdict::NeedFloor => {
-                drop(state);
-                self.learn_floor(&tp);
-                // The cursor has its floor now, so this cannot ask for it again.
-                return self.dispatch(m, fatal);
-            }
         }
         let msg = Msg::from_kafka(m).charged(&self.budget);
         if !state.workers.contains_key(&tp) {
@@ -741,15 +695,11 @@ impl Dispatcher {
     }
 
     /// Moves held-back messages into workers that have room again; resumes their partitions.
-    /// Seeks back partitions that stayed silent after their fetching (re)started (see `gap`).
     fn flush_overflow(&self) {
         let mut resume = Vec::new();
-        let (mut seeks, mut floors) = (Vec::new(), Vec::new());
         {
             let mut state = self.shared.lock();
-            let State { workers, assigned } = &mut *state;
-            let now = Instant::now();
-            for (tp, h) in workers.iter_mut() {
+            for (tp, h) in state.workers.iter_mut() {
                 while let Some(msg) = h.overflow.pop_front() {
                     match h.tx.try_send(msg) {
                         Ok(()) => {}
@@ -767,69 +717,11 @@ impl Dispatcher {
                     h.paused = false;
                     h.waits_for_budget = false;
                     resume.push(tp.clone());
-                    if let Some(Verdict::Seek { to }) =
-                        assigned.get_mut(tp).and_then(|c| c.resumed(now))
-                    {
-                        seeks.push((tp.clone(), to));
-                    }
                 }
             }
-            for (tp, c) in assigned.iter_mut() {
-                if workers.get(tp).is_some_and(|h| h.paused) {
-                    continue;
-                }
-                match c.stalled(now, STALL_AFTER) {
-                    Some(Verdict::Seek { to }) => seeks.push((tp.clone(), to)),
-                    Some(Verdict::NeedFloor) => floors.push(tp.clone()),
-                    _ => {}
-                }
-            }
-        }
-        // Seek before resuming: librdkafka resumes from the sought position, and a fetch begun
-        // at the old one would have to come back (empty, after fetch.wait.max.ms) first.
-        for (tp, to) in seeks {
-            self.seek(&tp, to);
         }
         for tp in resume {
             self.pause(&tp, false);
-        }
-        // The next tick seeks them.
-        for tp in floors {
-            self.learn_floor(&tp);
-        }
-    }
-
-    /// Seeks a partition back for the gap check; a failure leaves the check to try again.
-    fn seek(&self, tp: &Tp, to: i64) {
-        let (topic, partition) = (&tp.0, tp.1);
-        tracing::debug!(topic, partition, to, "offset gap check: seeking back");
-        let r = blocking(|| {
-            self.consumer
-                .seek(topic, partition, Offset::Offset(to), GAP_REQUEST_TIMEOUT)
-        });
-        if let Err(e) = r {
-            tracing::warn!(topic, partition, to, "cannot seek the partition back to {to} to re-read offsets the broker left out: {e}; trying again");
-            if let Some(c) = self.shared.lock().assigned.get_mut(tp) {
-                c.seek_failed();
-            }
-        }
-    }
-
-    /// Gives the partition's cursor its low watermark, the bound of seeking back.
-    fn learn_floor(&self, tp: &Tp) {
-        let (topic, partition) = (&tp.0, tp.1);
-        let low = match blocking(|| {
-            self.consumer
-                .fetch_watermarks(topic, partition, GAP_REQUEST_TIMEOUT)
-        }) {
-            Ok((low, _)) => low,
-            Err(e) => {
-                tracing::warn!(topic, partition, "cannot read the partition's low watermark: {e}; seeking back as far as offset 0 if needed");
-                0
-            }
-        };
-        if let Some(c) = self.shared.lock().assigned.get_mut(tp) {
-            c.set_floor(low);
         }
     }
 
@@ -979,16 +871,6 @@ fn commit_now<C: ConsumerContext>(
     match consumer.commit(tpl, CommitMode::Sync) {
         Ok(()) => tracing::info!(partitions = tpl.count(), "committed offsets of {what}"),
         Err(e) => tracing::warn!("offset commit of {what} failed: {e}"),
-    }
-}
-
-/// Runs a blocking librdkafka call, letting the runtime move its other tasks off this thread.
-fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::try_current() {
-        Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
     }
 }
 

@@ -3,8 +3,9 @@
 //!
 //! The shared test broker must not be stopped (other tests use it), and a TCP proxy in front of
 //! it would be bypassed after bootstrap (clients connect to the address the broker advertises),
-//! so the test starts a private tansu broker and freezes it with SIGSTOP: connections hang as in
-//! a network partition, and the memory-storage broker keeps its data (a restart would lose it).
+//! so the test starts a private Apache Kafka broker and freezes it with SIGSTOP: connections hang
+//! as in a network partition, and the broker keeps its state, as a broker behind a partitioned
+//! network does.
 //! `sluice-capture` runs as a process, as in production.
 
 use mysql_async::prelude::Queryable;

@@ -410,9 +410,9 @@ async fn sink_never_commits_past_a_failed_write_and_resumes_after_recovery() {
 
 /// Issue #4, "nothing is skipped": a slow target makes the runtime pause and resume the
 /// partition many times. librdkafka resumes (and a new owner starts) at the next offset, which is
-/// usually inside a stored record batch; tansu's memory engine answers such a fetch with the
-/// later batches only. The sink must notice the gap, seek back and process every offset once, in
-/// order, and commit exactly the end.
+/// usually inside a stored record batch (the broker answers with the whole batch and librdkafka
+/// skips the records before the offset). Every offset must be processed once, in order, and
+/// exactly the end committed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sink_pausing_a_partition_skips_nothing_with_large_broker_batches() {
     const TOTAL: i64 = 40_000;
@@ -438,24 +438,17 @@ async fn sink_pausing_a_partition_skips_nothing_with_large_broker_batches() {
         )
         .await;
     }
-    // Small batches at the end, so that a fetch from inside the last large batch is answered
-    // with later batches (the broker skipping the rest) rather than with nothing.
+    // Small batches at the end, as a live topic has after a backlog.
     for e in tail {
         send_event(&p, &topic, e, Some(0), None).await;
     }
     // Channels of 200 messages, pausing as soon as one is full, and a target that takes 2 ms
     // per write of at most 50: the consumer reads far faster, so the partition is paused and
-    // resumed about a hundred times. tansu waits fetch.wait.max.ms on every fetch, and each
-    // resume here needs one more fetch.
-    let text = config_text(&topic, &unique_name("g"), "type = \"noop\"", "")
-        .replace(
-            "[consumer]",
-            "[consumer]\nmax_in_flight = 200\npause_after_ms = 0",
-        )
-        .replace(
-            "\"max.poll.interval.ms\"",
-            "\"fetch.wait.max.ms\" = \"20\", \"max.poll.interval.ms\"",
-        );
+    // resumed about a hundred times.
+    let text = config_text(&topic, &unique_name("g"), "type = \"noop\"", "").replace(
+        "[consumer]",
+        "[consumer]\nmax_in_flight = 200\npause_after_ms = 0",
+    );
     let config = parse_config(&text);
     let memory = MemoryTarget::default();
     let faults = Faults::default();
@@ -1017,10 +1010,8 @@ async fn sink_process_killed_with_sigkill_resumes_and_leaves_no_stale_key() {
     let _ = first.child.wait().await;
     // More stale keys and events arrive while no sink runs.
     let more = stale_keys_and_events(&topic, &prefix, 5000..6000).await;
-    // Restart after the dead member's session has expired (tansu 0.6 only drops a dead member
-    // when a join happens after its session timeout; see wait_out_dead_member).
-    wait_out_dead_member().await;
-
+    // The second joins at once: the broker holds the rebalance until the dead member's session
+    // (15 s) has expired, then gives the second every partition from the committed offsets.
     let mut second = spawn_sink(&path, "second");
     wait_for(120, "every message committed", || async {
         all_committed(&config, total + more).await
@@ -1058,27 +1049,19 @@ async fn sink_two_processes_share_a_group_and_survive_a_kill() {
     a.kill9();
     let _ = a.child.wait().await;
     let more = stale_keys_and_events(&topic, &prefix, 1000..2000).await;
-    // A Kafka broker would expire a's session and give its partitions to b. tansu 0.6's memory
-    // engine (the suite's broker) expires it and makes b rejoin, but answers the rejoin with the
-    // old generation, the dead member still its leader, and b's old assignment, so a's
-    // partitions stay unowned until another member joins (docs/testing.md). So, as an
-    // orchestrator would, a replacement is started; b keeps its partitions and work goes on.
-    wait_out_dead_member().await;
-    let mut c = spawn_sink(&path, "c");
-    wait_for(90, "the group to commit everything", || async {
+    // Nobody else joins: the broker expires a's session (15 s) and rebalances, and the survivor
+    // takes over a's partitions from their committed offsets and finishes the work alone.
+    wait_for(90, "the survivor to own all four partitions", || async {
+        assigned_last(&b.log_text()) == Some(4)
+    })
+    .await;
+    wait_for(90, "the survivor to commit everything", || async {
         all_committed(&config, total + more).await
     })
     .await;
     assert_eq!(remaining(&prefix).await, 0, "stale keys left in Redis");
-    for child in [&mut b, &mut c] {
-        child.child.start_kill().unwrap();
-        let _ = child.child.wait().await;
-    }
-}
-
-/// Waits longer than the tests' `session.timeout.ms` (15 s) so the broker drops a killed member.
-async fn wait_out_dead_member() {
-    tokio::time::sleep(Duration::from_secs(16)).await;
+    b.child.start_kill().unwrap();
+    let _ = b.child.wait().await;
 }
 
 /// The partition count of the last "partitions assigned" log line.

@@ -22,9 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Rows of the snapshotted table. The issue asks for 200k; the test broker (tansu on sqlite)
-/// delivers a few hundred messages a second to a consumer on the shared 2-core machine, so 10k
-/// rows in 20 chunks keep each test near a minute; bench/snapshot.sh covers size.
+/// Rows of the snapshotted table: 10k rows in 20 chunks keep each test short on a 2-core machine
+/// that runs the suite in parallel; bench/snapshot.sh covers size.
 const ROWS: u64 = 10_000;
 const CHUNK: usize = 500;
 const PARTITIONS: i32 = 4;
@@ -783,9 +782,8 @@ const SINK_ROWS: u64 = 200_000;
 /// MySQL replica target (upserts and deletes by key, `seq` as the row version) instead of the
 /// test's loop. The sink's partition workers deadlock on the replica table now and then (MySQL
 /// error 1213) and retry; while one retries its channel fills and its partition is paused. This
-/// test used to lose rows there: on resume, the memory broker answered the fetch from inside a
-/// record batch with the later batches only, and the sink committed past the rest (fixed by the
-/// runtime's offset gap check, docs/sink.md).
+/// test once lost rows there on a broker that answered a fetch from inside a record batch with
+/// the later batches only; on Apache Kafka it guards the pause/resume path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_applied_by_the_sink_to_a_mysql_replica_equals_the_source() {
     let db = sluice_integration::unique_name("snap_sink");
