@@ -4,7 +4,7 @@
 #   (a) mariadb-binlog --read-from-remote-server --raw   the transfer ceiling
 #   (b) python-mysql-replication + json.dumps            the baseline (venv in bench/.venv)
 #   (c) sluice-capture tail > /dev/null                  decode + JSON encode
-#   (d) sluice-capture run into the benchmark broker     until the last event is acknowledged
+#   (d) sluice-capture run into the local Kafka broker     until the last event is acknowledged
 #   (e) a plain rdkafka producer, same events            the broker's ceiling in this run:
 #       same count, payloads, keys' partitions, the capture's three headers, producer settings
 #       and allocator; (e0) is the same without headers, for reference
@@ -13,7 +13,7 @@
 # each reports its median.
 # BIG_TXN_MB=1024 also pushes one transaction of that size through tail and run, for peak RSS;
 # IN_FLIGHT=n sets the capture's publish.in_flight (default: the built-in one).
-# Needs: scripts/services.sh up --bench (MariaDB on 3307, tansu memory broker on 9095).
+# Needs the services of scripts/services.sh (it runs `up`): MariaDB on 3307, Kafka on 9092.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=bench/lib.sh
@@ -21,14 +21,14 @@ source "$ROOT/bench/lib.sh"
 cd "$ROOT"
 ROWS="${ROWS:-300000}"
 BIG_TXN_MB="${BIG_TXN_MB:-0}"
-BROKER="${SLUICE_BENCH_KAFKA:-127.0.0.1:9095}"
+BROKER="${SLUICE_BENCH_KAFKA:-127.0.0.1:9092}"
 DB=bench_capture
 WORK="$ROOT/.state/bench-capture"
 rm -rf "$WORK" && mkdir -p "$WORK"
 # Seconds between two `now` stamps (end stamps are taken by the shell, not a python start-up).
 secs() { python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$1" "$2"; }
 
-bash scripts/services.sh up --bench >/dev/null
+bash scripts/services.sh up >/dev/null
 echo "building sluice-capture (release) ..."
 cargo build --release --quiet -p sluice-capture --bin sluice-capture --example producer_ceiling
 BIN="$ROOT/target/release/sluice-capture"

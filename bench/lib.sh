@@ -7,17 +7,16 @@ now() { date +%s.%N; }
 rate() { python3 -c "import sys; n, s = float(sys.argv[1]), float(sys.argv[2]); print(int(n / s) if s > 0 else 0)" "$1" "$2"; }
 # ratio A B: A / B with two decimals ("n/a" for B = 0).
 ratio() { python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); print(f'{a / b:.2f}' if b > 0 else 'n/a')" "$1" "$2"; }
-# drop_topics BROKER TOPIC...: deletes the run's topics when the script exits. The benchmark
-# broker keeps everything in memory: without this, each 1M-event run left ~0.5 GB behind, and
-# a day of runs had it at 18 GB and the machine swapping.
+# drop_topics BROKER TOPIC...: deletes the run's topics when the script exits, with Kafka's own
+# TopicCommand (one JVM for all of them; the jars are the ones scripts/services.sh fetched). A
+# million-event run leaves about 0.5 GB in the broker's log otherwise.
 drop_topics() {
     local broker="$1"
     shift
-    local tansu
-    tansu="$(command -v tansu || echo "${CARGO_HOME:-$HOME/.cargo}/bin/tansu")"
-    for t in "$@"; do
-        "$tansu" topic delete --broker "tcp://$broker" "$t" >/dev/null 2>&1 || true
-    done
+    local lib="${SLUICE_STATE_DIR:-$ROOT/.state}/kafka/lib" pattern
+    pattern="$(printf '%s|' "$@" | sed 's/[.]/\\./g; s/|$//')"
+    java -cp "$lib/*" org.apache.kafka.tools.TopicCommand --bootstrap-server "$broker" \
+        --delete --if-exists --topic "^($pattern)\$" >/dev/null 2>&1 || true
 }
 # settle DB.TABLE: waits until MariaDB has written the table's pages (and the kernel its dirty
 # pages) out. After 300k rows of inserts, InnoDB's page cleaner flushed ~70 MB over ~25 s, and

@@ -1,30 +1,26 @@
 #!/usr/bin/env bash
 # MySQL replica benchmark (numbers in docs/performance.md): 1M change events of one table
-# (30% INSERTs of new rows, 70% UPDATEs) on an 8-partition topic of the benchmark broker, then
+# (30% INSERTs of new rows, 70% UPDATEs) on an 8-partition topic of the local Kafka broker, then
 #   baseline - the same rows loaded into MariaDB with plain multi-row
 #              INSERT ... ON DUPLICATE KEY UPDATE (1,000 rows each) from one client: the ceiling,
 #   sink     - sluice-sink writing them into a replica table, from start until fully committed,
 # printing rows/s and the ratio sink / baseline. EVENTS=200000 bench/mysql.sh for a shorter run;
 # SINK_BIN=path runs another sluice-sink build (or a wrapper that profiles it) in the sink step.
-# consumer.max_in_flight is the backlog: a paused partition of tansu's memory engine resumes only
-# after the runtime seeks back (runtime/gap.rs), which is slow (docs/performance.md, sluice-sink).
-# kafka fetch.wait.max.ms is 10 (FETCH_WAIT_MS): tansu 0.6 sleeps the full wait on every fetch,
-# which with librdkafka's default (500) caps any consumer at ~40k of these events/s.
+# MAX_IN_FLIGHT=n sets consumer.max_in_flight (default: the sink's own).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 EVENTS="${EVENTS:-1000000}"
-BROKERS="${SLUICE_BENCH_KAFKA:-127.0.0.1:9095}"
+BROKERS="${SLUICE_BENCH_KAFKA:-127.0.0.1:9092}"
 URL="${SLUICE_TEST_MYSQL_URL:-mysql://sluice:sluice@127.0.0.1:3307}"
 WORK="${SLUICE_STATE_DIR:-$ROOT/.state}/bench-mysql"
-FETCH_WAIT_MS="${FETCH_WAIT_MS:-10}"
 # Connections of the sink's pool, i.e. concurrent batch transactions. 2 matches this machine's
 # 2 cores: with the default 8, MariaDB spent ~50% more CPU per row on 8 concurrent transactions
 # (docs/performance.md has both). POOL_SIZE=8 bench/mysql.sh measures the default.
 POOL_SIZE="${POOL_SIZE:-2}"
 mkdir -p "$WORK"
 
-bash scripts/services.sh up --bench >&2
+bash scripts/services.sh up >&2
 cargo build --release --quiet -p sluice-sinks --bin sluice-sink --example mysql_bench
 BENCH=target/release/examples/mysql_bench
 SINK="${SINK_BIN:-target/release/sluice-sink}"
@@ -49,12 +45,11 @@ sql -e "CREATE DATABASE $DB; CREATE TABLE $DB.items $TABLE; CREATE TABLE $DB.ite
 cat >"$WORK/sink.toml" <<TOML
 [kafka]
 brokers = ["$BROKERS"]
-options = { "fetch.wait.max.ms" = "$FETCH_WAIT_MS" }
 [consumer]
 group_id = "$TOPIC"
 topics = ["$TOPIC"]
 commit_interval_ms = 200
-max_in_flight = ${MAX_IN_FLIGHT:-$EVENTS}
+${MAX_IN_FLIGHT:+max_in_flight = $MAX_IN_FLIGHT}
 [batch]
 max_items = ${MAX_ITEMS:-1000}
 linger_ms = 20

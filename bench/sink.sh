@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sink benchmark (numbers in docs/performance.md): 1M change events on an 8-partition topic of
-# the benchmark broker (tansu, memory storage), then
+# the local Apache Kafka broker, then
 #   plain  - a plain rdkafka consumer that only reads them (the baseline),
 #   noop   - sluice-sink with a no-op target, from start until the group committed everything,
 #   redis  - sluice-sink invalidating two Redis keys per event,
@@ -11,20 +11,15 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 EVENTS="${EVENTS:-1000000}"
-BROKERS="${SLUICE_BENCH_KAFKA:-127.0.0.1:9095}"
+BROKERS="${SLUICE_BENCH_KAFKA:-127.0.0.1:9092}"
 REDIS_URL="${SLUICE_TEST_REDIS_URL:-redis://127.0.0.1:6380}"
 WORK="${SLUICE_STATE_DIR:-$ROOT/.state}/bench-sink"
 # The sink's own defaults unless these are set (consumer.max_in_flight, .max_in_flight_bytes).
 MAX_IN_FLIGHT="${MAX_IN_FLIGHT:-}"
 MAX_IN_FLIGHT_BYTES="${MAX_IN_FLIGHT_BYTES:-}"
-# tansu 0.6 answers every fetch only after sleeping the request's max wait, even when it has data,
-# and with at most 5 MB: with librdkafka's default fetch.wait.max.ms (500) no consumer reads more
-# than ~20 MB/s (~40k of these events/s) from it. The plain consumer and both sinks get the same
-# value, so the ratios compare like with like.
-FETCH_WAIT_MS="${FETCH_WAIT_MS:-10}"
 mkdir -p "$WORK"
 
-bash scripts/services.sh up --bench >&2
+bash scripts/services.sh up >&2
 cargo build --release --quiet -p sluice-sinks --bins --examples
 BENCH=target/release/examples/sink_bench
 SINK=target/release/sluice-sink
@@ -36,7 +31,6 @@ config() { # name group target-toml rule-extra
     cat >"$WORK/$1.toml" <<TOML
 [kafka]
 brokers = ["$BROKERS"]
-options = { "fetch.wait.max.ms" = "$FETCH_WAIT_MS" }
 [consumer]
 group_id = "$2"
 topics = ["$TOPIC"]
@@ -61,11 +55,10 @@ config redis "$TOPIC-redis" "type = \"redis\"
 url = \"$REDIS_URL\"" '[rules.redis]
 keys = ["bench:user:{id}", "bench:user:email:{email}"]'
 
-echo "== $EVENTS events, topic $TOPIC (8 partitions) on $BROKERS, fetch.wait.max.ms=$FETCH_WAIT_MS, max_in_flight=${MAX_IN_FLIGHT:-default} max_in_flight_bytes=${MAX_IN_FLIGHT_BYTES:-default}, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== $EVENTS events, topic $TOPIC (8 partitions) on $BROKERS, max_in_flight=${MAX_IN_FLIGHT:-default} max_in_flight_bytes=${MAX_IN_FLIGHT_BYTES:-default}, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 "$BENCH" --brokers "$BROKERS" --topic "$TOPIC" --events "$EVENTS" produce --partitions 8
-# The plain consumer gets the sink's own prefetch bound (runtime.rs) and the same fetch wait.
+# The plain consumer gets the sink's own prefetch bound (runtime.rs).
 "$BENCH" --brokers "$BROKERS" --topic "$TOPIC" --events "$EVENTS" \
-    --consumer-prop "fetch.wait.max.ms=$FETCH_WAIT_MS" \
     --consumer-prop queued.max.messages.kbytes=16384 plain | tee "$WORK/plain.out"
 "$BENCH" --brokers "$BROKERS" --topic "$TOPIC" --events "$EVENTS" sink --bin "$SINK" \
     --config "$WORK/noop.toml" --group "$TOPIC-noop" --label noop | tee "$WORK/noop.out"

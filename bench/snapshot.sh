@@ -2,10 +2,10 @@
 # Snapshot throughput: one table of ROWS rows (ints, decimal, varchar, text, datetime(3), json),
 # measured in one run for:
 #   (a) mariadb-dump --single-transaction --quick of the table > /dev/null   the baseline
-#   (b) sluice-capture run, [snapshot] mode = "initial", into the benchmark broker, from the
+#   (b) sluice-capture run, [snapshot] mode = "initial", into the local Kafka broker, from the
 #       process start until Kafka acknowledged the last chunk (checkpoint covers it)
 # and prints rows/s, the ratio b/a, the chunk count and peak RSS of (b).
-# Needs: scripts/services.sh up --bench (MariaDB on 3307, tansu memory broker on 9095).
+# Needs the services of scripts/services.sh (it runs `up`): MariaDB on 3307, Kafka on 9092.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=bench/lib.sh
@@ -13,13 +13,13 @@ source "$ROOT/bench/lib.sh"
 cd "$ROOT"
 ROWS="${ROWS:-1000000}"
 CHUNK="${CHUNK:-10000}"
-BROKER="${SLUICE_BENCH_KAFKA:-127.0.0.1:9095}"
+BROKER="${SLUICE_BENCH_KAFKA:-127.0.0.1:9092}"
 DB=bench_snapshot
 WORK="$ROOT/.state/bench-snapshot"
 rm -rf "$WORK" && mkdir -p "$WORK"
 since() { python3 -c "import time,sys; print(time.time() - float(sys.argv[1]))" "$1"; }
 
-bash scripts/services.sh up --bench >/dev/null
+bash scripts/services.sh up >/dev/null
 echo "building sluice-capture (release) ..."
 cargo build --release --quiet -p sluice-capture --bin sluice-capture
 BIN="$ROOT/target/release/sluice-capture"
