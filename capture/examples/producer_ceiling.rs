@@ -86,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
                     f.await?.map_err(|(e, _)| e)?;
                 }
             }
-            match producer.send_result(record) {
+            match producer.client.send_result(record) {
                 Ok(f) => {
                     pending.push_back(f);
                     break;

@@ -25,6 +25,9 @@ pub enum CaptureError {
         #[source]
         source: rdkafka::error::KafkaError,
     },
+    /// A `[kafka]` setting the brokers refuse (credentials, CA, client certificate).
+    #[error(transparent)]
+    KafkaSecurity(#[from] sluice_config::KafkaSecurityError),
     #[error("{0}")]
     Topic(String),
     #[error("checkpoint {path}: {source}; check that the state dir exists and is writable")]
@@ -42,6 +45,18 @@ pub enum CaptureError {
 }
 
 impl CaptureError {
+    /// A failed Kafka request (`what`) as the definite error it is when librdkafka reported a
+    /// setting the brokers refuse, else as a plain (transient) Kafka error.
+    pub fn kafka(what: impl Into<String>, failure: sluice_config::kafka::KafkaFailure) -> Self {
+        match failure {
+            sluice_config::kafka::KafkaFailure::Settings(e) => CaptureError::KafkaSecurity(e),
+            sluice_config::kafka::KafkaFailure::Request(source) => CaptureError::Kafka {
+                what: what.into(),
+                source,
+            },
+        }
+    }
+
     /// Transient errors are retried with backoff; definite ones stop the capture.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -63,6 +78,11 @@ impl CaptureError {
                 }
                 _ => false,
             },
+            // A client that could not be made from the config will not be made on a retry.
+            CaptureError::Kafka {
+                source: rdkafka::error::KafkaError::ClientCreation(_),
+                ..
+            } => false,
             CaptureError::Kafka { source, .. } => !matches!(
                 source.rdkafka_error_code(),
                 Some(rdkafka::types::RDKafkaErrorCode::TopicAuthorizationFailed)
@@ -70,6 +90,7 @@ impl CaptureError {
             ),
             CaptureError::StreamEnded { .. } => true,
             CaptureError::Corrupt { .. }
+            | CaptureError::KafkaSecurity(_)
             | CaptureError::Check(_)
             | CaptureError::Topic(_)
             | CaptureError::CheckpointIo { .. }
@@ -139,5 +160,23 @@ mod tests {
         };
         assert!(io.is_transient());
         assert!(CaptureError::StreamEnded { addr: "h".into() }.is_transient());
+        let timeout = CaptureError::Kafka {
+            what: "reading metadata".into(),
+            source: rdkafka::error::KafkaError::MetadataFetch(
+                rdkafka::types::RDKafkaErrorCode::OperationTimedOut,
+            ),
+        };
+        assert!(timeout.is_transient());
+        let creation = CaptureError::Kafka {
+            what: "creating a producer".into(),
+            source: rdkafka::error::KafkaError::ClientCreation("bad".into()),
+        };
+        assert!(!creation.is_transient());
+        let login = CaptureError::KafkaSecurity(sluice_config::KafkaSecurityError::SaslLogin {
+            broker: "h:9093".into(),
+            user: "u".into(),
+            mechanism: "SCRAM-SHA-512".into(),
+        });
+        assert!(!login.is_transient());
     }
 }

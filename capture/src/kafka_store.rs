@@ -34,7 +34,7 @@ impl KafkaStore {
     /// Writes the checkpoint and waits for the acknowledgement.
     pub async fn save(
         &self,
-        producer: &FutureProducer,
+        producer: &FutureProducer<sluice_config::KafkaWatch>,
         cp: &Checkpoint,
     ) -> Result<(), CaptureError> {
         let value = serde_json::to_vec(cp)

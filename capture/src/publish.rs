@@ -12,6 +12,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, FutureProducer, Producer as _};
+use sluice_config::kafka::watched;
+use sluice_config::KafkaWatch;
 use sluice_event::{partition_for_key, EventType};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -54,14 +56,49 @@ pub fn producer_config(cfg: &CaptureConfig) -> ClientConfig {
     c
 }
 
+/// The producer for metadata lookups and the Kafka checkpoint store, with what librdkafka
+/// reported about its connections (its own thread serves the reports as they come).
+#[derive(Clone)]
+pub struct Producer {
+    pub client: FutureProducer<KafkaWatch>,
+    pub watch: KafkaWatch,
+}
+
+/// How long a metadata lookup may take before it counts as failed (transient: retried).
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Builds the producer.
-pub fn producer(cfg: &CaptureConfig) -> Result<FutureProducer, CaptureError> {
-    producer_config(cfg)
-        .create()
-        .map_err(|source| CaptureError::Kafka {
-            what: format!("creating a producer for {}", cfg.kafka.brokers.join(",")),
-            source,
+pub fn producer(cfg: &CaptureConfig) -> Result<Producer, CaptureError> {
+    let watch = KafkaWatch::new(&cfg.kafka);
+    let client = producer_config(cfg)
+        .create_with_context(watch.clone())
+        .map_err(|e| {
+            CaptureError::kafka(
+                format!("creating a producer for {}", cfg.kafka.brokers.join(",")),
+                watch.explain(e),
+            )
+        })?;
+    Ok(Producer { client, watch })
+}
+
+impl Producer {
+    /// Connects and reads the cluster's metadata; returns the number of brokers. A setting the
+    /// brokers refuse is a definite error, a broker that does not answer a transient one.
+    pub async fn probe(&self) -> Result<usize, CaptureError> {
+        let p = self.clone();
+        tokio::task::spawn_blocking(move || {
+            watched(
+                &p.watch,
+                METADATA_TIMEOUT,
+                || {},
+                |t| p.client.client().fetch_metadata(None, t),
+            )
+            .map(|md| md.brokers().len())
         })
+        .await
+        .map_err(|e| CaptureError::Topic(format!("Kafka metadata lookup failed: {e}")))?
+        .map_err(|f| CaptureError::kafka("reading the cluster metadata", f))
+    }
 }
 
 /// Topic names from the template and their partition counts.
@@ -108,7 +145,7 @@ impl Topics {
     /// Partition count of `topic`, creating it if configured; a missing topic is a clear error.
     pub async fn partitions(
         &mut self,
-        producer: &FutureProducer,
+        producer: &Producer,
         topic: &str,
     ) -> Result<u32, CaptureError> {
         if let Some(n) = self.partitions.get(topic) {
@@ -150,20 +187,21 @@ fn render(template: &str, instance: &str, database: &str, table: &str) -> String
 }
 
 /// Partitions of `topic` per the brokers' metadata; 0 when it does not exist.
-async fn metadata_partitions(producer: &FutureProducer, topic: &str) -> Result<u32, CaptureError> {
+async fn metadata_partitions(producer: &Producer, topic: &str) -> Result<u32, CaptureError> {
     let p = producer.clone();
     let t = topic.to_owned();
     let md = tokio::task::spawn_blocking(move || {
-        p.client()
-            .fetch_metadata(Some(&t), Duration::from_secs(10))
-            .map(|md| partition_count(&md, &t).unwrap_or(0))
+        watched(
+            &p.watch,
+            METADATA_TIMEOUT,
+            || {},
+            |timeout| p.client.client().fetch_metadata(Some(&t), timeout),
+        )
+        .map(|md| partition_count(&md, &t).unwrap_or(0))
     })
     .await
     .map_err(|e| CaptureError::Topic(format!("metadata lookup for {topic} failed: {e}")))?;
-    md.map_err(|source| CaptureError::Kafka {
-        what: format!("reading metadata of topic {topic}"),
-        source,
-    })
+    md.map_err(|f| CaptureError::kafka(format!("reading metadata of topic {topic}"), f))
 }
 
 /// Creates `topic` with the producer's connection settings; an existing topic is fine.
@@ -223,9 +261,11 @@ pub fn fast_producer(
 ) -> Result<BaseProducer<AckContext>, CaptureError> {
     producer_config(cfg)
         .create_with_context(AckContext(acks))
-        .map_err(|source| CaptureError::Kafka {
-            what: format!("creating a producer for {}", cfg.kafka.brokers.join(",")),
-            source,
+        .map_err(|e| {
+            CaptureError::kafka(
+                format!("creating a producer for {}", cfg.kafka.brokers.join(",")),
+                KafkaWatch::new(&cfg.kafka).explain(e),
+            )
         })
 }
 
@@ -399,7 +439,7 @@ impl Encoded {
 /// Sends events and saves checkpoints once everything before them is acknowledged.
 pub struct Publisher {
     /// Metadata lookups and the Kafka checkpoint store.
-    pub producer: FutureProducer,
+    pub producer: Producer,
     /// The data path. Its delivery reports are served by [`Publisher::serve`], on this task's
     /// thread: librdkafka frees each delivered message where its report is served, and the
     /// message was allocated here too. With rdkafka's `ThreadedProducer`, a polling thread of
@@ -529,7 +569,7 @@ impl Publisher {
         let cp = cp.clone();
         let store = self.store.clone();
         let kafka_store = self.kafka_store.clone();
-        let producer = self.producer.clone();
+        let producer = self.producer.client.clone();
         Some(tokio::spawn(async move {
             let mut stamped = cp.clone();
             let now = now_ms();

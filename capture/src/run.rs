@@ -453,6 +453,15 @@ pub async fn run(
         instance: cfg.instance.clone(),
         client: publish::admin_config(cfg),
     });
+    if kafka_store.is_some() {
+        // The checkpoint topic is read and created with clients whose librdkafka reports
+        // nobody reads: a login or certificate the brokers refuse would only time out there.
+        if let Err(e) = publish::producer(cfg)?.probe().await {
+            if !e.is_transient() {
+                return Err(e);
+            }
+        }
+    }
     let mut backoff = Backoff::default();
     loop {
         let mut checkpoint = store.load()?;
@@ -544,6 +553,15 @@ async fn run_once(
                 None => {
                     publisher.topics.partitions(&publisher.producer, &t).await?;
                 }
+            }
+        } else {
+            // No topic to look up before the first event: connect anyway, so credentials the
+            // brokers refuse stop the capture now rather than at the first event. A broker
+            // that does not answer yet is left to the sends, which wait for it.
+            match publisher.producer.probe().await {
+                Err(e) if !e.is_transient() => return Err(e),
+                Err(e) => tracing::warn!(error = %e, "Kafka is not reachable yet"),
+                Ok(_) => {}
             }
         }
         publisher.run(rx, stop).await
@@ -705,27 +723,37 @@ pub async fn check(cfg: &CaptureConfig) -> Result<Vec<CheckResult>, CaptureError
     let store = FileStore::new(&cfg.checkpoint.dir, &cfg.instance);
     let prep = prepare(cfg, store.load()?, None).await?;
     let mut checks = prep.checks;
-    let producer = publish::producer(cfg)?;
-    let mut topics = Topics::new(cfg);
-    let kafka = match topics.fixed_name() {
-        Some(t) => match topics.partitions(&producer, &t).await {
-            Ok(n) => CheckResult {
-                name: "kafka",
-                status: CheckStatus::Ok,
-                message: format!("topic {t} has {n} partitions"),
-            },
-            Err(e) => CheckResult {
-                name: "kafka",
-                status: CheckStatus::Fail,
-                message: e.to_string(),
-            },
-        },
-        None => CheckResult {
+    checks.push(check_kafka(cfg).await);
+    Ok(checks)
+}
+
+/// The `kafka` check: the brokers accept this config's credentials and certificates, and the
+/// topic exists (when it does not depend on the table).
+async fn check_kafka(cfg: &CaptureConfig) -> CheckResult {
+    let result = async {
+        let producer = publish::producer(cfg)?;
+        let mut topics = Topics::new(cfg);
+        match topics.fixed_name() {
+            Some(t) => {
+                let n = topics.partitions(&producer, &t).await?;
+                Ok::<_, CaptureError>(format!("topic {t} has {n} partitions"))
+            }
+            None => {
+                let brokers = producer.probe().await?;
+                Ok(format!("connected ({brokers} brokers); topics depend on the table, created or checked on first use"))
+            }
+        }
+    };
+    match result.await {
+        Ok(message) => CheckResult {
             name: "kafka",
             status: CheckStatus::Ok,
-            message: "topics depend on the table; created or checked on first use".into(),
+            message,
         },
-    };
-    checks.push(kafka);
-    Ok(checks)
+        Err(e) => CheckResult {
+            name: "kafka",
+            status: CheckStatus::Fail,
+            message: e.to_string(),
+        },
+    }
 }

@@ -1,10 +1,12 @@
 //! Config files shared by `sluice-capture` and `sluice-sink`: loading TOML with `${ENV}`
 //! interpolation, collecting every validation problem with its key path, secrets that never
-//! print, and the Kafka, metrics and log sections both binaries have.
+//! print, and the Kafka, metrics and log sections both binaries have, with the Kafka client
+//! context that turns librdkafka's connection reports into errors naming the setting to fix.
 
 pub mod allocator;
 mod common;
 mod env;
+pub mod kafka;
 pub mod logging;
 mod problems;
 
@@ -13,6 +15,7 @@ pub use common::{
     DEFAULT_METRICS_LISTEN,
 };
 pub use env::interpolate_env;
+pub use kafka::{KafkaSecurityError, KafkaWatch};
 pub use problems::{Problem, Problems};
 
 use serde::de::DeserializeOwned;

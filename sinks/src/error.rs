@@ -17,6 +17,9 @@ pub enum SinkError {
         what: String,
         error: Box<KafkaError>,
     },
+    /// A `[kafka]` setting the brokers refuse (credentials, CA, client certificate).
+    #[error(transparent)]
+    KafkaSecurity(#[from] sluice_config::KafkaSecurityError),
     /// A configured topic is not on the broker.
     #[error("topic `{topic}` does not exist on {brokers}; create it or fix consumer.topics")]
     NoTopic { topic: String, brokers: String },

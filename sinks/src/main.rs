@@ -14,6 +14,10 @@ use tokio_util::sync::CancellationToken;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// How long `run` waits at start-up for Kafka to answer before it leaves the waiting to the
+/// consumer (a refused login or certificate ends the wait at once).
+const KAFKA_PREFLIGHT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A rule-driven consumer group that writes change events to Elasticsearch, MySQL and Redis.
 #[derive(Parser)]
 #[command(name = "sluice-sink", version)]
@@ -111,6 +115,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run { config, start_at } => {
             let config = SinkConfig::load(&config)?;
             sluice_config::logging::init(&config.log);
+            // The consumer would retry refused credentials forever; stop with the reason instead.
+            let c = config.clone();
+            tokio::task::spawn_blocking(move || offsets::preflight(&c, KAFKA_PREFLIGHT))
+                .await
+                .context("kafka preflight task")??;
             let cancel = CancellationToken::new();
             let metrics = observe::install_metrics()?;
             let sink = Sink::new(config.clone());

@@ -7,6 +7,8 @@ use crate::error::SinkError;
 use crate::runtime::{kafka_client_config, kafka_error};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
+use sluice_config::kafka::{watched, KafkaFailure};
+use sluice_config::KafkaWatch;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -180,6 +182,8 @@ pub fn list(config: &SinkConfig, group: &str) -> Result<Vec<PartitionOffsets>, S
 }
 
 /// Connects to Kafka and checks that every configured topic exists; returns the partition count.
+/// Credentials or certificates the brokers refuse are a [`SinkError::KafkaSecurity`] naming the
+/// setting to fix.
 pub fn check_kafka(config: &SinkConfig) -> Result<usize, SinkError> {
     let consumer = group_consumer(config, &config.consumer.group_id)?;
     let mut n = 0;
@@ -211,22 +215,62 @@ pub fn render_table(rows: &[PartitionOffsets]) -> String {
     out
 }
 
-fn group_consumer(config: &SinkConfig, group: &str) -> Result<BaseConsumer, SinkError> {
+/// At start-up, before anything else talks to Kafka: connects and reads the cluster's metadata,
+/// so credentials or certificates the brokers refuse stop the sink with a message naming the
+/// setting, instead of a consumer that retries them forever. A broker that does not answer
+/// within `within` is not an error here: the consumer waits for it, as before.
+pub fn preflight(config: &SinkConfig, within: Duration) -> Result<(), SinkError> {
+    let watch = KafkaWatch::new(&config.kafka);
+    let consumer: BaseConsumer<KafkaWatch> = kafka_client_config(config)
+        .create_with_context(watch.clone())
+        .map_err(|e| failure(config, "create a consumer", watch.explain(e)))?;
+    match watched(&watch, within, serve(&consumer), |t| {
+        consumer.fetch_metadata(None, t)
+    }) {
+        Ok(_) => Ok(()),
+        Err(KafkaFailure::Settings(e)) => Err(e.into()),
+        Err(KafkaFailure::Request(e)) => {
+            tracing::warn!(error = %e, brokers = %config.kafka.brokers.join(","), "Kafka is not reachable yet; the consumer keeps trying");
+            Ok(())
+        }
+    }
+}
+
+fn group_consumer(config: &SinkConfig, group: &str) -> Result<BaseConsumer<KafkaWatch>, SinkError> {
+    let watch = KafkaWatch::new(&config.kafka);
     kafka_client_config(config)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
-        .create()
-        .map_err(|e| kafka_error(config, "create a consumer", e))
+        .create_with_context(watch.clone())
+        .map_err(|e| failure(config, "create a consumer", watch.explain(e)))
+}
+
+/// Polls `consumer` briefly, so the reports librdkafka queued reach its [`KafkaWatch`]. Only
+/// for consumers that have no partitions: a message polled here would be lost.
+fn serve(consumer: &BaseConsumer<KafkaWatch>) -> impl FnMut() + '_ {
+    || {
+        let _ = consumer.poll(Duration::from_millis(20));
+    }
+}
+
+/// A failed Kafka request (`what`) as the definite error it is when librdkafka reported a
+/// setting the brokers refuse, else as [`SinkError::Kafka`].
+fn failure(config: &SinkConfig, what: &str, f: KafkaFailure) -> SinkError {
+    match f {
+        KafkaFailure::Settings(e) => e.into(),
+        KafkaFailure::Request(e) => kafka_error(config, what, e),
+    }
 }
 
 fn partitions(
     config: &SinkConfig,
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<KafkaWatch>,
     topic: &str,
 ) -> Result<Vec<i32>, SinkError> {
-    let md = consumer
-        .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
-        .map_err(|e| kafka_error(config, &format!("read metadata of topic {topic}"), e))?;
+    let md = watched(consumer.context(), REQUEST_TIMEOUT, serve(consumer), |t| {
+        consumer.fetch_metadata(Some(topic), t)
+    })
+    .map_err(|f| failure(config, &format!("read metadata of topic {topic}"), f))?;
     let parts: Vec<i32> = md
         .topics()
         .iter()
