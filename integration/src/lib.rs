@@ -36,6 +36,42 @@ pub fn kafka_brokers() -> String {
     var_or("SLUICE_TEST_KAFKA", "127.0.0.1:9092")
 }
 
+/// Bootstrap servers of the SASL_SSL listener (SCRAM-SHA-512, the broker's certificate signed by
+/// [`kafka_ca`]), on the same cluster as [`kafka_brokers`].
+pub fn kafka_sasl_brokers() -> String {
+    var_or("SLUICE_TEST_KAFKA_SASL", "127.0.0.1:9093")
+}
+
+/// The SCRAM user of [`kafka_sasl_brokers`].
+pub fn kafka_sasl_user() -> String {
+    var_or("SLUICE_TEST_KAFKA_USER", "sluice")
+}
+
+/// The password of [`kafka_sasl_user`].
+pub fn kafka_sasl_password() -> String {
+    var_or("SLUICE_TEST_KAFKA_PASSWORD", "sluice-secret")
+}
+
+/// Bootstrap servers of the SSL listener that requires a client certificate (mTLS).
+pub fn kafka_mtls_brokers() -> String {
+    var_or("SLUICE_TEST_KAFKA_MTLS", "127.0.0.1:9094")
+}
+
+/// PEM file of the CA that signed the brokers' (and the test client's) certificates.
+pub fn kafka_ca() -> PathBuf {
+    path_or("SLUICE_TEST_KAFKA_CA", "kafka/tls/ca.pem")
+}
+
+/// PEM client certificate the mTLS listener accepts.
+pub fn kafka_client_cert() -> PathBuf {
+    path_or("SLUICE_TEST_KAFKA_CLIENT_CERT", "kafka/tls/client.pem")
+}
+
+/// Unencrypted PEM key of [`kafka_client_cert`].
+pub fn kafka_client_key() -> PathBuf {
+    path_or("SLUICE_TEST_KAFKA_CLIENT_KEY", "kafka/tls/client.key")
+}
+
 /// Redis URL.
 pub fn redis_url() -> String {
     var_or("SLUICE_TEST_REDIS_URL", "redis://127.0.0.1:6380")
@@ -72,6 +108,14 @@ fn var_or(name: &str, default: &str) -> String {
         .ok()
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| default.to_owned())
+}
+
+/// The file named by the variable `name`, else `default` under [`state_dir`].
+fn path_or(name: &str, default: &str) -> PathBuf {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| state_dir().join(default))
 }
 
 /// A name no other test (in this run or an earlier one) uses: `prefix_<time>_<pid>_<n>`,

@@ -10,6 +10,7 @@ mod group_session;
 mod mysql_replica;
 mod outage;
 mod redis_cluster;
+mod security;
 mod server_settings;
 mod sink;
 mod smoke;
