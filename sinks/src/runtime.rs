@@ -256,6 +256,8 @@ struct Handle {
     waits_for_budget: bool,
     /// Next offset to commit (every earlier message is done or dead-lettered); -1 before any.
     done: Arc<AtomicI64>,
+    /// The offset after the last message read for this partition; -1 before any.
+    next: i64,
     committed: i64,
     stop: Stop,
     join: JoinHandle<()>,
@@ -666,6 +668,7 @@ impl Dispatcher {
             state.workers.insert(tp.clone(), handle);
         }
         let handle = state.workers.get_mut(&tp)?;
+        handle.next = msg.offset + 1;
         let msg = if handle.overflow.is_empty() {
             match handle.tx.try_send(msg) {
                 Ok(()) => return None,
@@ -716,12 +719,30 @@ impl Dispatcher {
                 if h.paused && h.overflow.is_empty() && (!h.waits_for_budget || self.budget.low()) {
                     h.paused = false;
                     h.waits_for_budget = false;
-                    resume.push(tp.clone());
+                    resume.push((tp.clone(), h.next));
                 }
             }
         }
-        for tp in resume {
+        for (tp, next) in resume {
             self.pause(&tp, false);
+            self.wake_fetcher(&tp, next);
+        }
+    }
+
+    /// Seeks a resumed partition to where it already is, without waiting. librdkafka (2.12)
+    /// does not wake its broker thread on a resume: the partition's next fetch waited for that
+    /// thread's idle timeout, about 1 s after the pause, on every resume (measured against
+    /// Apache Kafka 4.3: 970 ms per pause of 30 ms; 2 ms with this seek). A seek is an
+    /// operation on the broker thread, which starts the fetch at once.
+    fn wake_fetcher(&self, (topic, partition): &Tp, next: i64) {
+        if next < 0 {
+            return;
+        }
+        if let Err(e) = self
+            .consumer
+            .seek(topic, *partition, Offset::Offset(next), Duration::ZERO)
+        {
+            tracing::debug!(topic, partition, next, "seek after resume: {e}");
         }
     }
 
@@ -813,6 +834,7 @@ fn spawn_worker(env: &Arc<Env>, (topic, partition): &Tp, fatal: mpsc::Sender<Sin
         waits_for_budget: false,
         done,
         committed: -1,
+        next: -1,
         stop,
         join,
     }
