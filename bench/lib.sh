@@ -18,6 +18,13 @@ drop_topics() {
     java -cp "$lib/*" org.apache.kafka.tools.TopicCommand --bootstrap-server "$broker" \
         --delete --if-exists --topic "^($pattern)\$" >/dev/null 2>&1 || true
 }
+# topic_messages BROKER TOPIC: the messages on TOPIC, the sum of its partitions' end offsets
+# (Kafka's GetOffsetShell prints topic:partition:offset).
+topic_messages() {
+    local lib="${SLUICE_STATE_DIR:-$ROOT/.state}/kafka/lib"
+    java -cp "$lib/*" org.apache.kafka.tools.GetOffsetShell --bootstrap-server "$1" --topic "$2" \
+        --time -1 2>/dev/null | awk -F: '{ s += $NF } END { print s + 0 }'
+}
 # settle DB.TABLE: waits until MariaDB has written the table's pages (and the kernel its dirty
 # pages) out. After 300k rows of inserts, InnoDB's page cleaner flushed ~70 MB over ~25 s, and
 # what was timed meanwhile ran slower: six `sluice-capture run`s of the same binlog, started

@@ -4,7 +4,11 @@
 #   (a) mariadb-dump --single-transaction --quick of the table > /dev/null   the baseline
 #   (b) sluice-capture run, [snapshot] mode = "initial", into the local Kafka broker, from the
 #       process start until Kafka acknowledged the last chunk (checkpoint covers it)
-# and prints rows/s, the ratio b/a, the chunk count and peak RSS of (b).
+#   (c) a plain rdkafka producer sending as many messages of the snapshot's own event bytes
+#       (a sample read back from (b)'s topic) with the capture's producer settings: the broker's
+#       ceiling in this run
+# and prints rows/s, the ratio of (b) to its ceiling, the slower of (a) and (c) (target: at
+# least 0.6), the chunk count and peak RSS of (b).
 # Needs the services of scripts/services.sh (it runs `up`): MariaDB on 3307, Kafka on 9092.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,8 +25,10 @@ since() { python3 -c "import time,sys; print(time.time() - float(sys.argv[1]))" 
 
 bash scripts/services.sh up >/dev/null
 echo "building sluice-capture (release) ..."
-cargo build --release --quiet -p sluice-capture --bin sluice-capture
+cargo build --release --quiet -p sluice-capture --bin sluice-capture --example producer_ceiling
 BIN="$ROOT/target/release/sluice-capture"
+CEILING="$ROOT/target/release/examples/producer_ceiling"
+export MIMALLOC_PURGE_DELAY="${MIMALLOC_PURGE_DELAY:-10000}"
 
 if [ "$(sql -N -e "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '$DB' AND TABLE_NAME = 'orders'")" = 1 ] &&
     [ "$(sql -N -e "SELECT COUNT(*) FROM $DB.orders")" = "$ROWS" ]; then
@@ -50,7 +56,7 @@ A=$(rate "$ROWS" "$A_S")
 
 # (b) initial snapshot through sluice-capture run, until acknowledged
 INSTANCE="snapbench-$$"
-trap 'drop_topics "$BROKER" "sluice.$INSTANCE"' EXIT
+trap 'drop_topics "$BROKER" "sluice.$INSTANCE" "snapbench-ceiling-$$"' EXIT
 cat >"$WORK/capture.toml" <<TOML
 instance = "$INSTANCE"
 [source]
@@ -99,10 +105,20 @@ curl -s "http://127.0.0.1:19467/metrics" | grep '^sluice_capture_snapshot' >"$WO
 pkill -TERM -P "$RUN_PID" || true; wait "$RUN_PID" || true
 B=$(rate "$B_ROWS" "$B_S")
 
+# (c) the same count of messages, with 2,000 of the snapshot's own events as payloads
+java -cp "${SLUICE_STATE_DIR:-$ROOT/.state}/kafka/lib/*" org.apache.kafka.tools.consumer.ConsoleConsumer \
+    --bootstrap-server "$BROKER" --topic "sluice.$INSTANCE" --from-beginning --max-messages 2000 \
+    >"$WORK/sample.jsonl" 2>/dev/null || true
+read -r C_N C_S < <("$CEILING" "$BROKER" "snapbench-ceiling-$$" "$ROWS" 0 6 "$WORK/sample.jsonl")
+C=$(rate "$C_N" "$C_S")
+CEIL=$((A < C ? A : C))
+
 echo
 echo "rows: $ROWS, chunk_size $CHUNK, $CHUNKS chunks, $B_ROWS snapshot rows acknowledged"
 printf '%-60s %10s rows/s  (%.1f s)\n' "(a) mariadb-dump --single-transaction --quick > /dev/null" "$A" "$A_S"
 printf '%-60s %10s rows/s  (%.1f s)\n' "(b) sluice-capture snapshot -> $BROKER (acked)" "$B" "$B_S"
-echo "b/a $(ratio "$B" "$A")"
+printf '%-60s %10s rows/s  (%.1f s)\n' "(c) plain producer, the snapshot's event bytes (acked)" "$C" "$C_S"
+echo "b/a $(ratio "$B" "$A")   b/c $(ratio "$B" "$C")   b/ceiling $(ratio "$B" "$CEIL") (ceiling: the slower of a and c; target >= 0.60)"
+echo "load average (1, 5, 15 min): $(cut -d' ' -f1-3 /proc/loadavg)"
 awk '/^[0-9]+$/ { print "peak RSS (b): " int($1 / 1024) " MB" }' "$WORK/run.rss"
 echo "metrics at the end:"; sed 's/^/  /' "$WORK/metrics.txt"
