@@ -901,6 +901,11 @@ pub fn kafka_client_config(config: &SinkConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     // Bounded prefetch: a paused or slow partition cannot fill memory.
     c.set("queued.max.messages.kbytes", "16384");
+    // Once that prefetch is full librdkafka waits this long before it fetches the partition
+    // again, even when the sink has long since taken the messages (default 1000 ms): a sink
+    // held by its in-flight bound then read in bursts with ~1 s gaps. Against Apache Kafka 4.3,
+    // 300,000 events through a no-op target took 4.0 s with the default and 1.5 s with 10 ms.
+    c.set("fetch.queue.backoff.ms", "10");
     for (k, v) in config.kafka.client_properties() {
         c.set(k, v);
     }
