@@ -44,17 +44,7 @@ if [ ! -x bench/.venv/bin/python ]; then
 fi
 
 echo "writing $ROWS rows in transactions of 1000 ..."
-sql -e "DROP DATABASE IF EXISTS $DB; CREATE DATABASE $DB; CREATE TABLE $DB.orders (
-  id BIGINT UNSIGNED PRIMARY KEY, user_id INT NOT NULL, amount DECIMAL(12,2) NOT NULL,
-  status VARCHAR(20) NOT NULL, note TEXT, created_at DATETIME(3) NOT NULL, items JSON NOT NULL)"
-read -r START_FILE START_POS < <(sql -N -e "SHOW MASTER STATUS" | awk '{print $1, $2}')
-{
-    for ((lo = 1; lo <= ROWS; lo += 1000)); do
-        hi=$((lo + 999)); [ "$hi" -gt "$ROWS" ] && hi=$ROWS
-        echo "INSERT INTO $DB.orders SELECT seq, seq % 5000, (seq % 100000) / 100, ELT(1 + seq % 4, 'new', 'paid', 'shipped', 'cancelled'), CONCAT('note for order ', seq, ': leave at the door'), TIMESTAMPADD(SECOND, seq, '2026-01-01 00:00:00.123'), JSON_OBJECT('sku', CONCAT('A-', seq % 97), 'qty', seq % 7, 'tags', JSON_ARRAY('x', 'y')) FROM seq_${lo}_to_${hi};"
-    done
-} | sql "$DB"
-read -r END_FILE END_POS < <(sql -N -e "SHOW MASTER STATUS" | awk '{print $1, $2}')
+read -r START_FILE START_POS END_FILE END_POS < <(orders_binlog "$DB" "$ROWS")
 echo "binlog: $START_FILE:$START_POS .. $END_FILE:$END_POS"
 settle "$DB.orders"
 

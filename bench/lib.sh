@@ -25,6 +25,24 @@ topic_messages() {
     java -cp "$lib/*" org.apache.kafka.tools.GetOffsetShell --bootstrap-server "$1" --topic "$2" \
         --time -1 2>/dev/null | awk -F: '{ s += $NF } END { print s + 0 }'
 }
+# orders_binlog DB ROWS: (re)creates DB.orders, the capture benchmarks' row (BIGINT key, INT,
+# DECIMAL, VARCHAR, TEXT, DATETIME(3), JSON), inserts ROWS rows in transactions of 1,000, and
+# prints the binlog range they take: START_FILE START_POS END_FILE END_POS.
+orders_binlog() {
+    local db="$1" rows="$2" lo hi start end
+    sql -e "DROP DATABASE IF EXISTS $db; CREATE DATABASE $db; CREATE TABLE $db.orders (
+      id BIGINT UNSIGNED PRIMARY KEY, user_id INT NOT NULL, amount DECIMAL(12,2) NOT NULL,
+      status VARCHAR(20) NOT NULL, note TEXT, created_at DATETIME(3) NOT NULL, items JSON NOT NULL)"
+    start="$(sql -N -e "SHOW MASTER STATUS" | awk '{print $1, $2}')"
+    {
+        for ((lo = 1; lo <= rows; lo += 1000)); do
+            hi=$((lo + 999)); [ "$hi" -gt "$rows" ] && hi=$rows
+            echo "INSERT INTO $db.orders SELECT seq, seq % 5000, (seq % 100000) / 100, ELT(1 + seq % 4, 'new', 'paid', 'shipped', 'cancelled'), CONCAT('note for order ', seq, ': leave at the door'), TIMESTAMPADD(SECOND, seq, '2026-01-01 00:00:00.123'), JSON_OBJECT('sku', CONCAT('A-', seq % 97), 'qty', seq % 7, 'tags', JSON_ARRAY('x', 'y')) FROM seq_${lo}_to_${hi};"
+        done
+    } | sql "$db"
+    end="$(sql -N -e "SHOW MASTER STATUS" | awk '{print $1, $2}')"
+    echo "$start $end"
+}
 # settle DB.TABLE: waits until MariaDB has written the table's pages (and the kernel its dirty
 # pages) out. After 300k rows of inserts, InnoDB's page cleaner flushed ~70 MB over ~25 s, and
 # what was timed meanwhile ran slower: six `sluice-capture run`s of the same binlog, started
