@@ -98,18 +98,27 @@ fn shutdown_on_signal(cancel: CancellationToken) {
     });
 }
 
-fn main() -> anyhow::Result<()> {
+/// Errors are printed as one line of causes, `sluice-capture: <what>: <why>`, and exit 1; never
+/// as Rust's `Debug` of the error, which adds a backtrace whenever RUST_BACKTRACE is set.
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // Only the long-running commands: for `tail`, `check` and `position` the second exec was up
     // to 30 ms of a 300k-row `tail`'s ~300 ms, and they end before freed memory matters.
     if matches!(cli.command, Command::Run { .. } | Command::Snapshot(_)) {
         sluice_config::allocator::keep_freed_memory_a_while();
     }
-    tokio::runtime::Builder::new_multi_thread()
+    let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?
-        .block_on(run_cli(cli))
+        .context("cannot start the async runtime")
+        .and_then(|rt| rt.block_on(run_cli(cli)));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice-capture: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 async fn run_cli(cli: Cli) -> anyhow::Result<()> {
