@@ -151,4 +151,6 @@ async fn opensearch_bulk_then_search() {
     assert_eq!(hits.len(), 1, "{found}");
     assert_eq!(hits[0]["_id"], "1");
     assert_eq!(hits[0]["_source"]["n"], 1);
+    // The node keeps its data across runs: a passed test leaves nothing behind.
+    es::delete_indexes(&[&index]).await;
 }
