@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sluice against the peers a team would run instead, on the same binlog range, broker and machine,
 # in one run (figures in docs/performance.md):
-#   capture   sluice-capture run --until <end>  vs  Debezium 3.6.1's MariaDB connector on Kafka
+#   capture   sluice-capture run --until <end>  vs  Debezium 3.5.0.Final's MariaDB connector on Kafka
 #             Connect standalone, each into a fresh topic of the local Apache Kafka, timed from
 #             process start until every row is on the topic (acknowledged);
 #   decode    sluice-capture tail > /dev/null   vs  go-mysql's BinlogSyncer + encoding/json
