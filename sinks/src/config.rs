@@ -3,7 +3,7 @@
 //! Every section is documented for users in `docs/sink.md`; `config/examples/sink.toml` is a
 //! complete, commented example that a unit test loads.
 
-use crate::target::TargetConfig;
+use crate::targets::TargetConfig;
 use serde::Deserialize;
 use sluice_config::{KafkaConfig, LogConfig, MetricsConfig, Problems, Validate};
 use sluice_rules::{RuleConfig, RuleSet};

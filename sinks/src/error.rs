@@ -1,6 +1,6 @@
 //! Errors of `sluice-sink` that end a run (per-message failures are dead-lettered instead).
 
-use crate::target::TargetError;
+use crate::targets::TargetError;
 use rdkafka::error::KafkaError;
 
 /// Why the sink stopped or could not start.

@@ -8,7 +8,7 @@ pub mod error;
 pub mod observe;
 pub mod offsets;
 pub mod runtime;
-pub mod target;
+pub mod targets;
 
 pub use config::SinkConfig;
 pub use error::SinkError;

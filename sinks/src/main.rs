@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use sluice_sinks::offsets::{self, StartAt};
-use sluice_sinks::target::{Target, Write};
+use sluice_sinks::targets::{Target, Write};
 use sluice_sinks::{observe, Sink, SinkConfig};
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
@@ -83,7 +83,7 @@ enum Command {
         #[arg(long, env = "SLUICE_SOURCE_URL", hide_env_values = true)]
         source_url: Option<String>,
         /// Source rows per chunk.
-        #[arg(long, default_value_t = sluice_sinks::target::mysql::verify::DEFAULT_CHUNK_ROWS)]
+        #[arg(long, default_value_t = sluice_sinks::targets::mysql::verify::DEFAULT_CHUNK_ROWS)]
         chunk_rows: u64,
     },
 }
@@ -167,7 +167,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let config = SinkConfig::load(&config)?;
             sluice_config::logging::init(&config.log);
-            let job = sluice_sinks::target::elasticsearch::Reindex {
+            let job = sluice_sinks::targets::elasticsearch::Reindex {
                 rule,
                 to,
                 start_at,
@@ -176,10 +176,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let cancel = CancellationToken::new();
             tokio::spawn(signals(cancel.clone()));
-            let report = sluice_sinks::target::elasticsearch::reindex(&config, &job, cancel, |m| {
-                println!("{m}")
-            })
-            .await?;
+            let report =
+                sluice_sinks::targets::elasticsearch::reindex(&config, &job, cancel, |m| {
+                    println!("{m}")
+                })
+                .await?;
             println!(
                 "reindexed rule {} into {}; alias {} now points to it",
                 job.rule, report.to, report.alias
@@ -217,7 +218,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             chunk_rows,
         } => {
             let config = SinkConfig::load(&config)?;
-            let report = sluice_sinks::target::mysql::verify::verify(
+            let report = sluice_sinks::targets::mysql::verify::verify(
                 &config,
                 &rule,
                 source_url.as_deref(),

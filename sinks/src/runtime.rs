@@ -16,7 +16,7 @@ pub use prepare::{Failure, Prepared, Routing};
 
 use crate::config::SinkConfig;
 use crate::error::SinkError;
-use crate::target::{Target, Write};
+use crate::targets::{Target, Write};
 use futures::FutureExt as _;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;

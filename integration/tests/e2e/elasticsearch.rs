@@ -10,7 +10,7 @@ use sluice_integration::sink::{apply_start_at, positions, RunningSink, SinkToml}
 use sluice_integration::{create_topic, es, es_url, kafka, kafka_brokers, unique_name, wait};
 use sluice_sinks::offsets::StartAt;
 use sluice_sinks::runtime::HEADER_ERROR;
-use sluice_sinks::target::elasticsearch::{reindex, Reindex};
+use sluice_sinks::targets::elasticsearch::{reindex, Reindex};
 use sluice_sinks::{Sink, SinkConfig};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -15,7 +15,7 @@ use sluice_integration::process::{run_to_end, sink_binary, spawn_run, terminate}
 use sluice_integration::sink::SinkToml;
 use sluice_integration::wait::Deadline;
 use sluice_integration::{create_topic, kafka, kafka_brokers, mysql, mysql_url, unique_name};
-use sluice_sinks::target::{Item, Outcome, Target, Write};
+use sluice_sinks::targets::{Item, Outcome, Target, Write};
 use sluice_sinks::SinkConfig;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

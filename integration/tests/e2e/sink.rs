@@ -13,9 +13,9 @@ use sluice_event::{ChangeEvent, EventType, Position, Row, Source};
 use sluice_integration::process::{sink_binary, spawn_run};
 use sluice_integration::{create_topic, kafka_brokers, redis_url, unique_name};
 use sluice_sinks::offsets::{self, StartAt};
-use sluice_sinks::target::fault::{FaultTarget, Faults};
-use sluice_sinks::target::memory::MemoryTarget;
-use sluice_sinks::target::Target;
+use sluice_sinks::targets::fault::{FaultTarget, Faults};
+use sluice_sinks::targets::memory::MemoryTarget;
+use sluice_sinks::targets::Target;
 use sluice_sinks::{Sink, SinkConfig, SinkError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -281,7 +281,7 @@ where
     }
 }
 
-fn ids(items: &[sluice_sinks::target::Item]) -> Vec<String> {
+fn ids(items: &[sluice_sinks::targets::Item]) -> Vec<String> {
     items.iter().map(|i| i.mapped.id.clone()).collect()
 }
 

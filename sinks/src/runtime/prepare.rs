@@ -1,7 +1,7 @@
 //! From one Kafka message to the items of every target, or the reasons it cannot be written.
 //! Pure: no I/O, tested with plain unit tests.
 
-use crate::target::Item;
+use crate::targets::Item;
 use sluice_event::ChangeEvent;
 use sluice_rules::{OnError, RuleSet};
 use std::collections::HashMap;

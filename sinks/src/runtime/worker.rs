@@ -6,7 +6,7 @@ use super::dlq::DeadLetter;
 use super::prepare::{Failure, MatchCache};
 use super::{Env, Msg};
 use crate::error::SinkError;
-use crate::target::{Item, Outcome, Write};
+use crate::targets::{Item, Outcome, Write};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -316,9 +316,9 @@ mod tests {
     use super::*;
     use crate::config::SinkConfig;
     use crate::runtime::Routing;
-    use crate::target::fault::{FaultTarget, Faults};
-    use crate::target::memory::MemoryTarget;
-    use crate::target::Target;
+    use crate::targets::fault::{FaultTarget, Faults};
+    use crate::targets::memory::MemoryTarget;
+    use crate::targets::Target;
     use sluice_config::Problems;
     use sluice_rules::RuleSet;
 

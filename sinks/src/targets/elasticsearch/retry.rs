@@ -1,7 +1,7 @@
 //! Which Elasticsearch answers are worth retrying.
 
 use super::encoder::Op;
-use crate::target::Outcome;
+use crate::targets::Outcome;
 
 /// Something that went wrong with a bulk request or one of its items.
 #[derive(Debug)]

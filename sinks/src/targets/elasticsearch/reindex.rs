@@ -12,7 +12,7 @@ use super::NameKind;
 use crate::config::SinkConfig;
 use crate::offsets::{self, StartAt};
 use crate::runtime::Sink;
-use crate::target::TargetConfig;
+use crate::targets::TargetConfig;
 use sluice_config::Problems;
 use sluice_rules::RuleSet;
 use std::collections::HashMap;

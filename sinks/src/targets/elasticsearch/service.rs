@@ -2,7 +2,7 @@
 
 use super::config::{parse_url, read_ca, ElasticsearchConfig};
 use super::retry::{classify, is_pressure, Failure};
-use crate::target::Outcome;
+use crate::targets::Outcome;
 use elasticsearch::auth::Credentials;
 use elasticsearch::cert::{Certificate, CertificateValidation};
 use elasticsearch::http::transport::{

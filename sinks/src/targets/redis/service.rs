@@ -3,7 +3,7 @@
 use super::encoder::{Command, Encoder};
 use super::retry::classify;
 use super::RedisRule;
-use crate::target::{Item, Outcome};
+use crate::targets::{Item, Outcome};
 use redis::aio::ConnectionManager;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::Slot;

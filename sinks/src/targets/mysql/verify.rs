@@ -11,7 +11,7 @@ use super::config::{MysqlConfig, MysqlRule, TableName};
 use super::encoder::{quote, ColumnKind, TableMeta};
 use super::service::load_table;
 use super::{connect_options, redact};
-use crate::target::{Outcome, TargetConfig};
+use crate::targets::{Outcome, TargetConfig};
 use crate::SinkConfig;
 use sluice_config::Problems;
 use sluice_rules::RuleSet;

@@ -3,7 +3,7 @@
 use super::config::{MysqlRule, TableName};
 use super::encoder::{self, quote, ColumnKind, Op, Statement, TableMeta, MAX_STATEMENT_BYTES};
 use super::retry::classify;
-use crate::target::{Item, Outcome};
+use crate::targets::{Item, Outcome};
 use sqlx::mysql::{MySql, MySqlPool};
 use sqlx::{Executor, Row, Transaction};
 use std::collections::{HashMap, HashSet};

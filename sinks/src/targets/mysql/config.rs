@@ -363,7 +363,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
         let c = sluice_config::parse::<crate::SinkConfig>(&text, &path, |_| None)
             .unwrap_or_else(|e| panic!("{e}"));
-        let Some(crate::target::TargetConfig::Mysql(t)) = c.targets.get("replica") else {
+        let Some(crate::targets::TargetConfig::Mysql(t)) = c.targets.get("replica") else {
             panic!("targets.replica is not a mysql target");
         };
         assert_eq!(

@@ -356,7 +356,7 @@ urls = ["http://127.0.0.1:9200"]
         assert_eq!(c.rules.len(), 1);
         assert!(matches!(
             c.targets["search"],
-            crate::target::TargetConfig::Elasticsearch(_)
+            crate::targets::TargetConfig::Elasticsearch(_)
         ));
     }
 
