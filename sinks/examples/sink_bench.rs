@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 #[derive(Parser)]
 struct Cli {
     /// Bootstrap servers of the benchmark broker.
-    #[arg(long, default_value = "127.0.0.1:9095")]
+    #[arg(long, default_value = "127.0.0.1:9092")]
     brokers: String,
     #[arg(long)]
     topic: String,
