@@ -1,7 +1,7 @@
 //! `sluice-sink`: a rule-driven Kafka consumer group that writes change events to targets
-//! (Redis today; Elasticsearch and MySQL next) and commits an offset only after every write of
-//! every earlier message succeeded or was dead-lettered. Users' documentation: docs/sink.md;
-//! writing a target: docs/sink-targets.md.
+//! (Elasticsearch/OpenSearch, MySQL replicas, Redis) and commits an offset only after every
+//! write of every earlier message succeeded or was dead-lettered. Users' documentation:
+//! docs/sink.md; writing a target: docs/sink-targets.md; the whole path: docs/architecture.md.
 
 pub mod config;
 pub mod error;
