@@ -38,7 +38,7 @@ struct Pipeline {
     src: String,
     rep: String,
     brokers: String,
-    group: String,
+    sink_config: sluice_sinks::SinkConfig,
     dir: PathBuf,
     capture: Child,
     sink: Child,
@@ -132,6 +132,7 @@ version_column = "version"
         let capture_cfg = dir.join("capture.toml");
         let sink_cfg = dir.join("sink.toml");
         std::fs::write(&capture_cfg, capture_toml).unwrap();
+        let sink_config = sluice_integration::sink::parse(&sink_toml, &[]);
         std::fs::write(&sink_cfg, sink_toml).unwrap();
         let capture = spawn_run(
             &capture_binary(),
@@ -145,7 +146,7 @@ version_column = "version"
             src,
             rep,
             brokers: brokers.to_owned(),
-            group,
+            sink_config,
             dir,
             capture,
             sink,
@@ -167,45 +168,10 @@ version_column = "version"
 
     /// Sums of the group's committed offsets and of the high watermarks.
     async fn offsets(&self) -> Option<(i64, i64)> {
-        let (brokers, group, topic) = (
-            self.brokers.clone(),
-            self.group.clone(),
-            format!("sluice.{}", self.src),
-        );
-        tokio::task::spawn_blocking(move || {
-            use rdkafka::consumer::{BaseConsumer, Consumer};
-            let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-                .set("bootstrap.servers", &brokers)
-                .set("group.id", &group)
-                .set("enable.auto.commit", "false")
-                .create()
-                .ok()?;
-            let mut tpl = rdkafka::TopicPartitionList::new();
-            for p in 0..PARTITIONS {
-                tpl.add_partition(&topic, p);
-            }
-            let tpl = consumer
-                .committed_offsets(tpl, Duration::from_secs(5))
-                .ok()?;
-            let committed = tpl
-                .elements()
-                .iter()
-                .map(|e| match e.offset() {
-                    rdkafka::Offset::Offset(o) => o,
-                    _ => 0,
-                })
-                .sum();
-            let mut high = 0;
-            for p in 0..PARTITIONS {
-                high += consumer
-                    .fetch_watermarks(&topic, p, Duration::from_secs(5))
-                    .ok()?
-                    .1;
-            }
-            Some((committed, high))
-        })
-        .await
-        .unwrap()
+        let positions = sluice_integration::sink::positions(&self.sink_config).await?;
+        Some(positions.iter().fold((0, 0), |(c, h), (committed, high)| {
+            (c + committed.unwrap_or(0), h + high)
+        }))
     }
 
     /// Count and checksum of the source columns, in key order.
