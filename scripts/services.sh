@@ -29,7 +29,9 @@ KAFKA_CONTROLLER_PORT=9098
 REDIS_PORT=6380
 REDIS_CLUSTER_PORTS=(6390 6391 6392)
 ES_PORT=9200
-DEBIAN_PACKAGES=(mariadb-server mariadb-client redis-server libssl-dev pkg-config make g++ curl procps openssl time)
+# chromium: the status page test; prometheus: promtool checks deploy/prometheus rules.
+DEBIAN_PACKAGES=(mariadb-server mariadb-client redis-server libssl-dev pkg-config make g++ curl procps openssl time
+    chromium prometheus)
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() {

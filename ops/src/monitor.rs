@@ -78,11 +78,11 @@ impl Monitor {
         self.lock().info = info;
     }
 
-    /// Calls `probe` every second with the time (Unix ms) and observes its frame, until
-    /// `cancel`.
+    /// Calls `probe` every second with the time (Unix ms) and observes the frame it returns
+    /// (and the process's info for the page), until `cancel`.
     pub fn spawn(
         self: &Arc<Self>,
-        mut probe: impl FnMut(i64) -> Frame + Send + 'static,
+        mut probe: impl FnMut(i64) -> (Frame, Value) + Send + 'static,
         cancel: CancellationToken,
     ) {
         let me = self.clone();
@@ -92,7 +92,11 @@ impl Monitor {
             loop {
                 tokio::select! {
                     _ = cancel.cancelled() => return,
-                    _ = tick.tick() => me.observe(probe(now_ms())),
+                    _ = tick.tick() => {
+                        let (frame, info) = probe(now_ms());
+                        me.set_info(info);
+                        me.observe(frame);
+                    }
                 }
             }
         });

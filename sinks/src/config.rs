@@ -56,6 +56,12 @@ pub struct SinkConfig {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub log: LogConfig,
+    /// Built-in alerts over the rules (docs/operations.md).
+    #[serde(default)]
+    pub alerts: Vec<sluice_ops::alerts::AlertConfig>,
+    /// Where alert notices are POSTed.
+    #[serde(default)]
+    pub webhooks: Vec<sluice_ops::alerts::WebhookConfig>,
 }
 
 /// `[consumer]`: the consumer group and its bounds.
@@ -165,6 +171,7 @@ impl Validate for SinkConfig {
         self.consumer.validate(problems);
         self.batch.validate(problems);
         self.retry.validate(problems);
+        sluice_ops::alerts::validate(&self.alerts, &self.webhooks, "rule names", problems);
         if self.targets.is_empty() {
             problems.add(
                 "targets",

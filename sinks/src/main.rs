@@ -114,7 +114,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run { config, start_at } => {
             let config = SinkConfig::load(&config)?;
-            sluice_config::logging::init(&config.log);
+            let recent = sluice_ops::Recent::new();
+            sluice_config::logging::init_with(&config.log, recent.layer());
             // The consumer would retry refused credentials forever; stop with the reason instead.
             let c = config.clone();
             tokio::task::spawn_blocking(move || offsets::preflight(&c, KAFKA_PREFLIGHT))
@@ -123,10 +124,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let cancel = CancellationToken::new();
             let metrics = observe::install_metrics()?;
             let sink = Sink::new(config.clone());
+            let monitor = observe::monitor(&config, sink.tally(), recent, cancel.clone());
             let server = observe::serve(
                 &config.metrics.listen,
                 metrics,
                 sink.health(),
+                monitor,
                 cancel.clone(),
             )
             .await?;

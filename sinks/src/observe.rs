@@ -1,12 +1,18 @@
-//! Logs (tracing, text or JSON) and the HTTP endpoint: `/metrics`, `/healthz`, `/readyz`.
+//! The HTTP endpoint (`/metrics`, `/healthz`, `/readyz`, and the monitor's status page,
+//! `/status.json` and `/alerts`) and the monitor that reads the sink's tally once a second.
 
+use crate::config::SinkConfig;
 use crate::error::SinkError;
-use crate::runtime::Health;
+use crate::runtime::{Health, Tally};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde_json::json;
+use sluice_ops::alerts::Source;
+use sluice_ops::{Monitor, Recent};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -33,12 +39,66 @@ pub fn install_metrics() -> Result<PrometheusHandle, SinkError> {
     Ok(handle)
 }
 
-/// Serves `/metrics`, `/healthz` (the process is up) and `/readyz` (the sink is consuming)
-/// on `listen` until `cancel` fires.
+/// Starts the monitor: once a second it reads `tally`, sets the per-rule lag gauges, and
+/// judges the configured alerts.
+pub fn monitor(
+    config: &SinkConfig,
+    tally: Arc<Tally>,
+    recent: Arc<Recent>,
+    cancel: CancellationToken,
+) -> Arc<Monitor> {
+    let source = Source {
+        binary: "sluice-sink",
+        name: config.consumer.group_id.clone(),
+    };
+    let monitor = Monitor::new(
+        &config.alerts,
+        &config.webhooks,
+        source,
+        "rule",
+        recent,
+        cancel.clone(),
+    );
+    let names: Vec<(String, String)> = config
+        .rules
+        .iter()
+        .map(|r| (r.name.clone(), r.target.clone()))
+        .collect();
+    let topics = config.consumer.topics.clone();
+    let group = config.consumer.group_id.clone();
+    let targets: serde_json::Map<String, serde_json::Value> = config
+        .targets
+        .iter()
+        .map(|(name, t)| (name.clone(), json!(t.kind())))
+        .collect();
+    monitor.spawn(
+        move |now| {
+            let frame = tally.frame(&names, now);
+            for (r, (_, target)) in frame.subjects.iter().zip(&names) {
+                metrics::gauge!("sluice_sink_lag_seconds",
+                    "rule" => r.subject.clone(), "target" => target.clone())
+                .set(r.lag_seconds);
+            }
+            let info = json!({
+                "consumer group": group,
+                "topics": topics,
+                "targets": targets,
+                "assignment": tally.assignment(),
+            });
+            (frame, info)
+        },
+        cancel,
+    );
+    monitor
+}
+
+/// Serves `/metrics`, `/healthz` (the process is up), `/readyz` (the sink is consuming) and
+/// the monitor's `/`, `/status.json` and `/alerts` on `listen` until `cancel` fires.
 pub async fn serve(
     listen: &str,
     metrics: PrometheusHandle,
     health: Health,
+    monitor: Arc<Monitor>,
     cancel: CancellationToken,
 ) -> Result<tokio::task::JoinHandle<()>, SinkError> {
     let listener = tokio::net::TcpListener::bind(listen)
@@ -65,7 +125,8 @@ pub async fn serve(
                 },
             ),
         )
-        .with_state((metrics, health));
+        .with_state((metrics, health))
+        .merge(sluice_ops::page::routes(monitor));
     Ok(tokio::spawn(async move {
         let r = axum::serve(listener, app)
             .with_graceful_shutdown(cancel.cancelled_owned())

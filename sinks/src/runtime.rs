@@ -11,6 +11,7 @@ mod dlq;
 mod kafka;
 mod message;
 mod prepare;
+mod tally;
 mod worker;
 
 pub use backoff::{backoff, ceiling, RateLimit};
@@ -22,6 +23,7 @@ pub(crate) use kafka::kafka_error;
 pub use kafka::{kafka_client_config, kafka_producer_config};
 pub use message::{Budget, Msg};
 pub use prepare::{Failure, Prepared, Routing};
+pub use tally::{Position, Tally};
 
 use crate::config::SinkConfig;
 use crate::error::SinkError;
@@ -51,6 +53,8 @@ pub struct Env {
     pub routing: Routing,
     pub targets: Vec<Target>,
     pub producer: FutureProducer,
+    /// Counts for the operators: per rule and per partition.
+    pub tally: Arc<Tally>,
 }
 
 /// Readiness as `/readyz` reports it: set once the sink has joined its group and can write.
@@ -73,6 +77,7 @@ pub struct Sink {
     config: SinkConfig,
     overrides: BTreeMap<String, Target>,
     health: Health,
+    tally: Arc<Tally>,
 }
 
 type Tp = (String, i32);
@@ -88,6 +93,8 @@ struct Handle {
     waits_for_budget: bool,
     /// Next offset to commit (every earlier message is done or dead-lettered); -1 before any.
     done: Arc<AtomicI64>,
+    /// The source commit time (`ts_ms`) of the newest message done; 0 before any.
+    done_ts: Arc<AtomicI64>,
     /// The offset after the last message read for this partition; -1 before any.
     next: i64,
     committed: i64,
@@ -100,6 +107,8 @@ struct State {
     workers: HashMap<Tp, Handle>,
     /// Every assigned partition: a message of any other was revoked meanwhile and is dropped.
     assigned: HashSet<Tp>,
+    /// Each partition's high watermark, from librdkafka's statistics once a second.
+    highs: HashMap<Tp, i64>,
 }
 
 struct Shared {
@@ -121,7 +130,20 @@ struct Ctx {
     shared: Arc<Shared>,
 }
 
-impl ClientContext for Ctx {}
+impl ClientContext for Ctx {
+    /// librdkafka's statistics (every `statistics.interval.ms`): keeps the partitions' high
+    /// watermarks for the lag, which otherwise costs a broker round trip per partition.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let mut state = self.shared.lock();
+        for (topic, t) in statistics.topics {
+            for (partition, p) in t.partitions {
+                if partition >= 0 && p.hi_offset >= 0 {
+                    state.highs.insert((topic.clone(), partition), p.hi_offset);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for Ctx {
     fn pre_rebalance(&self, base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -201,6 +223,7 @@ impl Sink {
     /// A sink for `config`; targets are connected when it runs.
     pub fn new(config: SinkConfig) -> Sink {
         Sink {
+            tally: Arc::new(Tally::new(config.rules.len())),
             config,
             overrides: BTreeMap::new(),
             health: Health::default(),
@@ -216,6 +239,11 @@ impl Sink {
     /// The readiness flag this sink sets; give it to the `/readyz` endpoint.
     pub fn health(&self) -> Health {
         self.health.clone()
+    }
+
+    /// The counts this sink keeps per rule and partition; give them to the monitor.
+    pub fn tally(&self) -> Arc<Tally> {
+        self.tally.clone()
     }
 
     /// Compiles the rules and connects every target.
@@ -258,6 +286,7 @@ impl Sink {
             },
             targets,
             producer,
+            tally: self.tally,
         };
         Ok((env, self.health))
     }
@@ -276,6 +305,7 @@ impl Sink {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
+            .set("statistics.interval.ms", "1000")
             .create_with_context(Ctx {
                 shared: shared.clone(),
             })

@@ -74,6 +74,18 @@ pub enum TargetConfig {
     Elasticsearch(elasticsearch::ElasticsearchConfig),
 }
 
+impl TargetConfig {
+    /// The `type` as written in the config.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TargetConfig::Noop(_) => "noop",
+            TargetConfig::Redis(_) => "redis",
+            TargetConfig::Mysql(_) => "mysql",
+            TargetConfig::Elasticsearch(_) => "elasticsearch",
+        }
+    }
+}
+
 /// A target that could not be set up or reached.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {

@@ -2,13 +2,15 @@
 //! worker, applies backpressure (pause, resume, the byte budget), commits and reports lag.
 
 use super::worker::{self, Stop};
-use super::{Budget, Ctx, Env, Handle, Msg, RateLimit, Shared, Tp};
+use super::{Budget, Ctx, Env, Handle, Msg, Position, RateLimit, Shared, Tp};
 use crate::error::SinkError;
 use futures::FutureExt as _;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
+use sluice_ops::now_ms;
+use std::collections::BTreeMap;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -18,8 +20,8 @@ use tokio::sync::mpsc::error::SendError;
 use tokio::time::error::Elapsed;
 use tokio_util::sync::CancellationToken;
 
-/// How often the lag gauge asks the broker for high watermarks.
-const LAG_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the partitions' lag is taken.
+const LAG_INTERVAL: Duration = Duration::from_secs(1);
 /// Messages the dispatcher hands on after one received through its select, as long as the
 /// consumer has them ready.
 const BURST: usize = 256;
@@ -314,47 +316,59 @@ impl Dispatcher {
         }
     }
 
-    /// Sets `sluice_sink_lag_messages` per partition: high watermark minus the done offset.
-    /// Asks the broker for the watermarks, so it runs on a blocking thread, off the loop.
+    /// Takes every partition's position to the tally (lag in messages and seconds) and sets
+    /// the per-partition gauges. The high watermarks come from librdkafka's statistics (what
+    /// the consumer heard with its fetches; no broker call), so this runs on the loop.
     fn report_lag(&self) {
-        let positions: Vec<(Tp, i64)> = {
+        let (positions, assigned) = {
             let state = self.shared.lock();
-            state
+            let positions: Vec<Position> = state
                 .workers
                 .iter()
-                .map(|(tp, h)| (tp.clone(), h.done.load(Ordering::Acquire)))
-                .filter(|(_, done)| *done >= 0)
-                .collect()
-        };
-        let consumer = self.consumer.clone();
-        tokio::task::spawn_blocking(move || {
-            for ((topic, partition), done) in positions {
-                if let Ok((_, high)) =
-                    consumer.fetch_watermarks(&topic, partition, Duration::from_secs(5))
-                {
-                    metrics::gauge!("sluice_sink_lag_messages",
-                        "topic" => topic, "partition" => partition.to_string())
-                    .set((high - done).max(0) as f64);
-                }
+                .map(|(tp, h)| Position {
+                    tp: tp.clone(),
+                    done: h.done.load(Ordering::Acquire),
+                    done_ts_ms: h.done_ts.load(Ordering::Acquire),
+                    high: state.highs.get(tp).copied().unwrap_or(-1),
+                })
+                .collect();
+            let mut assigned: BTreeMap<String, usize> = BTreeMap::new();
+            for (topic, _) in &state.assigned {
+                *assigned.entry(topic.clone()).or_default() += 1;
             }
-        });
+            (positions, assigned)
+        };
+        for (topic, n) in assigned {
+            metrics::gauge!("sluice_sink_assigned_partitions", "topic" => topic).set(n as f64);
+        }
+        for ((topic, partition), behind, lag) in self.env.tally.positions(positions, now_ms()) {
+            let partition = partition.to_string();
+            metrics::gauge!("sluice_sink_lag_messages",
+                "topic" => topic.clone(), "partition" => partition.clone())
+            .set(behind as f64);
+            metrics::gauge!("sluice_sink_partition_lag_seconds",
+                "topic" => topic, "partition" => partition)
+            .set(lag);
+        }
     }
 }
 
 fn spawn_worker(env: &Arc<Env>, (topic, partition): &Tp, fatal: mpsc::Sender<SinkError>) -> Handle {
     let (tx, rx) = mpsc::channel(env.config.consumer.max_in_flight);
     let done = Arc::new(AtomicI64::new(-1));
+    let done_ts = Arc::new(AtomicI64::new(0));
     let stop = Stop::default();
     let join = tokio::spawn({
-        let (env, topic, partition, done, stop) = (
+        let (env, topic, partition, done, done_ts, stop) = (
             env.clone(),
             topic.clone(),
             *partition,
             done.clone(),
+            done_ts.clone(),
             stop.clone(),
         );
         async move {
-            if let Err(e) = worker::run(env, topic, partition, rx, done, stop).await {
+            if let Err(e) = worker::run(env, topic, partition, rx, done, done_ts, stop).await {
                 let _ = fatal.try_send(e);
             }
         }
@@ -365,6 +379,7 @@ fn spawn_worker(env: &Arc<Env>, (topic, partition): &Tp, fatal: mpsc::Sender<Sin
         paused: false,
         waits_for_budget: false,
         done,
+        done_ts,
         committed: -1,
         next: -1,
         stop,

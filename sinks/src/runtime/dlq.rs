@@ -105,6 +105,7 @@ mod tests {
             target: None,
             reason: "bad".into(),
             stop: false,
+            class: "mapping",
         };
         let letter = DeadLetter {
             topic: "t.dlq",

@@ -77,6 +77,10 @@ pub struct Failure {
     pub reason: String,
     /// The rule says `on_error = "stop"`.
     pub stop: bool,
+    /// Why, as a bounded label for metrics: `decode` (not a change event), `mapping` (a rule
+    /// could not map it), `rejected` (a target refused it) or `retries` (a target kept
+    /// failing past `retry.max_retries`).
+    pub class: &'static str,
 }
 
 impl Routing {
@@ -96,18 +100,17 @@ impl Routing {
 
     /// [`Routing::prepare`] handing each item (with its target index) and each failure to
     /// the caller as it is made, in the same order: a batch collects them per target without
-    /// a `Prepared` per message.
+    /// a `Prepared` per message. Returns the event's source commit time (`ts_ms`), if it
+    /// decoded.
     pub fn prepare_into(
         &self,
         payload: Option<&[u8]>,
         cache: &mut MatchCache,
         mut item: impl FnMut(usize, Item),
         mut failure: impl FnMut(Failure),
-    ) {
+    ) -> Option<i64> {
         // A tombstone (null value) is not a change event and carries nothing to write.
-        let Some(payload) = payload else {
-            return;
-        };
+        let payload = payload?;
         let event = match ChangeEvent::decode(payload) {
             Ok(e) => e,
             Err(e) => {
@@ -116,10 +119,12 @@ impl Routing {
                     target: None,
                     reason: e.to_string(),
                     stop: false,
+                    class: "decode",
                 });
-                return;
+                return None;
             }
         };
+        let ts_ms = event.ts_ms;
         let matching = cache.get(&self.rules, &event);
         let mut event = Some(event);
         for (n, &i) in matching.iter().enumerate() {
@@ -150,9 +155,16 @@ impl Routing {
                     target: self.target_names.get(target).cloned(),
                     reason: e.to_string(),
                     stop: rule.on_error() == OnError::Stop,
+                    class: "mapping",
                 }),
             }
         }
+        Some(ts_ms)
+    }
+
+    /// The index of the rule named `name`.
+    pub fn rule_index(&self, name: &str) -> Option<usize> {
+        (0..self.rules.len()).find(|&i| self.rules.rule(i).name() == name)
     }
 
     /// The name of rule `i`, for headers and metrics.

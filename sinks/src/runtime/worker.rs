@@ -38,6 +38,7 @@ pub async fn run(
     partition: i32,
     mut rx: mpsc::Receiver<Msg>,
     done: Arc<AtomicI64>,
+    done_ts: Arc<AtomicI64>,
     stop: Stop,
 ) -> Result<(), SinkError> {
     let mut worker = Worker {
@@ -83,7 +84,10 @@ pub async fn run(
         }
         let last = batch.last().map(|m| m.offset).unwrap_or(0);
         match worker.process(&batch).await {
-            Ok(()) => done.store(last + 1, Ordering::Release),
+            Ok(ts_ms) => {
+                done_ts.fetch_max(ts_ms, Ordering::Release);
+                done.store(last + 1, Ordering::Release);
+            }
             Err(Halt::Abandoned) => return Ok(()),
             Err(Halt::Fatal(e)) => return Err(e),
         }
@@ -100,8 +104,9 @@ struct Worker {
 }
 
 impl Worker {
-    /// Writes one batch of messages to every target until each item is done or dead-lettered.
-    async fn process(&mut self, batch: &[Msg]) -> Result<(), Halt> {
+    /// Writes one batch of messages to every target until each item is done or dead-lettered;
+    /// returns the newest source commit time (`ts_ms`) among them.
+    async fn process(&mut self, batch: &[Msg]) -> Result<i64, Halt> {
         let routing = &self.env.routing;
         let cache = &mut self.matching;
         let mut failures: Vec<(usize, Failure)> = Vec::new();
@@ -114,8 +119,10 @@ impl Worker {
                 )
             })
             .collect();
+        // Each message's source commit time, 0 for one that does not decode.
+        let mut ts = Vec::with_capacity(batch.len());
         for (msg_idx, m) in batch.iter().enumerate() {
-            routing.prepare_into(
+            let commit_ms = routing.prepare_into(
                 m.payload(),
                 cache,
                 |t, item| {
@@ -126,6 +133,7 @@ impl Worker {
                 },
                 |f| failures.push((msg_idx, f)),
             );
+            ts.push(commit_ms.unwrap_or(0));
         }
         // A rule that must stop the sink stops it before anything of this batch is written.
         if let Some((i, f)) = failures.iter().find(|(_, f)| f.stop) {
@@ -135,7 +143,7 @@ impl Worker {
             .into_iter()
             .enumerate()
             .filter(|(_, (_, items))| !items.is_empty())
-            .map(|(t, (idx, items))| self.write_target(t, idx, items));
+            .map(|(t, (idx, items))| self.write_target(t, idx, items, &ts));
         let results = futures::future::join_all(writes).await;
         for r in results {
             failures.extend(r?);
@@ -150,7 +158,7 @@ impl Worker {
         let topic = self.topic.clone();
         metrics::counter!("sluice_sink_messages_total", "topic" => topic)
             .increment(batch.len() as u64);
-        Ok(())
+        Ok(ts.into_iter().max().unwrap_or(0))
     }
 
     /// Writes `items` to target `t`, retrying from the first transient failure; returns the
@@ -160,6 +168,7 @@ impl Worker {
         t: usize,
         idx: Vec<usize>,
         items: Vec<Item>,
+        ts: &[i64],
     ) -> Result<Vec<(usize, Failure)>, Halt> {
         let target = &self.env.targets[t];
         let name = &self.env.routing.target_names[t];
@@ -180,6 +189,8 @@ impl Worker {
             let mut first_retry: Option<(usize, String)> = None;
             // Counted per (rule, outcome) and reported once per write: labels cost allocations.
             let mut counts: BTreeMap<(usize, &'static str), u64> = BTreeMap::new();
+            // Per rule: items written and the newest source commit time among them.
+            let mut written: BTreeMap<usize, (u64, i64)> = BTreeMap::new();
             for (k, item) in items[start..].iter().enumerate() {
                 let outcome = outcomes.get(k).cloned().unwrap_or_else(|| {
                     Outcome::Retry(format!(
@@ -188,7 +199,11 @@ impl Worker {
                 });
                 *counts.entry((item.rule, outcome.label())).or_default() += 1;
                 match outcome {
-                    Outcome::Done => {}
+                    Outcome::Done => {
+                        let w = written.entry(item.rule).or_default();
+                        w.0 += 1;
+                        w.1 = w.1.max(ts.get(idx[start + k]).copied().unwrap_or(0));
+                    }
                     Outcome::Reject(reason) => rejected.push((
                         idx[start + k],
                         Failure {
@@ -196,6 +211,7 @@ impl Worker {
                             target: Some(name.clone()),
                             reason,
                             stop: self.env.routing.stops(item.rule),
+                            class: "rejected",
                         },
                     )),
                     Outcome::Retry(reason) => {
@@ -210,6 +226,10 @@ impl Worker {
                     "rule" => self.env.routing.rule_name(rule).to_owned(),
                     "target" => name.clone(), "outcome" => outcome)
                 .increment(n);
+            }
+            let now = sluice_ops::now_ms();
+            for (rule, (n, newest)) in written {
+                self.env.tally.written(rule, n, newest, now);
             }
             let Some((from, reason)) = first_retry else {
                 return Ok(rejected);
@@ -229,6 +249,7 @@ impl Worker {
                                 target: Some(name.clone()),
                                 reason: format!("gave up after {max} retries: {reason}"),
                                 stop: self.env.routing.stops(item.rule),
+                                class: "retries",
                             },
                         ));
                     }
@@ -280,8 +301,16 @@ impl Worker {
                 Ok(()) => {
                     metrics::counter!("sluice_sink_dead_letters_total",
                         "topic" => self.topic.clone(),
-                        "rule" => f.rule.clone().unwrap_or_default())
+                        "rule" => f.rule.clone().unwrap_or_default(),
+                        "reason" => f.class)
                     .increment(1);
+                    if let Some(rule) = f
+                        .rule
+                        .as_deref()
+                        .and_then(|r| self.env.routing.rule_index(r))
+                    {
+                        self.env.tally.failed(rule, 1);
+                    }
                     tracing::warn!(topic = %self.topic, partition = self.partition, offset = msg.offset,
                         rule = f.rule.as_deref().unwrap_or(""), "dead-lettered to {dlq}: {}", f.reason);
                     return Ok(());
@@ -356,6 +385,7 @@ match = { tables = ["shop.users"] }
             .create()
             .unwrap();
         Arc::new(Env {
+            tally: Arc::new(super::super::Tally::new(rules.len())),
             config,
             routing: Routing {
                 rule_target: vec![0; rules.len()],
@@ -396,13 +426,16 @@ match = { tables = ["shop.users"] }
         faults.down();
         let (tx, rx) = mpsc::channel(100);
         let done = Arc::new(AtomicI64::new(-1));
+        let done_ts = Arc::new(AtomicI64::new(0));
         let stop = Stop::default();
+        let env = env(&faults, &memory, "");
         let task = tokio::spawn(run(
-            env(&faults, &memory, ""),
+            env.clone(),
             "t".into(),
             0,
             rx,
             done.clone(),
+            done_ts.clone(),
             stop.clone(),
         ));
         for o in 0..7 {
@@ -420,6 +453,10 @@ match = { tables = ["shop.users"] }
         until("all seven done", || done.load(Ordering::Acquire) == 7).await;
         let seqs: Vec<i64> = memory.written().iter().map(|i| i.mapped.seq).collect();
         assert_eq!(seqs, (0..7).collect::<Vec<_>>());
+        // Counted for the operators once written, not when tried.
+        let frame = env.tally.frame(&[("r".into(), "out".into())], 0);
+        assert_eq!(frame.subjects[0].events_total, 7);
+        assert_eq!(done_ts.load(Ordering::Acquire), 1, "the events' ts_ms");
 
         // A second outage, then a stop: the batch in hand is abandoned, the watermark stays.
         faults.down();
@@ -443,6 +480,7 @@ match = { tables = ["shop.users"] }
             0,
             rx,
             done.clone(),
+            Arc::new(AtomicI64::new(0)),
             Stop::default(),
         ));
         tx.send(msg(0)).await.unwrap();
