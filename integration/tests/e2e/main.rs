@@ -8,6 +8,7 @@ mod elasticsearch;
 mod es_transport;
 mod group_session;
 mod mysql_replica;
+mod operations;
 mod outage;
 mod redis_cluster;
 mod security;

@@ -1,0 +1,315 @@
+//! Operations end to end: a lagging rule and a silent one seen on `/metrics`, told to a webhook,
+//! listed on `/alerts`, and shown by the status page in headless Chromium (docs/operations.md).
+
+use mysql_async::prelude::Queryable;
+use serde_json::{json, Value};
+use sluice_event::EventType;
+use sluice_integration::mysql::{conn, create_database};
+use sluice_integration::process::{sink_binary, spawn_run, tail};
+use sluice_integration::sink::SinkToml;
+use sluice_integration::wait::until_ok;
+use sluice_integration::{
+    create_topic, free_port, kafka_brokers, mysql_url, state_dir, unique_name,
+};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// A webhook receiver on a free loopback port that keeps every body it is sent.
+struct Webhook {
+    url: String,
+    bodies: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Webhook {
+    async fn start() -> Webhook {
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let kept = bodies.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |body: String| async move {
+                let v: Value = serde_json::from_str(&body).expect("a JSON notice");
+                kept.lock().expect("lock").push(v);
+                "ok"
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the webhook receiver");
+        let url = format!("http://{}/hook", l.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(l, app).await });
+        Webhook { url, bodies }
+    }
+
+    /// Waits for a notice of `alert` with `status`; returns it.
+    async fn notice(&self, secs: u64, alert: &str, status: &str) -> Value {
+        until_ok(secs, &format!("a {status} notice of {alert}"), async || {
+            let bodies = self.bodies.lock().expect("lock").clone();
+            bodies
+                .iter()
+                .find(|b| b["alert"] == alert && b["status"] == status)
+                .cloned()
+                .ok_or_else(|| format!("{bodies:?}"))
+        })
+        .await
+    }
+}
+
+/// `GET http://127.0.0.1:{port}{path}` as text.
+async fn get(port: u16, path: &str) -> Result<String, String> {
+    let r = reqwest::get(format!("http://127.0.0.1:{port}{path}"))
+        .await
+        .map_err(|e| e.to_string())?;
+    r.text().await.map_err(|e| e.to_string())
+}
+
+/// The value of the sample of `name` whose labels include every pair of `labels`.
+fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+        let (set, value) = rest.split_once("} ")?;
+        labels
+            .iter()
+            .all(|(k, v)| set.contains(&format!("{k}=\"{v}\"")))
+            .then(|| value.trim().parse().ok())?
+    })
+}
+
+/// Loads `url` in headless Chromium, lets its script run, and returns the DOM; also saves a
+/// screenshot to `screenshot`.
+async fn chromium(url: &str, screenshot: &Path) -> String {
+    let common = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        "--virtual-time-budget=6000",
+        "--window-size=1280,1500",
+    ];
+    let dom = tokio::process::Command::new("chromium")
+        .args(common)
+        .arg("--dump-dom")
+        .arg(url)
+        .output()
+        .await
+        .expect("run chromium (scripts/services.sh installs Debian's chromium)");
+    assert!(
+        dom.status.success(),
+        "chromium: {}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    let shot = tokio::process::Command::new("chromium")
+        .args(common)
+        .arg(format!("--screenshot={}", screenshot.display()))
+        .arg(url)
+        .output()
+        .await
+        .expect("run chromium");
+    assert!(
+        shot.status.success(),
+        "chromium screenshot: {}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
+    String::from_utf8_lossy(&dom.stdout).into_owned()
+}
+
+/// The `data-value` of the cell `field` in the row of `subject` on the page's DOM.
+fn cell(dom: &str, subject: &str, field: &str) -> Option<String> {
+    let row = dom.find(&format!("<tr data-subject=\"{subject}\">"))?;
+    let row = &dom[row..dom[row..].find("</tr>")? + row];
+    let at = row.find(&format!("data-field=\"{field}\" data-value=\""))?;
+    let rest = &row[at + field.len() + 26..];
+    Some(rest[..rest.find('"')?].to_owned())
+}
+
+#[tokio::test]
+async fn sink_lag_and_silence_reach_metrics_webhook_alerts_and_the_page() {
+    let src = unique_name("ops");
+    let rep = format!("{src}_rep");
+    let mut c = conn().await;
+    let table = "(id INT PRIMARY KEY, name VARCHAR(64))";
+    create_database(
+        &mut c,
+        &rep,
+        &[&format!("users {table}"), &format!("quiet {table}")],
+    )
+    .await;
+    let topic = unique_name("ops_topic");
+    create_topic(&topic, 1).await.expect("topic");
+    let hook = Webhook::start().await;
+    let port = free_port().expect("port");
+    let head = SinkToml::new(&topic, &topic).text().replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:{port}\""),
+    );
+    let config = format!(
+        r#"{head}
+[targets.replica]
+type = "mysql"
+url = "{url}/{rep}"
+[[rules]]
+name = "users"
+target = "replica"
+match = {{ tables = ["{src}.users"] }}
+[[rules]]
+name = "quiet"
+target = "replica"
+match = {{ tables = ["{src}.quiet"] }}
+[[webhooks]]
+name = "test"
+url = "{hook}"
+backoff_ms = 50
+[[alerts]]
+name = "users-late"
+kind = "lag"
+match = "users"
+threshold_seconds = 2
+for_seconds = 1
+[[alerts]]
+name = "quiet-silent"
+kind = "no_traffic"
+match = "quiet"
+window_seconds = 3
+"#,
+        url = mysql_url(),
+        hook = hook.url,
+    );
+    let dir = state_dir().join("test-artifacts");
+    std::fs::create_dir_all(&dir).expect("artifact dir");
+    let config_path = dir.join(format!("{topic}.toml"));
+    std::fs::write(&config_path, config).expect("write config");
+    let log = dir.join(format!("{topic}.log"));
+    let mut sink = spawn_run(&sink_binary(), &config_path, &[], &[], &log);
+
+    let event = |id: i64| {
+        sluice_integration::events::row_event(
+            &src,
+            "users",
+            EventType::Insert,
+            id,
+            json!({"id": id, "name": format!("u{id}")}),
+            None,
+        )
+    };
+    let brokers = kafka_brokers();
+    sluice_integration::events::produce(&brokers, &topic, &(1..=10).map(event).collect::<Vec<_>>())
+        .await
+        .expect("produce");
+    let rows = async |c: &mut mysql_async::Conn| -> i64 {
+        c.query_first(format!("SELECT COUNT(*) FROM `{rep}`.users"))
+            .await
+            .expect("count")
+            .unwrap_or(0)
+    };
+    until_ok(60, "ten rows in the replica", async || {
+        let n = rows(&mut c).await;
+        if n == 10 {
+            Ok(())
+        } else {
+            Err(format!("{n} rows; log:\n{}", tail(&log, 20)))
+        }
+    })
+    .await;
+
+    // The silent rule: told once its window passes.
+    let silent = hook.notice(30, "quiet-silent", "firing").await;
+    assert_eq!(silent["subject"], "quiet");
+    assert_eq!(silent["source"]["binary"], "sluice-sink");
+
+    // The replica table locked: the sink's writes wait and the rule falls behind.
+    let mut locker = conn().await;
+    locker
+        .query_drop(format!("LOCK TABLES `{rep}`.users WRITE"))
+        .await
+        .expect("lock");
+    sluice_integration::events::produce(
+        &brokers,
+        &topic,
+        &(11..=15).map(event).collect::<Vec<_>>(),
+    )
+    .await
+    .expect("produce");
+    let late = hook.notice(60, "users-late", "firing").await;
+    assert_eq!(late["subject"], "users");
+    assert!(late["value"].as_f64().unwrap_or(0.0) > 2.0, "{late}");
+    let alerts: Value =
+        serde_json::from_str(&get(port, "/alerts").await.expect("/alerts")).expect("json");
+    assert!(
+        alerts["firing"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["alert"] == "users-late")),
+        "{alerts}"
+    );
+    let metrics = get(port, "/metrics").await.expect("/metrics");
+    let lag = sample(
+        &metrics,
+        "sluice_sink_lag_seconds",
+        &[("rule", "users"), ("target", "replica")],
+    );
+    assert!(lag.is_some_and(|l| l > 2.0), "lag {lag:?} in:\n{metrics}");
+    assert!(
+        sample(&metrics, "sluice_sink_lag_messages", &[("topic", &topic)])
+            .is_some_and(|n| n >= 1.0)
+    );
+
+    locker.query_drop("UNLOCK TABLES").await.expect("unlock");
+    let resolved = hook.notice(60, "users-late", "resolved").await;
+    assert_eq!(resolved["subject"], "users");
+    until_ok(30, "fifteen rows in the replica", async || {
+        let n = rows(&mut c).await;
+        if n == 15 {
+            Ok(())
+        } else {
+            Err(format!("{n} rows"))
+        }
+    })
+    .await;
+
+    // Quiet now: the page shows what /metrics says.
+    let metrics = until_ok(30, "lag back to 0 on /metrics", async || {
+        let m = get(port, "/metrics").await?;
+        let lag = sample(&m, "sluice_sink_lag_seconds", &[("rule", "users")]);
+        if lag == Some(0.0) {
+            Ok(m)
+        } else {
+            Err(format!("lag {lag:?}"))
+        }
+    })
+    .await;
+    let written = sample(
+        &metrics,
+        "sluice_sink_items_total",
+        &[("rule", "users"), ("outcome", "done")],
+    );
+    assert_eq!(written, Some(15.0), "{metrics}");
+    let screenshot: PathBuf = dir.join("sink-status.png");
+    let dom = chromium(&format!("http://127.0.0.1:{port}/"), &screenshot).await;
+    assert!(
+        dom.contains("data-loaded=\"") && !dom.contains("data-loaded=\"0\""),
+        "the page never rendered:\n{dom}"
+    );
+    assert!(
+        !dom.contains("data-errors="),
+        "the page reported script errors:\n{dom}"
+    );
+    assert_eq!(
+        cell(&dom, "users", "events_total").as_deref(),
+        Some("15"),
+        "{dom}"
+    );
+    assert_eq!(cell(&dom, "users", "lag_seconds").as_deref(), Some("0"));
+    assert!(
+        dom.contains("data-series=\"users\""),
+        "the charts drew no users series:\n{dom}"
+    );
+    assert!(
+        dom.contains("data-alert=\"quiet-silent\""),
+        "the firing alert is not listed:\n{dom}"
+    );
+    assert!(
+        std::fs::metadata(&screenshot).is_ok_and(|m| m.len() > 10_000),
+        "no screenshot"
+    );
+
+    sluice_integration::process::terminate(&mut sink, 20).await;
+}
