@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub mod broker;
+pub mod capture;
 pub mod es;
 pub mod events;
 pub mod http_proxy;

@@ -7,6 +7,7 @@ use sluice_capture::config::{CaptureConfig, StartAt};
 use sluice_capture::decoder::Output;
 use sluice_capture::source::CheckStatus;
 use sluice_event::{ChangeEvent, EventType};
+use sluice_integration::capture::CaptureToml;
 use sluice_integration::mysql::{self, conn};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -17,15 +18,11 @@ use tokio_util::sync::CancellationToken;
 
 /// A capture of the tables of database `instance` only (other tests write to the same server).
 fn config(instance: &str, state: &Path) -> CaptureConfig {
-    let text = format!(
-        "instance = \"{instance}\"\n[source]\nurl = \"{}\"\nserver_id = {}\n[kafka]\nbrokers = [\"{}\"]\n[checkpoint]\ndir = \"{}\"\ninterval_ms = 100\n[filter]\ninclude = [\"^{instance}\\\\.\"]\n",
-        sluice_integration::mysql_url(),
-        // Distinct replica ids so parallel tests do not kick each other off the server.
-        10_000 + rand::random::<u32>() % 1_000_000,
-        sluice_integration::kafka_brokers(),
-        state.display()
-    );
-    sluice_config::parse(&text, Path::new("test.toml"), |_| None).unwrap()
+    CaptureToml {
+        checkpoint_interval_ms: Some(100),
+        ..CaptureToml::new(instance, state)
+    }
+    .parse()
 }
 
 fn state_dir(name: &str) -> PathBuf {

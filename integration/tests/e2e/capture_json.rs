@@ -7,17 +7,11 @@ use serde_json::Value;
 use sluice_capture::config::{CaptureConfig, StartAt};
 use sluice_capture::decoder::Output;
 use sluice_event::{ChangeEvent, EventType};
-use std::path::Path;
+use sluice_integration::capture::CaptureToml;
 
 fn config(instance: &str) -> CaptureConfig {
-    let text = format!(
-        "instance = \"{instance}\"\n[source]\nurl = \"{}\"\nserver_id = {}\n[kafka]\nbrokers = [\"{}\"]\n[checkpoint]\ndir = \"{}\"\n[filter]\ninclude = [\"^{instance}\\\\.\"]\n",
-        sluice_integration::mysql_url(),
-        10_000 + rand::random::<u32>() % 1_000_000,
-        sluice_integration::kafka_brokers(),
-        std::env::temp_dir().join(instance).display()
-    );
-    sluice_config::parse(&text, Path::new("test.toml"), |_| None).unwrap()
+    let state = std::env::temp_dir().join(instance);
+    CaptureToml::new(instance, &state).parse()
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@
 
 use mysql_async::prelude::Queryable;
 use sluice_integration::broker::PrivateBroker;
+use sluice_integration::capture::{kafka_table, CaptureToml};
 use sluice_integration::process::{capture_binary, sink_binary, spawn_run, tail, terminate};
 use sluice_integration::sink::SinkToml;
 use sluice_integration::wait::Deadline;
@@ -81,30 +82,22 @@ impl Pipeline {
         } else {
             String::new()
         };
-        let capture_toml = format!(
-            r#"instance = "{src}"
-[source]
-url = "{url}"
-server_id = {server_id}
-start = "{file}:{pos}"
-heartbeat_secs = 1
-[kafka]
-brokers = ["{brokers}"]
-[kafka.options]
-"socket.timeout.ms" = "5000"
-[checkpoint]
-dir = "{dir}"
-interval_ms = 100
-[filter]
-include = ['^{src}\.(t|sluice_signal)$']
-[metrics]
-listen = "127.0.0.1:0"
-{snapshot}"#,
-            url = mysql_url(),
-            // Distinct replica ids so parallel tests do not kick each other off the server.
-            server_id = 3_000_000 + rand::random::<u32>() % 1_000_000,
-            dir = dir.display(),
-        );
+        let capture_toml = CaptureToml {
+            // A range of replica ids of their own, apart from the other tests' ids.
+            server_id: 3_000_000 + rand::random::<u32>() % 1_000_000,
+            start: Some(format!("{file}:{pos}")),
+            heartbeat_secs: Some(1),
+            kafka: format!(
+                "{}[kafka.options]\n\"socket.timeout.ms\" = \"5000\"\n",
+                kafka_table(brokers)
+            ),
+            checkpoint_interval_ms: Some(100),
+            include: format!(r"^{src}\.(t|sluice_signal)$"),
+            metrics: true,
+            extra: snapshot,
+            ..CaptureToml::new(&src, &dir)
+        }
+        .text();
         let group = unique_name("g");
         let head = SinkToml {
             brokers: brokers.to_owned(),

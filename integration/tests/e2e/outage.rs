@@ -12,6 +12,7 @@ use mysql_async::prelude::Queryable;
 use sluice_capture::checkpoint::{Checkpoint, FileStore};
 use sluice_event::ChangeEvent;
 use sluice_integration::broker::PrivateBroker;
+use sluice_integration::capture::{kafka_table, CaptureToml};
 use sluice_integration::process::{capture_binary, spawn_run, terminate};
 use sluice_integration::wait::Deadline;
 use sluice_integration::{kafka, mysql};
@@ -158,31 +159,19 @@ async fn broker_frozen_for_20s_loses_nothing_and_keeps_order() {
 
 /// A capture of database `db` only (other tests write to the same server), on `brokers`.
 fn config_text(db: &str, brokers: &str, state: &Path, start: &str) -> String {
-    format!(
-        r#"instance = "{db}"
-[source]
-url = "{url}"
-server_id = {server_id}
-start = "{start}"
-[kafka]
-brokers = ["{brokers}"]
-# Shorter than the outage, so requests time out and are retried while the broker is frozen,
-# as in a long partition (the default, 60 s, would just wait).
-[kafka.options]
-"socket.timeout.ms" = "5000"
-[checkpoint]
-dir = "{state}"
-interval_ms = 100
-[filter]
-include = ["^{db}\\."]
-[metrics]
-listen = "127.0.0.1:0"
-"#,
-        url = sluice_integration::mysql_url(),
-        // Distinct replica ids so parallel tests do not kick each other off the server.
-        server_id = 10_000 + rand::random::<u32>() % 1_000_000,
-        state = state.display(),
-    )
+    CaptureToml {
+        start: Some(start.to_owned()),
+        // Shorter than the outage, so requests time out and are retried while the broker is
+        // frozen, as in a long partition (the default, 60 s, would just wait).
+        kafka: format!(
+            "{}[kafka.options]\n\"socket.timeout.ms\" = \"5000\"\n",
+            kafka_table(brokers)
+        ),
+        checkpoint_interval_ms: Some(100),
+        metrics: true,
+        ..CaptureToml::new(db, state)
+    }
+    .text()
 }
 
 /// Sets every key to `version` in one transaction; returns the transaction's GTID domain and

@@ -6,14 +6,14 @@
 //! refuses the password, the CA or the missing client certificate.
 
 use mysql_async::prelude::Queryable;
+use sluice_integration::capture::CaptureToml;
 use sluice_integration::http_proxy::TestTls;
 use sluice_integration::process::{
     capture_binary, run_to_end, sink_binary, spawn_run, tail, terminate, Finished,
 };
 use sluice_integration::{
     create_topic, kafka_ca, kafka_client_cert, kafka_client_key, kafka_mtls_brokers,
-    kafka_sasl_brokers, kafka_sasl_password, kafka_sasl_user, mysql, mysql_url, redis_url,
-    unique_name,
+    kafka_sasl_brokers, kafka_sasl_password, kafka_sasl_user, mysql, redis_url, unique_name,
 };
 use std::path::{Path, PathBuf};
 use tokio::process::Child;
@@ -64,25 +64,14 @@ fn mtls_kafka(client_certificate: bool) -> String {
 
 /// A capture of database `db` (instance `db`, topic `sluice.<db>`) from `start`.
 fn capture_toml(db: &str, kafka: &str, state: &Path, start: &str) -> String {
-    format!(
-        r#"instance = "{db}"
-[source]
-url = "{url}"
-server_id = {server_id}
-start = "{start}"
-{kafka}[checkpoint]
-dir = "{state}"
-interval_ms = 100
-[filter]
-include = ["^{db}\\."]
-[metrics]
-listen = "127.0.0.1:0"
-"#,
-        url = mysql_url(),
-        // Distinct replica ids so parallel tests do not kick each other off the server.
-        server_id = 10_000 + rand::random::<u32>() % 1_000_000,
-        state = state.display(),
-    )
+    CaptureToml {
+        start: Some(start.to_owned()),
+        kafka: kafka.to_owned(),
+        checkpoint_interval_ms: Some(100),
+        metrics: true,
+        ..CaptureToml::new(db, state)
+    }
+    .text()
 }
 
 /// A sink of `sluice.<db>` that writes each row of `<db>.t` as JSON to the Redis key

@@ -9,19 +9,17 @@ use serde_json::Value;
 use sluice_capture::config::{CaptureConfig, StartAt};
 use sluice_capture::decoder::Output;
 use sluice_capture::source::{CheckResult, CheckStatus};
+use sluice_integration::capture::CaptureToml;
 use sluice_integration::mariadb::PrivateMariaDb;
 use sluice_integration::mysql;
-use std::path::Path;
 
 fn config(url: &str, db: &str) -> CaptureConfig {
     let state = std::env::temp_dir().join(format!("sluice-capture-test-{db}"));
-    let text = format!(
-        "instance = \"{db}\"\n[source]\nurl = \"{url}\"\nserver_id = {}\n[kafka]\nbrokers = [\"{}\"]\n[checkpoint]\ndir = \"{}\"\n[filter]\ninclude = [\"^{db}\\\\.\"]\n",
-        10_000 + rand::random::<u32>() % 1_000_000,
-        sluice_integration::kafka_brokers(),
-        state.display()
-    );
-    sluice_config::parse(&text, Path::new("test.toml"), |_| None).unwrap()
+    CaptureToml {
+        url: url.to_owned(),
+        ..CaptureToml::new(db, &state)
+    }
+    .parse()
 }
 
 fn find<'a>(checks: &'a [CheckResult], name: &str) -> &'a CheckResult {

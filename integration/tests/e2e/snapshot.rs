@@ -14,6 +14,7 @@ use sluice_capture::checkpoint::FileStore;
 use sluice_capture::config::CaptureConfig;
 use sluice_capture::snapshot::{self, JobState, ProgressStore};
 use sluice_event::{ChangeEvent, EventType, Source};
+use sluice_integration::capture::CaptureToml;
 use sluice_integration::process::{capture_binary, sink_binary, spawn_run};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -59,31 +60,20 @@ async fn tables(db: &str, rows: u64) {
 }
 
 fn config_text(instance: &str, db: &str, state: &Path, url: &str, snapshot: &str) -> String {
-    format!(
-        r#"instance = "{instance}"
-[source]
-url = "{url}"
-server_id = {server_id}
-heartbeat_secs = 1
-[kafka]
-brokers = ["{brokers}"]
-[publish]
-create_topics = true
-partitions = {PARTITIONS}
-[checkpoint]
-dir = "{state}"
-interval_ms = 100
-[filter]
-include = ['^{db}\.(t|sluice_signal)$']
-[snapshot]
-signal_table = "{db}.sluice_signal"
-{snapshot}
-"#,
-        // Distinct replica ids so parallel tests do not kick each other off the server.
-        server_id = 2_000_000 + rand::random::<u32>() % 1_000_000,
-        brokers = sluice_integration::kafka_brokers(),
-        state = state.display(),
-    )
+    CaptureToml {
+        url: url.to_owned(),
+        // A range of replica ids of their own, apart from the other tests' ids.
+        server_id: 2_000_000 + rand::random::<u32>() % 1_000_000,
+        heartbeat_secs: Some(1),
+        checkpoint_interval_ms: Some(100),
+        include: format!(r"^{db}\.(t|sluice_signal)$"),
+        extra: format!(
+            "[publish]\ncreate_topics = true\npartitions = {PARTITIONS}\n\
+             [snapshot]\nsignal_table = \"{db}.sluice_signal\"\n{snapshot}\n"
+        ),
+        ..CaptureToml::new(instance, state)
+    }
+    .text()
 }
 
 fn parse(text: &str) -> CaptureConfig {
