@@ -1,5 +1,7 @@
 //! The capture's config file (`config/examples/capture.toml` documents every field).
 
+pub mod snapshot;
+
 use regex::Regex;
 use serde::Deserialize;
 use sluice_config::{KafkaConfig, LogConfig, MetricsConfig, Problems, Secret, Validate};
@@ -45,7 +47,7 @@ pub struct CaptureConfig {
     pub log: LogConfig,
     /// Snapshots and backfills (docs/snapshots.md); without this section none run.
     #[serde(default)]
-    pub snapshot: Option<crate::snapshot::SnapshotConfig>,
+    pub snapshot: Option<snapshot::SnapshotConfig>,
 }
 
 /// The MySQL/MariaDB server to read.
@@ -252,7 +254,7 @@ impl Validate for CaptureConfig {
             p.add("checkpoint.interval_ms", "must be 1 or more");
         }
         if let Some(s) = &self.snapshot {
-            s.validate(&self.filter, p);
+            s.validate(&self.filter.include, &self.filter.exclude, p);
         }
     }
 }

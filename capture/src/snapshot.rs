@@ -13,10 +13,9 @@
 //! table), `table` (what a table's SELECT needs), `sql`, `window`, `value` and `row` (chunk rows
 //! as events), `job` and `progress` (what is done, on disk), `request` (asking for a snapshot:
 //! signalling table, admin endpoint) and `command` (`sluice-capture snapshot`); the `[snapshot]`
-//! config is in `config`.
+//! config is in `crate::config::snapshot`.
 
 mod command;
-mod config;
 mod driver;
 mod hook;
 mod job;
@@ -29,9 +28,6 @@ pub mod value;
 pub mod window;
 
 pub use command::{command, status, SnapshotArgs};
-pub use config::{
-    split_table, Mode, SnapshotConfig, Watermarks, DEFAULT_CHUNK_SIZE, DEFAULT_SIGNAL_TABLE,
-};
 pub use driver::{start, Snapshots};
 pub use hook::Hook;
 pub use job::{Job, JobState};

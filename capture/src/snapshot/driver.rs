@@ -2,13 +2,13 @@
 
 mod chunk;
 
-use super::config::{split_table, Mode, SnapshotConfig, Watermarks};
 use super::hook::Hook;
 use super::job::{Job, JobState};
 use super::progress::ProgressStore;
 use super::request::take_admin_requests;
 use super::sql;
 use super::table::{session, table_meta};
+use crate::config::snapshot::{split_table, Mode, SnapshotConfig, Watermarks};
 use crate::config::CaptureConfig;
 use crate::error::{Backoff, CaptureError};
 use crate::filter::Filter;

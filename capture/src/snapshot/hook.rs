@@ -1,10 +1,10 @@
 //! The binlog reader's side of a snapshot: signal rows, chunk windows, rows at high watermarks.
 
-use super::config::{split_table, SnapshotConfig, Watermarks};
 use super::request::Request;
 use super::row::SnapshotRow;
 use super::window::Window;
 use crate::binlog::mariadb::code;
+use crate::config::snapshot::{split_table, SnapshotConfig, Watermarks};
 use crate::config::CaptureConfig;
 use crate::decoder::{Decoder, Output};
 use crate::publish::now_ms;

@@ -1,8 +1,8 @@
 //! Asking for a snapshot: the request format, the admin endpoint, the signalling-table insert.
 
-use super::config::{split_table, Watermarks};
 use super::sql;
 use super::table::{session, table_meta};
+use crate::config::snapshot::{split_table, Watermarks};
 use crate::config::CaptureConfig;
 use crate::error::CaptureError;
 use crate::filter::Filter;

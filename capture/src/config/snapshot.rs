@@ -1,6 +1,5 @@
-//! The `[snapshot]` config section: when snapshots run, chunk size, watermarks, rate limit.
+//! The `[snapshot]` section of capture.toml: when snapshots run, chunks, watermarks, rate limit.
 
-use crate::config::FilterConfig;
 use regex::Regex;
 use serde::Deserialize;
 use sluice_config::Problems;
@@ -63,8 +62,9 @@ fn default_signal_table() -> String {
 }
 
 impl SnapshotConfig {
-    /// Reports problems under `snapshot.`; the filter must let the signalling table through.
-    pub fn validate(&self, filter: &FilterConfig, p: &mut Problems) {
+    /// Reports problems under `snapshot.`; the `[filter]` regexes `include` and `exclude` must
+    /// let the signalling table through.
+    pub fn validate(&self, include: &[String], exclude: &[String], p: &mut Problems) {
         if self.chunk_size == 0 || self.chunk_size > 1_000_000 {
             p.add("snapshot.chunk_size", "must be between 1 and 1000000");
         }
@@ -82,13 +82,12 @@ impl SnapshotConfig {
                 format!("`{}` is not database.table", self.signal_table),
             );
         } else if self.watermarks == Watermarks::Table {
-            let compiled = |v: &Vec<String>| -> Vec<Regex> {
+            let compiled = |v: &[String]| -> Vec<Regex> {
                 v.iter().filter_map(|r| Regex::new(r).ok()).collect()
             };
             let name = &self.signal_table;
-            let included = filter.include.is_empty()
-                || compiled(&filter.include).iter().any(|r| r.is_match(name));
-            let excluded = compiled(&filter.exclude).iter().any(|r| r.is_match(name));
+            let included = include.is_empty() || compiled(include).iter().any(|r| r.is_match(name));
+            let excluded = compiled(exclude).iter().any(|r| r.is_match(name));
             if !included || excluded {
                 p.add(
                     "snapshot.signal_table",
@@ -126,12 +125,8 @@ mod tests {
             signal_table: DEFAULT_SIGNAL_TABLE.into(),
             max_rows_per_sec: 0,
         };
-        let filter = FilterConfig {
-            include: vec!["^shop\\.".into()],
-            ..FilterConfig::default()
-        };
         let mut p = Problems::default();
-        snap.validate(&filter, &mut p);
+        snap.validate(&["^shop\\.".into()], &[], &mut p);
         let text = p.to_string();
         for want in [
             "snapshot.chunk_size",
@@ -141,7 +136,7 @@ mod tests {
             assert!(text.contains(want), "{want} missing in {text}");
         }
         let mut p = Problems::default();
-        snap.validate(&FilterConfig::default(), &mut p);
+        snap.validate(&[], &[], &mut p);
         assert!(!p.to_string().contains("signal_table"), "{p}");
     }
 }
