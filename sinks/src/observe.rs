@@ -65,6 +65,18 @@ pub fn monitor(
         .map(|r| (r.name.clone(), r.target.clone()))
         .collect();
     let topics = config.consumer.topics.clone();
+    // Series that exist from the start, so dashboards and `increase()` see the first writes
+    // and retries (a counter appears on /metrics only once touched).
+    for topic in &topics {
+        for (rule, target) in &names {
+            metrics::counter!("sluice_sink_items_total", "topic" => topic.clone(),
+                "rule" => rule.clone(), "target" => target.clone(), "outcome" => "done")
+            .increment(0);
+        }
+    }
+    for target in config.targets.keys() {
+        metrics::counter!("sluice_sink_retries_total", "target" => target.clone()).increment(0);
+    }
     let group = config.consumer.group_id.clone();
     let targets: serde_json::Map<String, serde_json::Value> = config
         .targets
