@@ -362,6 +362,9 @@ url = "redis://127.0.0.1:6380"
         assert_eq!(c.rules.len(), 2);
         assert_eq!(c.dlq_topic("sluice.shop-main"), "sluice.shop-main.dlq");
         assert!(matches!(c.targets["cache"], TargetConfig::Redis(_)));
+        assert_eq!(c.alerts.len(), 3);
+        assert_eq!(c.webhooks[0].name, "oncall");
+        assert!(c.alerts[1].hours.is_some());
     }
 
     #[test]
@@ -377,6 +380,10 @@ url = "redis://127.0.0.1:6380"
     #[test]
     fn bad_configs_say_what_and_where() {
         let cases: Vec<(String, &str)> = vec![
+            (
+                format!("{}\n[rules.redis]\nkeys = [\"u:{{id}}\"]\n[[alerts]]\nname = \"late\"\nkind = \"lag\"\nwebhooks = [\"pager\"]\n", with_rule("")),
+                "sink.toml: invalid configuration:\n  alerts[0].threshold_seconds: a `lag` alert needs threshold_seconds (lag in seconds above which it fires)\n  alerts[0].webhooks[0]: no [[webhooks]] entry is named `pager`",
+            ),
             (
                 with_rule("[rules.redis]\nkeys = [\"user:{id}\"]\nttl = 5\n"),
                 "sink.toml: invalid configuration:\n  rules[0].redis: unknown field `ttl`, expected one of `keys`, `mode`, `format`, `ttl_secs`",

@@ -313,3 +313,24 @@ window_seconds = 3
 
     sluice_integration::process::terminate(&mut sink, 20).await;
 }
+
+/// The Prometheus rules in deploy/ load in Prometheus' own checker (Debian's `prometheus`
+/// package, installed by scripts/services.sh).
+#[tokio::test]
+async fn prometheus_rules_pass_promtool() {
+    let rules =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus/sluice-alerts.yml");
+    let out = tokio::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&rules)
+        .output()
+        .await
+        .expect("run promtool (scripts/services.sh installs Debian's prometheus package)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("SUCCESS: 12 rules found"), "{text}");
+}
