@@ -11,7 +11,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use sluice_capture::config::CaptureConfig;
-use sluice_capture::publish::Topics;
+use sluice_capture::topics::Topics;
 use std::collections::VecDeque;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -38,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
         "instance = \"bench\"\n[source]\nurl = \"mysql://x@127.0.0.1:1\"\n[kafka]\nbrokers = [\"{brokers}\"]\n[publish]\ncreate_topics = true\npartitions = {partitions}\n"
     );
     let cfg: CaptureConfig = sluice_config::parse(&text, Path::new("bench.toml"), |_| None)?;
-    let producer = sluice_capture::publish::producer(&cfg)?;
+    let producer = sluice_capture::clients::producer(&cfg)?;
     // Created like the capture creates its topics, so both runs write to the same layout.
     let partitions = Topics::new(&cfg).partitions(&producer, topic).await?;
     let window = cfg.publish.in_flight;

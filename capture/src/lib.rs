@@ -4,6 +4,7 @@
 pub mod acks;
 pub mod binlog;
 pub mod checkpoint;
+pub mod clients;
 pub mod config;
 pub mod decoder;
 pub mod error;
@@ -14,3 +15,4 @@ pub mod publish;
 pub mod run;
 pub mod snapshot;
 pub mod source;
+pub mod topics;

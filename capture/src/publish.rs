@@ -3,255 +3,25 @@
 
 use crate::acks::{AckContext, Acks};
 use crate::checkpoint::{Checkpoint, FileStore};
+use crate::clients::{producer_config, Producer};
 use crate::config::CaptureConfig;
 use crate::decoder::Output;
 use crate::error::CaptureError;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
+use crate::kafka_store::KafkaStore;
+use crate::topics::{partition_count, Topics};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, FutureProducer, Producer as _};
-use sluice_config::kafka::watched;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
 use sluice_config::KafkaWatch;
 use sluice_event::{partition_for_key, EventType};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// The librdkafka producer settings the capture relies on, before the user's own.
-pub fn producer_config(cfg: &CaptureConfig) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set(
-        "enable.idempotence",
-        if cfg.publish.idempotence {
-            "true"
-        } else {
-            "false"
-        },
-    )
-    .set("acks", "all")
-    .set("compression.codec", &cfg.publish.compression)
-    // Never give up on a message: a broker outage blocks the capture instead of losing data.
-    .set("message.timeout.ms", "0")
-    .set("allow.auto.create.topics", "false")
-    .set("linger.ms", "5")
-    .set("batch.num.messages", "10000")
-    .set("queue.buffering.max.messages", "200000")
-    .set("queue.buffering.max.kbytes", "65536")
-    // librdkafka waits half of this between opening broker connections, also at start-up:
-    // after the bootstrap address named the broker, 50 ms passed (default 100) before the
-    // connection to it opened, twice per start. Backoff after failures still doubles up to
-    // reconnect.backoff.max.ms (10 s).
-    .set("reconnect.backoff.ms", "20")
-    // Connect to every broker as soon as the metadata names it, not when the first request for
-    // it is due: the capture writes to every partition of its topic anyway. Start-up to the
-    // producer id took 5-7.5 ms instead of 13.5-14.5 ms (three runs each).
-    .set("enable.sparse.connections", "false");
-    for (k, v) in cfg.kafka.client_properties() {
-        c.set(k, v);
-    }
-    c
-}
-
-/// The producer for metadata lookups and the Kafka checkpoint store, with what librdkafka
-/// reported about its connections (its own thread serves the reports as they come).
-#[derive(Clone)]
-pub struct Producer {
-    pub client: FutureProducer<KafkaWatch>,
-    pub watch: KafkaWatch,
-}
-
-/// How long a metadata lookup may take before it counts as failed (transient: retried).
-const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Builds the producer.
-pub fn producer(cfg: &CaptureConfig) -> Result<Producer, CaptureError> {
-    let watch = KafkaWatch::new(&cfg.kafka);
-    let client = producer_config(cfg)
-        .create_with_context(watch.clone())
-        .map_err(|e| {
-            CaptureError::kafka(
-                format!("creating a producer for {}", cfg.kafka.brokers.join(",")),
-                watch.explain(e),
-            )
-        })?;
-    Ok(Producer { client, watch })
-}
-
-impl Producer {
-    /// Connects and reads the cluster's metadata; returns the number of brokers. A setting the
-    /// brokers refuse is a definite error, a broker that does not answer a transient one.
-    pub async fn probe(&self) -> Result<usize, CaptureError> {
-        let p = self.clone();
-        tokio::task::spawn_blocking(move || {
-            watched(
-                &p.watch,
-                METADATA_TIMEOUT,
-                || {},
-                |t| p.client.client().fetch_metadata(None, t),
-            )
-            .map(|md| md.brokers().len())
-        })
-        .await
-        .map_err(|e| CaptureError::Topic(format!("Kafka metadata lookup failed: {e}")))?
-        .map_err(|f| CaptureError::kafka("reading the cluster metadata", f))
-    }
-}
-
-/// Topic names from the template and their partition counts.
-pub struct Topics {
-    template: String,
-    instance: String,
-    partitions: HashMap<String, u32>,
-    create: Option<(i32, i32)>,
-    brokers: String,
-    admin: ClientConfig,
-}
-
-impl Topics {
-    pub fn new(cfg: &CaptureConfig) -> Topics {
-        Topics {
-            template: cfg.publish.topic.clone(),
-            instance: cfg.instance.clone(),
-            partitions: HashMap::new(),
-            create: cfg
-                .publish
-                .create_topics
-                .then_some((cfg.publish.partitions, cfg.publish.replication_factor)),
-            brokers: cfg.kafka.brokers.join(","),
-            admin: admin_config(cfg),
-        }
-    }
-
-    /// The topic of events of `database.table`.
-    pub fn name_of(&self, database: &str, table: &str) -> String {
-        render(&self.template, &self.instance, database, table)
-    }
-
-    /// The topic when the template does not depend on the table (checked at start-up).
-    pub fn fixed_name(&self) -> Option<String> {
-        (!self.template.contains("{database}") && !self.template.contains("{table}"))
-            .then(|| render(&self.template, &self.instance, "", ""))
-    }
-
-    /// Records the partition count of `topic`, as another client's metadata listed it.
-    pub fn known(&mut self, topic: &str, partitions: u32) {
-        self.partitions.insert(topic.to_owned(), partitions);
-    }
-
-    /// Partition count of `topic`, creating it if configured; a missing topic is a clear error.
-    pub async fn partitions(
-        &mut self,
-        producer: &Producer,
-        topic: &str,
-    ) -> Result<u32, CaptureError> {
-        if let Some(n) = self.partitions.get(topic) {
-            return Ok(*n);
-        }
-        let mut n = metadata_partitions(producer, topic).await?;
-        if n == 0 {
-            let Some((partitions, replication)) = self.create else {
-                return Err(CaptureError::Topic(format!(
-                    "topic {topic} does not exist on {}; create it (kafka-topics.sh --create --topic {topic} --partitions 6) or set publish.create_topics = true",
-                    self.brokers
-                )));
-            };
-            create_topic(&self.admin, topic, partitions, replication, &[]).await?;
-            for _ in 0..50 {
-                n = metadata_partitions(producer, topic).await?;
-                if n > 0 {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            if n == 0 {
-                return Err(CaptureError::Topic(format!(
-                    "topic {topic} was created but does not appear in the metadata of {}",
-                    self.brokers
-                )));
-            }
-        }
-        self.partitions.insert(topic.to_owned(), n);
-        Ok(n)
-    }
-}
-
-fn render(template: &str, instance: &str, database: &str, table: &str) -> String {
-    template
-        .replace("{instance}", instance)
-        .replace("{database}", database)
-        .replace("{table}", table)
-}
-
-/// Partitions of `topic` per the brokers' metadata; 0 when it does not exist.
-async fn metadata_partitions(producer: &Producer, topic: &str) -> Result<u32, CaptureError> {
-    let p = producer.clone();
-    let t = topic.to_owned();
-    let md = tokio::task::spawn_blocking(move || {
-        watched(
-            &p.watch,
-            METADATA_TIMEOUT,
-            || {},
-            |timeout| p.client.client().fetch_metadata(Some(&t), timeout),
-        )
-        .map(|md| partition_count(&md, &t).unwrap_or(0))
-    })
-    .await
-    .map_err(|e| CaptureError::Topic(format!("metadata lookup for {topic} failed: {e}")))?;
-    md.map_err(|f| CaptureError::kafka(format!("reading metadata of topic {topic}"), f))
-}
-
-/// Creates `topic` with the producer's connection settings; an existing topic is fine.
-pub async fn create_topic(
-    admin: &ClientConfig,
-    topic: &str,
-    partitions: i32,
-    replication: i32,
-    config: &[(&str, &str)],
-) -> Result<(), CaptureError> {
-    let admin: AdminClient<DefaultClientContext> =
-        admin.create().map_err(|source| CaptureError::Kafka {
-            what: "creating an admin client".into(),
-            source,
-        })?;
-    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
-    for (k, v) in config {
-        new = new.set(k, v);
-    }
-    let results = admin
-        .create_topics(
-            [&new],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        )
-        .await
-        .map_err(|source| CaptureError::Kafka {
-            what: format!("creating topic {topic}"),
-            source,
-        })?;
-    for r in results {
-        match r {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((t, code)) => {
-                return Err(CaptureError::Topic(format!(
-                    "creating topic {t} failed: {code}; create it by hand or check the user's CREATE permission"
-                )))
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Connection settings for admin and consumer clients.
-pub fn admin_config(cfg: &CaptureConfig) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    for (k, v) in cfg.kafka.client_properties() {
-        c.set(k, v);
-    }
-    c
-}
+/// Re-exported where the end-to-end tests look for it (they build a [`KafkaStore`] with it).
+pub use crate::clients::admin_config;
 
 /// Builds the data producer: librdkafka reports deliveries to `acks` (no per-message future)
 /// when the publisher polls it ([`Publisher`]); no thread of its own polls it.
@@ -296,15 +66,6 @@ pub async fn connect(
         "data producer connected"
     );
     result.ok().and_then(Result::ok).flatten()
-}
-
-/// Partitions of `topic` in `md`; `None` when it is missing or has an error.
-fn partition_count(md: &rdkafka::metadata::Metadata, topic: &str) -> Option<u32> {
-    md.topics()
-        .iter()
-        .find(|x| x.name() == topic && x.error().is_none())
-        .map(|x| x.partitions().len() as u32)
-        .filter(|n| *n > 0)
 }
 
 /// Events encoded as Kafka messages on the thread that decoded them, handed to the publisher
@@ -449,7 +210,7 @@ pub struct Publisher {
     pub acks: Arc<Acks>,
     pub topics: Topics,
     pub store: FileStore,
-    pub kafka_store: Option<crate::kafka_store::KafkaStore>,
+    pub kafka_store: Option<KafkaStore>,
     pub window: usize,
     pub interval: Duration,
     /// Where sent batches go back to the reader.
@@ -766,21 +527,4 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn topic_templates() {
-        assert_eq!(
-            render("sluice.{instance}", "shop-main", "d", "t"),
-            "sluice.shop-main"
-        );
-        assert_eq!(
-            render("{instance}.{database}.{table}", "i", "d", "t"),
-            "i.d.t"
-        );
-    }
 }

@@ -4,13 +4,15 @@
 use crate::binlog::mariadb::code;
 use crate::binlog::TableMap;
 use crate::checkpoint::{Checkpoint, FileStore};
+use crate::clients;
 use crate::config::{CaptureConfig, StartAt};
 use crate::decoder::{Decoder, Header, Output};
 use crate::error::{Backoff, CaptureError};
 use crate::filter::Filter;
 use crate::kafka_store::KafkaStore;
-use crate::publish::{self, now_ms, Publisher, Spares, Topics};
+use crate::publish::{self, now_ms, Publisher, Spares};
 use crate::source::{CheckResult, CheckStatus, DumpStream, Flavor, SchemaCache, SourceClient};
+use crate::topics::Topics;
 use futures::{FutureExt as _, StreamExt as _};
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -451,12 +453,12 @@ pub async fn run(
     let kafka_store = cfg.checkpoint.kafka.then(|| KafkaStore {
         topic: cfg.checkpoint.topic.clone(),
         instance: cfg.instance.clone(),
-        client: publish::admin_config(cfg),
+        client: clients::admin_config(cfg),
     });
     if kafka_store.is_some() {
         // The checkpoint topic is read and created with clients whose librdkafka reports
         // nobody reads: a login or certificate the brokers refuse would only time out there.
-        if let Err(e) = publish::producer(cfg)?.probe().await {
+        if let Err(e) = clients::producer(cfg)?.probe().await {
             if !e.is_transient() {
                 return Err(e);
             }
@@ -525,7 +527,7 @@ async fn run_once(
     let prep = prepare(cfg, checkpoint, None).await?;
     enforce(&prep.checks)?;
     let snapshots = crate::snapshot::start(cfg, &prep, resumed_seq, cancel).await?;
-    let producer = publish::producer(cfg)?;
+    let producer = clients::producer(cfg)?;
     // 4 batches: with 8, each new batch was fresh memory the kernel clears first, and runs
     // were no faster (docs/performance.md).
     let (tx, rx) = mpsc::channel::<publish::Encoded>(4);
@@ -731,7 +733,7 @@ pub async fn check(cfg: &CaptureConfig) -> Result<Vec<CheckResult>, CaptureError
 /// topic exists (when it does not depend on the table).
 async fn check_kafka(cfg: &CaptureConfig) -> CheckResult {
     let result = async {
-        let producer = publish::producer(cfg)?;
+        let producer = clients::producer(cfg)?;
         let mut topics = Topics::new(cfg);
         match topics.fixed_name() {
             Some(t) => {
