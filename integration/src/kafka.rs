@@ -62,6 +62,62 @@ pub fn read_events(
     out
 }
 
+/// Every change event of partitions `0..partitions` of `topic`, per partition in offset order: up
+/// to the high watermarks it finds at the start (panics if they are not reached within `secs`
+/// s), then whatever else arrives until nothing has for two seconds, as a broker may report a
+/// high watermark before the last appends are readable.
+pub fn read_to_end(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    secs: u64,
+) -> Vec<Vec<ChangeEvent>> {
+    let consumer = reader(brokers, topic, partitions);
+    let high: Vec<i64> = (0..partitions)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("high watermark of {topic}/{p}: {e}"))
+                .1
+        })
+        .collect();
+    let decode = |m: &rdkafka::message::BorrowedMessage<'_>| {
+        ChangeEvent::decode(m.payload().unwrap_or_default())
+            .unwrap_or_else(|err| panic!("offset {} of {topic}: {err}", m.offset()))
+    };
+    let mut out: Vec<Vec<ChangeEvent>> = vec![Vec::new(); high.len()];
+    let mut next = vec![0i64; high.len()];
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs);
+    while (0..high.len()).any(|p| next[p] < high[p]) {
+        assert!(
+            Instant::now() < deadline,
+            "{topic} not read to its end within {secs} s"
+        );
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let p = m.partition() as usize;
+            next[p] = m.offset() + 1;
+            out[p].push(decode(&m));
+        }
+    }
+    let mut quiet = Instant::now();
+    let mut late = 0;
+    while quiet.elapsed() < Duration::from_secs(2) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            late += 1;
+            quiet = Instant::now();
+            out[m.partition() as usize].push(decode(&m));
+        }
+    }
+    eprintln!("{late} messages after the high watermarks {high:?}");
+    eprintln!(
+        "read {} messages of {topic} in {:?}",
+        out.iter().map(Vec::len).sum::<usize>(),
+        started.elapsed()
+    );
+    out
+}
+
 /// The first `expect` messages of partitions `0..partitions` of `topic` (fewer if they do not
 /// arrive within `secs` s), in the order they arrive.
 pub fn read_messages(

@@ -116,6 +116,13 @@ pub async fn kill9(child: &mut Child) {
     let _ = child.wait().await;
 }
 
+/// Panics naming `name` and the tail of its log `log` if `child` has exited.
+pub fn assert_running(child: &mut Child, name: &str, log: &Path) {
+    if let Ok(Some(status)) = child.try_wait() {
+        panic!("{name} exited ({status}); its log:\n{}", tail(log, 40));
+    }
+}
+
 /// The last `lines` lines of the (log) file at `path`; empty if it cannot be read.
 pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();

@@ -2,8 +2,12 @@
 //! its consumer group committed.
 
 use crate::wait::failure;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
 use sluice_sinks::{Sink, SinkConfig, SinkError};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +25,8 @@ pub struct SinkToml<'a> {
     pub group: &'a str,
     /// `session.timeout.ms` (the heartbeat is every second).
     pub session_timeout_ms: u32,
+    /// `max.poll.interval.ms`, if given.
+    pub max_poll_interval_ms: Option<u32>,
     /// `consumer.commit_interval_ms`.
     pub commit_interval_ms: u32,
     /// `batch.linger_ms`.
@@ -41,6 +47,7 @@ impl<'a> SinkToml<'a> {
             topic,
             group,
             session_timeout_ms: 6_000,
+            max_poll_interval_ms: None,
             commit_interval_ms: 100,
             linger_ms: 20,
             max_items: 50,
@@ -55,7 +62,7 @@ impl<'a> SinkToml<'a> {
             r#"
 [kafka]
 brokers = ["{brokers}"]
-options = {{ "session.timeout.ms" = "{session}", "heartbeat.interval.ms" = "1000" }}
+options = {{ "session.timeout.ms" = "{session}", "heartbeat.interval.ms" = "1000"{max_poll} }}
 [consumer]
 group_id = "{group}"
 topics = ["{topic}"]
@@ -72,6 +79,10 @@ listen = "127.0.0.1:0"
 "#,
             brokers = self.brokers,
             session = self.session_timeout_ms,
+            max_poll = self
+                .max_poll_interval_ms
+                .map(|ms| format!(", \"max.poll.interval.ms\" = \"{ms}\""))
+                .unwrap_or_default(),
             group = self.group,
             topic = self.topic,
             commit = self.commit_interval_ms,
@@ -133,6 +144,14 @@ impl RunningSink {
         .await
     }
 
+    /// Waits for the sink to stop by itself (`secs` s at most, then panics); how it ended.
+    pub async fn finished(self, secs: u64) -> Result<(), SinkError> {
+        tokio::time::timeout(Duration::from_secs(secs), self.task)
+            .await
+            .unwrap_or_else(|_| panic!("the sink did not stop by itself within {secs} s"))
+            .expect("the sink task panicked")
+    }
+
     /// Cancels the sink and waits for its drain and final commit (60 s at most); how it ended.
     pub async fn stop(self) -> Result<(), SinkError> {
         self.cancel.cancel();
@@ -166,4 +185,67 @@ pub async fn apply_start_at(
         .await
         .expect("the start-at task panicked")
         .unwrap_or_else(|e| panic!("apply the start position: {e}"))
+}
+
+/// Reads a group's committed offsets through one long-lived client: tests poll them often, and a
+/// client per poll would load the shared broker.
+#[derive(Clone)]
+pub struct OffsetProbe {
+    consumer: Arc<BaseConsumer>,
+    topic: String,
+}
+
+impl OffsetProbe {
+    /// A probe of the group and the first topic of `config`, on the shared test broker.
+    pub fn new(config: &SinkConfig) -> OffsetProbe {
+        let consumer = ClientConfig::new()
+            .set("bootstrap.servers", crate::kafka_brokers())
+            .set("group.id", &config.consumer.group_id)
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("create the offset probe's consumer");
+        OffsetProbe {
+            consumer: Arc::new(consumer),
+            topic: config.consumer.topics[0].clone(),
+        }
+    }
+
+    /// The committed offset of each partition, in partition order (`None`: nothing committed);
+    /// `None` when the broker did not answer in time, so callers ask again.
+    pub async fn committed(&self) -> Option<Vec<Option<i64>>> {
+        let (consumer, topic) = (self.consumer.clone(), self.topic.clone());
+        tokio::task::spawn_blocking(move || {
+            let md = consumer
+                .fetch_metadata(Some(&topic), Duration::from_secs(10))
+                .ok()?;
+            let mut tpl = TopicPartitionList::new();
+            for t in md.topics() {
+                for p in t.partitions() {
+                    tpl.add_partition(&topic, p.id());
+                }
+            }
+            let tpl = consumer
+                .committed_offsets(tpl, Duration::from_secs(10))
+                .ok()?;
+            let mut offsets: Vec<(i32, Option<i64>)> = tpl
+                .elements()
+                .iter()
+                .map(|e| match e.offset() {
+                    Offset::Offset(o) => (e.partition(), Some(o)),
+                    _ => (e.partition(), None),
+                })
+                .collect();
+            offsets.sort();
+            Some(offsets.into_iter().map(|(_, o)| o).collect())
+        })
+        .await
+        .expect("the offset probe's task panicked")
+    }
+
+    /// The sum of the committed offsets (nothing committed counts as 0); `None` as in
+    /// [`OffsetProbe::committed`].
+    pub async fn committed_sum(&self) -> Option<i64> {
+        let offsets = self.committed().await?;
+        Some(offsets.iter().map(|o| o.unwrap_or(0)).sum())
+    }
 }

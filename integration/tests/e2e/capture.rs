@@ -9,6 +9,7 @@ use sluice_capture::source::CheckStatus;
 use sluice_event::{ChangeEvent, EventType};
 use sluice_integration::capture::CaptureToml;
 use sluice_integration::mysql::{self, conn};
+use sluice_integration::wait;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -525,12 +526,10 @@ async fn killed_replication_connection_resumes_without_loss() {
         let (cfg, cancel, ready) = (cfg.clone(), cancel.clone(), ready.clone());
         async move { sluice_capture::run::run(&cfg, None, cancel, ready).await }
     });
-    for _ in 0..300 {
-        if ready.load(std::sync::atomic::Ordering::Relaxed) || run.is_finished() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait::until(15, "the capture to be ready", async || {
+        ready.load(std::sync::atomic::Ordering::Relaxed) || run.is_finished()
+    })
+    .await;
     if run.is_finished() {
         panic!("capture stopped: {:?}", run.await);
     }
@@ -540,18 +539,18 @@ async fn killed_replication_connection_resumes_without_loss() {
             .await
             .unwrap();
         if id % 50 == 25 {
-            let mut ids: Vec<u64> = Vec::new();
-            for _ in 0..100 {
-                ids = c
+            let ids: Vec<u64> = wait::until_ok(5, "the capture's binlog connection listed", async || {
+                let ids: Vec<u64> = c
                     .query(format!("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '{user}' AND COMMAND = 'Binlog Dump'"))
                     .await
                     .unwrap();
-                if !ids.is_empty() {
-                    break;
+                if ids.is_empty() {
+                    Err(String::new())
+                } else {
+                    Ok(ids)
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            assert!(!ids.is_empty(), "the capture's binlog connection is listed");
+            })
+            .await;
             for pid in ids {
                 let _ = c.query_drop(format!("KILL CONNECTION {pid}")).await;
             }
@@ -602,17 +601,14 @@ async fn dump_threads(c: &mut mysql_async::Conn, user: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Polls for up to 2 s until `user` has `want` dump threads; returns the last count.
-async fn wait_dump_threads(c: &mut mysql_async::Conn, user: &str, want: u64) -> u64 {
-    let mut n = dump_threads(c, user).await;
-    for _ in 0..40 {
-        if n == want {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        n = dump_threads(c, user).await;
-    }
-    n
+/// Waits (2 s at most) until `user` has `want` dump threads; `when` names the moment.
+async fn wait_dump_threads(c: &mut mysql_async::Conn, user: &str, want: u64, when: &str) {
+    let what = format!("{want} binlog dump threads of {user} {when}");
+    wait::until_ok(2, &what, async || match dump_threads(c, user).await {
+        n if n == want => Ok(()),
+        n => Err(format!("{n} threads")),
+    })
+    .await
 }
 
 /// A stream the capture stops reading, at `--until` or when cancelled, leaves no dump thread on
@@ -668,11 +664,7 @@ async fn stopping_leaves_no_dump_thread_behind() {
             .count(),
         1
     );
-    assert_eq!(
-        wait_dump_threads(&mut c, &user, 0).await,
-        0,
-        "after --until"
-    );
+    wait_dump_threads(&mut c, &user, 0, "after --until").await;
 
     // Waiting for new events, then cancelled.
     let cancel = CancellationToken::new();
@@ -691,14 +683,10 @@ async fn stopping_leaves_no_dump_thread_behind() {
                 .map(|_| ())
         }
     });
-    assert_eq!(
-        wait_dump_threads(&mut c, &user, 1).await,
-        1,
-        "while reading"
-    );
+    wait_dump_threads(&mut c, &user, 1, "while reading").await;
     cancel.cancel();
     reader.await.unwrap().unwrap();
-    assert_eq!(wait_dump_threads(&mut c, &user, 0).await, 0, "after cancel");
+    wait_dump_threads(&mut c, &user, 0, "after cancel").await;
     c.query_drop(format!("DROP DATABASE {db}")).await.unwrap();
     c.query_drop(format!("DROP USER '{user}'@'%'"))
         .await

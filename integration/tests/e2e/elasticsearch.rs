@@ -101,11 +101,11 @@ async fn run_until_caught_up(config: &SinkConfig) {
 
 /// The group's committed offsets, per partition.
 async fn committed(config: &SinkConfig) -> Vec<Option<i64>> {
-    loop {
-        if let Some(p) = positions(config).await {
-            return p.into_iter().map(|(c, _)| c).collect();
-        }
-    }
+    wait::until_ok(90, "the group's committed offsets", async || {
+        let p = positions(config).await.ok_or("the broker did not answer")?;
+        Ok(p.into_iter().map(|(c, _)| c).collect())
+    })
+    .await
 }
 
 /// Waits until the group has committed everything produced so far (an empty partition has

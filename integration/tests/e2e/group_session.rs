@@ -11,7 +11,9 @@
 use mysql_async::prelude::Queryable;
 use sluice_integration::broker::PrivateBroker;
 use sluice_integration::capture::{kafka_table, CaptureToml};
-use sluice_integration::process::{capture_binary, sink_binary, spawn_run, tail, terminate};
+use sluice_integration::process::{
+    assert_running, capture_binary, sink_binary, spawn_run, tail, terminate,
+};
 use sluice_integration::sink::SinkToml;
 use sluice_integration::wait::Deadline;
 use sluice_integration::{create_topic_on, kafka_brokers, mysql, mysql_url, unique_name};
@@ -238,19 +240,12 @@ version_column = "version"
 
     /// Fails the test when either process has exited.
     fn assert_alive(&mut self) {
-        for (child, what) in [
-            (&mut self.capture, "sluice-capture"),
-            (&mut self.sink, "sluice-sink"),
-        ] {
-            if let Ok(Some(status)) = child.try_wait() {
-                let logs = format!(
-                    "sink log:\n{}\ncapture log:\n{}",
-                    tail(&self.dir.join("sink.log"), 40),
-                    tail(&self.dir.join("capture.log"), 20)
-                );
-                panic!("{what} exited ({status}); {logs}");
-            }
-        }
+        assert_running(
+            &mut self.capture,
+            "sluice-capture",
+            &self.dir.join("capture.log"),
+        );
+        assert_running(&mut self.sink, "sluice-sink", &self.dir.join("sink.log"));
     }
 
     async fn stop(mut self) {

@@ -7,13 +7,12 @@
 use mysql_async::prelude::Queryable;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message};
+use rdkafka::Message;
 use serde_json::Value;
 use sluice_event::{ChangeEvent, EventType, Row};
 use sluice_integration::process::{run_to_end, sink_binary, spawn_run, terminate};
-use sluice_integration::sink::SinkToml;
-use sluice_integration::wait::Deadline;
+use sluice_integration::sink::{OffsetProbe, SinkToml};
+use sluice_integration::wait::{self, Deadline};
 use sluice_integration::{create_topic, kafka, kafka_brokers, mysql, mysql_url, unique_name};
 use sluice_sinks::targets::{Item, Outcome, Target, Write};
 use sluice_sinks::SinkConfig;
@@ -422,74 +421,23 @@ fn spawn_sink(config: &Path, log: &str, args: &[&str]) -> tokio::process::Child 
     )
 }
 
-/// Reads the group's committed offsets with one long-lived client (a client per poll loads the
-/// broker).
-struct Probe {
-    consumer: std::sync::Arc<BaseConsumer>,
-    topic: String,
-}
-
-impl Probe {
-    fn new(config: &SinkConfig) -> Probe {
-        let consumer = ClientConfig::new()
-            .set("bootstrap.servers", kafka_brokers())
-            .set("group.id", &config.consumer.group_id)
-            .set("enable.auto.commit", "false")
-            .create()
-            .unwrap();
-        Probe {
-            consumer: std::sync::Arc::new(consumer),
-            topic: config.consumer.topics[0].clone(),
+/// Waits until the group of `probe` has committed `at_least` messages (`secs` s at most); on a
+/// timeout the failure shows the sink's log `log`.
+async fn wait_committed(probe: &OffsetProbe, at_least: i64, secs: u64, log: &Path) {
+    let deadline = Deadline::after(secs);
+    let mut last = None;
+    loop {
+        last = probe.committed_sum().await.or(last);
+        if last.is_some_and(|n| n >= at_least) {
+            return;
         }
-    }
-
-    /// Sum of the committed offsets over the topic's partitions; `None` when the broker did not
-    /// answer in time (the caller polls again).
-    async fn committed(&self) -> Option<i64> {
-        let (consumer, topic) = (self.consumer.clone(), self.topic.clone());
-        tokio::task::spawn_blocking(move || {
-            let md = consumer
-                .fetch_metadata(Some(&topic), Duration::from_secs(10))
-                .ok()?;
-            let mut tpl = rdkafka::TopicPartitionList::new();
-            for t in md.topics() {
-                for p in t.partitions() {
-                    tpl.add_partition(&topic, p.id());
-                }
-            }
-            let tpl = consumer
-                .committed_offsets(tpl, Duration::from_secs(10))
-                .ok()?;
-            Some(
-                tpl.elements()
-                    .iter()
-                    .map(|e| match e.offset() {
-                        rdkafka::Offset::Offset(o) => o,
-                        _ => 0,
-                    })
-                    .sum(),
+        let what = || {
+            format!(
+                "offsets committed up to {at_least} (at {last:?}); log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
             )
-        })
-        .await
-        .unwrap()
-    }
-
-    async fn wait(&self, at_least: i64, secs: u64, log: &Path) {
-        let deadline = Deadline::after(secs);
-        let mut last = None;
-        loop {
-            last = self.committed().await.or(last);
-            if last.is_some_and(|n| n >= at_least) {
-                return;
-            }
-            let what = || {
-                format!(
-                    "offsets committed up to {at_least} (at {last:?}); log:\n{}",
-                    std::fs::read_to_string(log).unwrap_or_default()
-                )
-            };
-            deadline.sleep(Duration::from_millis(500), what).await;
-        }
+        };
+        deadline.sleep(Duration::from_millis(500), what).await;
     }
 }
 
@@ -517,13 +465,13 @@ async fn checksum(c: &mut mysql_async::Conn, db: &str) -> u64 {
 
 /// What a test of the sink process works with: source and replica databases, a topic with its
 /// dead-letter topic, the config file, and a probe of the group's offsets.
-async fn setup(name: &str, partitions: i32) -> (String, String, String, PathBuf, Probe) {
+async fn setup(name: &str, partitions: i32) -> (String, String, String, PathBuf, OffsetProbe) {
     let (src, rep) = databases(name).await;
     let topic = unique_name(&format!("mysql_{name}"));
     create_topic(&topic, partitions).await.unwrap();
     create_topic(&format!("{topic}.dlq"), 1).await.unwrap();
     let text = config_text(&topic, &unique_name("g"), &src, &rep, "");
-    let probe = Probe::new(&parse_config(&text));
+    let probe = OffsetProbe::new(&parse_config(&text));
     (src, rep, topic, write_config(&text), probe)
 }
 
@@ -548,7 +496,7 @@ async fn mysql_replica_random_workload_with_kills_and_replay_converges() {
         } else {
             produced as i64
         };
-        probe.wait(target, 240, &log(&name)).await;
+        wait_committed(&probe, target, 240, &log(&name)).await;
         if round < 2 {
             // The next process joins at once; the broker gives it the partitions when the
             // dead member's session (10 s here) has expired.
@@ -560,20 +508,17 @@ async fn mysql_replica_random_workload_with_kills_and_replay_converges() {
     }
     // One replay of everything from the start: the replica must not move away from the source.
     let mut replay = spawn_sink(&path, "replay.log", &["--start-at", "earliest"]);
-    for _ in 0..300 {
+    wait::until(30, "the replay's start position in its log", async || {
         let text = std::fs::read_to_string(log("replay.log")).unwrap_or_default();
-        if text.contains("start at") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        text.contains("start at")
+    })
+    .await;
     // Changes made during the replay land too.
     workload(&mut c, &mut cap, &mut rng, 100, 300).await;
     produce(&topic, &cap.events[produced..]).await;
     produced = cap.events.len();
-    probe.wait(produced as i64, 240, &log("replay.log")).await;
-    replay.start_kill().unwrap();
-    let _ = replay.wait().await;
+    wait_committed(&probe, produced as i64, 240, &log("replay.log")).await;
+    sluice_integration::kill9(&mut replay).await;
 
     let kinds = |k: EventType| cap.events.iter().filter(|e| e.kind == k).count();
     assert!(
@@ -646,15 +591,9 @@ async fn mysql_replica_every_column_type_round_trips_and_a_bad_row_goes_to_the_d
     produce(&topic, &cap.events).await;
 
     let mut sink = spawn_sink(&path, "run.log", &[]);
-    probe
-        .wait(
-            cap.events.len() as i64,
-            240,
-            &path.with_file_name("run.log"),
-        )
-        .await;
-    sink.start_kill().unwrap();
-    let _ = sink.wait().await;
+    let run_log = path.with_file_name("run.log");
+    wait_committed(&probe, cap.events.len() as i64, 240, &run_log).await;
+    sluice_integration::kill9(&mut sink).await;
 
     let replica = rows(&mut c, &rep, None).await;
     assert_eq!(replica.len(), source.len());
@@ -679,28 +618,19 @@ async fn mysql_replica_every_column_type_round_trips_and_a_bad_row_goes_to_the_d
 /// (key, sluice-error header) of the first `expect` messages of `topic` (one partition).
 async fn read_topic(topic: &str, expect: usize) -> Vec<(String, String)> {
     let topic = topic.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = kafka::reader(&kafka_brokers(), &topic, 1);
-        let mut out = Vec::new();
-        for _ in 0..300 {
-            if out.len() >= expect {
-                // A little longer: nothing more must arrive.
-                if consumer.poll(Duration::from_secs(2)).is_none() {
-                    break;
-                }
-            }
-            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-                let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
-                let error = kafka::headers(&m)
-                    .remove("sluice-error")
-                    .unwrap_or_default();
-                out.push((key, error));
-            }
-        }
-        out
+    let messages = tokio::task::spawn_blocking(move || {
+        kafka::read_messages(&kafka_brokers(), &topic, 1, expect, 30)
     })
     .await
-    .unwrap()
+    .unwrap();
+    messages
+        .iter()
+        .map(|m| {
+            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+            let error = kafka::headers(m).remove("sluice-error").unwrap_or_default();
+            (key, error)
+        })
+        .collect()
 }
 
 /// The target alone, fed items directly: versioned writes, soft deletes, key changes, and one

@@ -13,7 +13,7 @@ use sluice_capture::checkpoint::{Checkpoint, FileStore};
 use sluice_event::ChangeEvent;
 use sluice_integration::broker::PrivateBroker;
 use sluice_integration::capture::{kafka_table, CaptureToml};
-use sluice_integration::process::{capture_binary, spawn_run, terminate};
+use sluice_integration::process::{assert_running, capture_binary, spawn_run, terminate};
 use sluice_integration::wait::Deadline;
 use sluice_integration::{kafka, mysql};
 use std::collections::BTreeSet;
@@ -49,7 +49,7 @@ async fn broker_frozen_for_20s_loses_nothing_and_keeps_order() {
     let (domain, before) = write_round(&mut c, &db, 0).await;
     let deadline = Deadline::after(60);
     loop {
-        assert_alive(&mut capture, &log, "before the outage");
+        assert_running(&mut capture, "sluice-capture (before the outage)", &log);
         if checkpoint_gtid(&checkpoints.load().unwrap(), &domain).is_some_and(|s| s >= before) {
             break;
         }
@@ -77,7 +77,7 @@ async fn broker_frozen_for_20s_loses_nothing_and_keeps_order() {
             rounds += 1;
             next_write += Duration::from_secs(1);
         }
-        assert_alive(&mut capture, &log, "during the outage");
+        assert_running(&mut capture, "sluice-capture (during the outage)", &log);
         let cp = checkpoints.load().unwrap();
         if let (Some(seq), Some(first)) = (checkpoint_gtid(&cp, &domain), first_unacked) {
             assert!(
@@ -96,7 +96,7 @@ async fn broker_frozen_for_20s_loses_nothing_and_keeps_order() {
     };
     let frozen_cp = checkpoints.load().unwrap();
     broker.thaw().unwrap();
-    assert_alive(&mut capture, &log, "right after the outage");
+    assert_running(&mut capture, "sluice-capture (right after the outage)", &log);
 
     // Every row arrives, per key in commit order.
     let want: BTreeSet<(i64, i64)> = (0..KEYS as i64)
@@ -125,7 +125,7 @@ async fn broker_frozen_for_20s_loses_nothing_and_keeps_order() {
     // Once acknowledged, the checkpoint moves past the outage's transactions.
     let deadline = Deadline::after(30);
     while checkpoint_gtid(&checkpoints.load().unwrap(), &domain).is_none_or(|s| s < last) {
-        assert_alive(&mut capture, &log, "after the outage");
+        assert_running(&mut capture, "sluice-capture (after the outage)", &log);
         let what = || {
             format!(
                 "the checkpoint to reach transaction {domain}-*-{last} after the broker's return \
@@ -205,15 +205,6 @@ fn checkpoint_gtid(cp: &Option<Checkpoint>, domain: &str) -> Option<u64> {
             .then(|| parts.nth(1)?.parse().ok())
             .flatten()
     })
-}
-
-fn assert_alive(child: &mut tokio::process::Child, log: &Path, when: &str) {
-    if let Ok(Some(status)) = child.try_wait() {
-        panic!(
-            "sluice-capture exited {when} ({status}); log:\n{}",
-            tail(log)
-        );
-    }
 }
 
 fn tail(path: &Path) -> String {

@@ -9,14 +9,13 @@ use mysql_async::prelude::Queryable;
 use sluice_integration::capture::CaptureToml;
 use sluice_integration::http_proxy::TestTls;
 use sluice_integration::process::{
-    capture_binary, run_to_end, sink_binary, spawn_run, tail, terminate, Finished,
+    assert_running, capture_binary, run_to_end, sink_binary, spawn_run, tail, terminate, Finished,
 };
 use sluice_integration::{
     create_topic, kafka_ca, kafka_client_cert, kafka_client_key, kafka_mtls_brokers,
     kafka_sasl_brokers, kafka_sasl_password, kafka_sasl_user, mysql, redis_url, unique_name,
 };
 use std::path::{Path, PathBuf};
-use tokio::process::Child;
 
 /// The environment variable the configs read the SASL password from (`${...}`), as a
 /// deployment would.
@@ -122,13 +121,6 @@ async fn check(binary: &Path, config: &Path, env: &[(&str, &str)]) -> Finished {
         120,
     )
     .await
-}
-
-/// Panics with the log's tail if `child` has exited.
-fn assert_running(child: &mut Child, name: &str, log: &Path) {
-    if let Ok(Some(status)) = child.try_wait() {
-        panic!("{name} exited ({status}); its log:\n{}", tail(log, 40));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

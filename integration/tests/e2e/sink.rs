@@ -4,24 +4,24 @@
 //! in the fault injector; process tests start `target/debug/sluice-sink` (built beforehand by
 //! `cargo build --workspace --bins`, as scripts/test.sh does) and kill it.
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
 use serde_json::{json, Value};
 use sluice_event::{ChangeEvent, EventType, Position, Row, Source};
-use sluice_integration::process::{sink_binary, spawn_run};
-use sluice_integration::{create_topic, kafka_brokers, redis_url, unique_name};
+use sluice_integration::process::{kill9, run_to_end, sink_binary, spawn_run, terminate};
+use sluice_integration::sink::{OffsetProbe, RunningSink, SinkToml};
+use sluice_integration::{
+    create_topic, kafka, kafka_brokers, redis_exists, redis_url, unique_name, wait,
+};
 use sluice_sinks::offsets::{self, StartAt};
 use sluice_sinks::targets::fault::{FaultTarget, Faults};
 use sluice_sinks::targets::memory::MemoryTarget;
 use sluice_sinks::targets::Target;
-use sluice_sinks::{Sink, SinkConfig, SinkError};
+use sluice_sinks::{Sink, SinkConfig};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -141,25 +141,15 @@ async fn send_raw(
 
 /// A sink config for `topic`/`group` with one target `out` and one rule on `shop.users`.
 fn config_text(topic: &str, group: &str, target: &str, rule_extra: &str) -> String {
+    let head = SinkToml {
+        session_timeout_ms: 15_000,
+        max_poll_interval_ms: Some(60_000),
+        commit_interval_ms: 1_000,
+        linger_ms: 5,
+        ..SinkToml::new(topic, group)
+    };
     format!(
-        r#"
-[kafka]
-brokers = ["{brokers}"]
-options = {{ "session.timeout.ms" = "15000", "heartbeat.interval.ms" = "1000", "max.poll.interval.ms" = "60000" }}
-[consumer]
-group_id = "{group}"
-topics = ["{topic}"]
-commit_interval_ms = 1000
-drain_timeout_ms = 5000
-[batch]
-linger_ms = 5
-max_items = 50
-[retry]
-initial_backoff_ms = 20
-max_backoff_ms = 200
-[metrics]
-listen = "127.0.0.1:0"
-[targets.out]
+        r#"{head}[targets.out]
 {target}
 [[rules]]
 name = "users"
@@ -167,118 +157,44 @@ target = "out"
 match = {{ tables = ["shop.users"] }}
 {rule_extra}
 "#,
-        brokers = kafka_brokers()
+        head = head.text()
     )
 }
 
 fn parse_config(text: &str) -> SinkConfig {
-    sluice_config::parse::<SinkConfig>(text, Path::new("test.toml"), |_| None).unwrap()
-}
-
-struct Running {
-    cancel: CancellationToken,
-    task: JoinHandle<Result<(), SinkError>>,
-}
-
-impl Running {
-    async fn stop(self) -> Result<(), SinkError> {
-        self.cancel.cancel();
-        tokio::time::timeout(Duration::from_secs(60), self.task)
-            .await
-            .expect("sink did not stop within 60 s")
-            .unwrap()
-    }
+    sluice_integration::sink::parse(text, &[])
 }
 
 /// Runs the real runtime in-process with a fault-injecting memory target named `out`.
-fn start(config: SinkConfig, memory: &MemoryTarget, faults: &Faults) -> Running {
+fn start(config: SinkConfig, memory: &MemoryTarget, faults: &Faults) -> RunningSink {
     let target = Target::Fault(Box::new(FaultTarget::new(
         Target::Memory(memory.clone()),
         faults.clone(),
     )));
-    let sink = Sink::new(config).with_target("out", target);
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(sink.run(cancel.clone()));
-    Running { cancel, task }
+    RunningSink::start(Sink::new(config).with_target("out", target))
 }
 
 /// The group's committed offset per partition (`None`: nothing committed), through one
 /// consumer per group kept for the whole test (creating one per poll would load the broker).
 async fn committed(config: &SinkConfig) -> Vec<Option<i64>> {
-    use std::sync::{Arc, Mutex, OnceLock};
-    type Probes = Mutex<BTreeMap<String, Arc<BaseConsumer>>>;
-    static PROBES: OnceLock<Probes> = OnceLock::new();
-    let group = config.consumer.group_id.clone();
-    let topic = config.consumer.topics[0].clone();
+    use std::sync::{Mutex, OnceLock};
+    static PROBES: OnceLock<Mutex<BTreeMap<String, OffsetProbe>>> = OnceLock::new();
+    let group = &config.consumer.group_id;
     let probe = PROBES
-        .get_or_init(Probes::default)
+        .get_or_init(Mutex::default)
         .lock()
         .unwrap()
         .entry(group.clone())
-        .or_insert_with(|| {
-            Arc::new(
-                ClientConfig::new()
-                    .set("bootstrap.servers", kafka_brokers())
-                    .set("group.id", &group)
-                    .set("enable.auto.commit", "false")
-                    .create()
-                    .unwrap(),
-            )
-        })
+        .or_insert_with(|| OffsetProbe::new(config))
         .clone();
-    tokio::task::spawn_blocking(move || {
-        let mut last_err = None;
-        for _ in 0..10 {
-            let result = probe
-                .fetch_metadata(Some(&topic), Duration::from_secs(10))
-                .and_then(|md| {
-                    let mut tpl = TopicPartitionList::new();
-                    for t in md.topics() {
-                        for p in t.partitions() {
-                            tpl.add_partition(&topic, p.id());
-                        }
-                    }
-                    probe.committed_offsets(tpl, Duration::from_secs(10))
-                });
-            match result {
-                Ok(tpl) => {
-                    let mut offsets: Vec<(i32, Option<i64>)> = tpl
-                        .elements()
-                        .iter()
-                        .map(|e| match e.offset() {
-                            Offset::Offset(o) => (e.partition(), Some(o)),
-                            _ => (e.partition(), None),
-                        })
-                        .collect();
-                    offsets.sort();
-                    return offsets.into_iter().map(|(_, o)| o).collect();
-                }
-                Err(e) => {
-                    last_err = Some(e);
-                    std::thread::sleep(Duration::from_secs(1));
-                }
-            }
-        }
-        panic!("cannot read committed offsets of {group}: {last_err:?}");
+    let what = format!("the committed offsets of {group}");
+    wait::until_ok(60, &what, async || {
+        probe
+            .committed()
+            .await
+            .ok_or_else(|| "the broker did not answer".to_owned())
     })
     .await
-    .unwrap()
-}
-
-/// Polls `check` every 200 ms until it returns true; panics with `what` after `secs`.
-async fn wait_for<F, Fut>(secs: u64, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {secs} s waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn ids(items: &[sluice_sinks::targets::Item]) -> Vec<String> {
@@ -288,47 +204,16 @@ fn ids(items: &[sluice_sinks::targets::Item]) -> Vec<String> {
 /// One message read back: partition, offset, value, headers.
 type ReadMessage = (i32, i64, Vec<u8>, BTreeMap<String, String>);
 
-/// Every message of `topic` (all partitions), with headers, read from the beginning.
+/// The first `expect` messages of `topic` (one partition), with headers, from the beginning.
 fn read_all(topic: &str, expect: usize) -> Vec<ReadMessage> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", kafka_brokers())
-        .set("group.id", unique_name("reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let md = c
-        .fetch_metadata(Some(topic), Duration::from_secs(60))
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for t in md.topics() {
-        for p in t.partitions() {
-            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
-                .unwrap();
-        }
-    }
-    c.assign(&tpl).unwrap();
-    let mut out = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while out.len() < expect && std::time::Instant::now() < deadline {
-        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-            let mut headers = BTreeMap::new();
-            if let Some(hs) = m.headers() {
-                for h in hs.iter() {
-                    headers.insert(
-                        h.key.to_owned(),
-                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
-                    );
-                }
-            }
-            out.push((
-                m.partition(),
-                m.offset(),
-                m.payload().unwrap_or_default().to_vec(),
-                headers,
-            ));
-        }
-    }
-    out
+    let messages = kafka::read_messages(&kafka_brokers(), topic, 1, expect, 60);
+    messages
+        .iter()
+        .map(|m| {
+            let value = m.payload().unwrap_or_default().to_vec();
+            (m.partition(), m.offset(), value, kafka::headers(m))
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -357,13 +242,10 @@ async fn sink_never_commits_past_a_failed_write_and_resumes_after_recovery() {
     let sink = start(config.clone(), &memory, &faults);
 
     // The target is down: the sink retries, and nothing is committed meanwhile.
-    wait_for(90, "several failed tries", || async {
-        faults.writes() >= 5
-    })
-    .await;
+    wait::until(90, "several failed tries", async || faults.writes() >= 5).await;
     assert_eq!(committed(&config).await, vec![None]);
     let tries = faults.writes();
-    wait_for(90, "more failed tries", || async {
+    wait::until(90, "more failed tries", async || {
         faults.writes() >= tries + 3
     })
     .await;
@@ -376,7 +258,7 @@ async fn sink_never_commits_past_a_failed_write_and_resumes_after_recovery() {
 
     // Recovery: everything is written once, in order, and committed.
     faults.recover();
-    wait_for(90, "offset 10 committed", || async {
+    wait::until(90, "offset 10 committed", async || {
         committed(&config).await == vec![Some(10)]
     })
     .await;
@@ -390,7 +272,7 @@ async fn sink_never_commits_past_a_failed_write_and_resumes_after_recovery() {
         let e = user_event(EventType::Update, id % 5, &format!("{id}@x"), id);
         send_event(&p, &topic, &e, Some(0), None).await;
     }
-    wait_for(90, "offset 40 committed", || async {
+    wait::until(90, "offset 40 committed", async || {
         committed(&config).await == vec![Some(40)]
     })
     .await;
@@ -456,14 +338,14 @@ async fn sink_pausing_a_partition_skips_nothing_with_large_broker_batches() {
     // The first sink stops part-way, so the second starts from a committed offset that is
     // (almost surely) inside a record batch.
     let first = start(config.clone(), &memory, &faults);
-    wait_for(120, "a quarter committed", || async {
+    wait::until(120, "a quarter committed", async || {
         committed(&config).await[0].is_some_and(|o| o >= TOTAL / 4)
     })
     .await;
     first.stop().await.unwrap();
     let restart_at = committed(&config).await[0].unwrap();
     let second = start(config.clone(), &memory, &faults);
-    wait_for(120, "every offset committed", || async {
+    wait::until(120, "every offset committed", async || {
         committed(&config).await[0].is_some_and(|o| o >= TOTAL)
     })
     .await;
@@ -519,7 +401,7 @@ async fn sink_in_flight_bytes_bound_holds_and_pauses_without_loss() {
     let faults = Faults::default();
     faults.delay(Duration::from_millis(5));
     let sink = start(config.clone(), &memory, &faults);
-    wait_for(120, "every offset committed", || async {
+    wait::until(120, "every offset committed", async || {
         all_committed(&config, TOTAL).await
     })
     .await;
@@ -576,7 +458,7 @@ async fn sink_dead_letters_definite_errors_with_all_headers() {
     let faults = Faults::default();
     faults.reject_id("4:d@x");
     let sink = start(config.clone(), &memory, &faults);
-    wait_for(90, "offset 6 committed", || async {
+    wait::until(90, "offset 6 committed", async || {
         committed(&config).await == vec![Some(6)]
     })
     .await;
@@ -641,11 +523,7 @@ async fn sink_rule_with_on_error_stop_halts_at_the_message() {
     let memory = MemoryTarget::default();
     let faults = Faults::default();
     let sink = start(config.clone(), &memory, &faults);
-    let result = tokio::time::timeout(Duration::from_secs(90), sink.task)
-        .await
-        .expect("the sink did not stop on its own")
-        .unwrap();
-    let err = result.unwrap_err().to_string();
+    let err = sink.finished(90).await.unwrap_err().to_string();
     assert!(
         err.starts_with(&format!(
             "stopped by rule `users` (on_error = \"stop\") at {topic}/0@1: "
@@ -709,7 +587,7 @@ async fn sink_start_at_a_time_between_two_batches() {
     // The group resumes there: exactly batch B is written.
     let memory = MemoryTarget::default();
     let sink = start(config.clone(), &memory, &Faults::default());
-    wait_for(90, "all partitions committed at 10", || async {
+    wait::until(90, "all partitions committed at 10", async || {
         committed(&config).await == vec![Some(10), Some(10), Some(10)]
     })
     .await;
@@ -765,15 +643,6 @@ async fn redis_conn() -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
-async fn exists(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> bool {
-    redis::cmd("EXISTS")
-        .arg(key)
-        .query_async::<i64>(conn)
-        .await
-        .unwrap()
-        == 1
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sink_redis_invalidates_new_and_old_keys_and_refreshes() {
     let topic = unique_name("sink_redis");
@@ -826,25 +695,22 @@ async fn sink_redis_invalidates_new_and_old_keys_and_refreshes() {
     )
     .await;
 
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(Sink::new(config.clone()).run(cancel.clone()));
+    let sink = RunningSink::start(Sink::new(config.clone()));
     let copy3 = format!("{prefix}:copy:3");
-    wait_for(90, "the refreshed copy of user 3", || {
-        let (mut conn, copy3) = (conn.clone(), copy3.clone());
-        async move { exists(&mut conn, &copy3).await }
+    wait::until(90, "the refreshed copy of user 3", async || {
+        redis_exists(&mut conn, &copy3).await
     })
     .await;
-    wait_for(90, "all offsets committed", || async {
+    wait::until(90, "all offsets committed", async || {
         let c = committed(&config).await;
         let total: i64 = c.iter().map(|o| o.unwrap_or(0)).sum();
         total == 3
     })
     .await;
-    cancel.cancel();
-    task.await.unwrap().unwrap();
+    sink.stop().await.unwrap();
     for k in ["1", "email:a@x", "email:b@x", "2", "email:z@x", "copy:2"] {
         assert!(
-            !exists(&mut conn, &format!("{prefix}:{k}")).await,
+            !redis_exists(&mut conn, &format!("{prefix}:{k}")).await,
             "{prefix}:{k} still cached"
         );
     }
@@ -902,43 +768,28 @@ async fn sink_bad_config_files_fail_with_exact_messages() {
     let bin = sink_binary();
     for (text, want) in cases {
         let path = write_config(&text);
-        let out = tokio::process::Command::new(&bin)
-            .arg("check")
-            .arg("--config")
-            .arg(&path)
-            .output()
-            .await
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{text}");
+        let args = ["check".as_ref(), "--config".as_ref(), path.as_os_str()];
+        let out = run_to_end(&bin, args, &[], 60).await;
+        let stderr = &out.stderr;
+        assert!(!out.success(), "{text}");
         let want = format!("sluice-sink: {}: {want}", path.display());
         assert!(stderr.starts_with(&want), "want:\n{want}\ngot:\n{stderr}");
     }
 }
 
 /// A `sluice-sink run` child process logging to a file.
-struct Child {
+struct SinkProcess {
     child: tokio::process::Child,
     log: PathBuf,
 }
 
-fn spawn_sink(config: &Path, name: &str) -> Child {
+fn spawn_sink(config: &Path, name: &str) -> SinkProcess {
     let log = config.with_file_name(format!("{name}.log"));
     let child = spawn_run(&sink_binary(), config, &[], &[], &log);
-    Child { child, log }
+    SinkProcess { child, log }
 }
 
-impl Child {
-    fn kill9(&mut self) {
-        let pid = self.child.id().unwrap();
-        let status = std::process::Command::new("kill")
-            .arg("-9")
-            .arg(pid.to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
+impl SinkProcess {
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -1002,24 +853,22 @@ async fn sink_process_killed_with_sigkill_resumes_and_leaves_no_stale_key() {
     let total = stale_keys_and_events(&topic, &prefix, 0..5000).await;
 
     let mut first = spawn_sink(&path, "first");
-    wait_for(120, "the first sink to make progress", || async {
+    wait::until(120, "the first sink to make progress", async || {
         remaining(&prefix).await < total as usize
     })
     .await;
-    first.kill9();
-    let _ = first.child.wait().await;
+    kill9(&mut first.child).await;
     // More stale keys and events arrive while no sink runs.
     let more = stale_keys_and_events(&topic, &prefix, 5000..6000).await;
     // The second joins at once: the broker holds the rebalance until the dead member's session
     // (15 s) has expired, then gives the second every partition from the committed offsets.
     let mut second = spawn_sink(&path, "second");
-    wait_for(120, "every message committed", || async {
+    wait::until(120, "every message committed", async || {
         all_committed(&config, total + more).await
     })
     .await;
     assert_eq!(remaining(&prefix).await, 0, "stale keys left in Redis");
-    second.child.start_kill().unwrap();
-    let _ = second.child.wait().await;
+    kill9(&mut second.child).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1035,33 +884,31 @@ async fn sink_two_processes_share_a_group_and_survive_a_kill() {
     let mut a = spawn_sink(&path, "a");
     let mut b = spawn_sink(&path, "b");
     // Both joined and the partitions are split between them.
-    wait_for(120, "both sinks to own partitions", || async {
+    wait::until(120, "both sinks to own partitions", async || {
         let (la, lb) = (a.log_text(), b.log_text());
         assigned_last(&la).is_some_and(|n| n > 0 && n < 4)
             && assigned_last(&lb).is_some_and(|n| n > 0 && n < 4)
     })
     .await;
     let total = stale_keys_and_events(&topic, &prefix, 0..1000).await;
-    wait_for(120, "the first batch committed", || async {
+    wait::until(120, "the first batch committed", async || {
         all_committed(&config, total).await
     })
     .await;
-    a.kill9();
-    let _ = a.child.wait().await;
+    kill9(&mut a.child).await;
     let more = stale_keys_and_events(&topic, &prefix, 1000..2000).await;
     // Nobody else joins: the broker expires a's session (15 s) and rebalances, and the survivor
     // takes over a's partitions from their committed offsets and finishes the work alone.
-    wait_for(90, "the survivor to own all four partitions", || async {
+    wait::until(90, "the survivor to own all four partitions", async || {
         assigned_last(&b.log_text()) == Some(4)
     })
     .await;
-    wait_for(90, "the survivor to commit everything", || async {
+    wait::until(90, "the survivor to commit everything", async || {
         all_committed(&config, total + more).await
     })
     .await;
     assert_eq!(remaining(&prefix).await, 0, "stale keys left in Redis");
-    b.child.start_kill().unwrap();
-    let _ = b.child.wait().await;
+    kill9(&mut b.child).await;
 }
 
 /// The partition count of the last "partitions assigned" log line.
@@ -1091,21 +938,13 @@ async fn sink_process_stops_on_sigterm_with_a_final_commit() {
     let path = write_config(&text);
     let total = stale_keys_and_events(&topic, &prefix, 0..200).await;
     let mut sink = spawn_sink(&path, "term");
-    wait_for(120, "every stale key invalidated", || async {
+    wait::until(120, "every stale key invalidated", async || {
         remaining(&prefix).await == 0
     })
     .await;
-    let pid = sink.child.id().unwrap();
-    let status = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(60), sink.child.wait())
+    let exit = terminate(&mut sink.child, 60)
         .await
-        .expect("sluice-sink did not stop within 60 s of SIGTERM")
-        .unwrap();
+        .expect("sluice-sink did not stop within 60 s of SIGTERM");
     assert!(exit.success(), "{exit:?}\n{}", sink.log_text());
     assert!(
         all_committed(&config, total).await,

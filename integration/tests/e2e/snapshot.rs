@@ -6,16 +6,15 @@
 
 use mysql_async::prelude::Queryable;
 use rand::Rng as _;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::Value;
 use sluice_capture::checkpoint::FileStore;
 use sluice_capture::config::CaptureConfig;
 use sluice_capture::snapshot::{self, JobState, ProgressStore};
 use sluice_event::{ChangeEvent, EventType, Source};
 use sluice_integration::capture::CaptureToml;
-use sluice_integration::process::{capture_binary, sink_binary, spawn_run};
+use sluice_integration::process::{capture_binary, sink_binary, spawn_run, tail};
+use sluice_integration::sink::positions;
+use sluice_integration::wait;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -160,21 +159,19 @@ async fn workload(db: String, rows: u64, stop: Arc<AtomicBool>) -> Done {
 
 /// Waits until every snapshot job of `cfg` is done (the capture's progress file).
 async fn wait_snapshot_done(cfg: &CaptureConfig, secs: u64) -> Vec<snapshot::Job> {
-    for _ in 0..secs * 10 {
+    wait::until_ok(secs, "every snapshot job done", async || {
         let jobs = snapshot::status(cfg).unwrap();
-        if !jobs.is_empty() && jobs.iter().all(|j| j.state == JobState::Done) {
-            return jobs;
-        }
         assert!(
             jobs.iter().all(|j| j.state != JobState::Failed),
             "snapshot failed: {jobs:?}"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "snapshot not done within {secs} s: {:?}",
-        snapshot::status(cfg).unwrap()
-    );
+        if !jobs.is_empty() && jobs.iter().all(|j| j.state == JobState::Done) {
+            Ok(jobs)
+        } else {
+            Err(format!("{jobs:?}"))
+        }
+    })
+    .await
 }
 
 /// Waits until the capture's checkpoint covers the current end of the binlog: everything
@@ -184,72 +181,22 @@ async fn wait_caught_up(cfg: &CaptureConfig, secs: u64) {
     let row: mysql_async::Row = c.query_first("SHOW MASTER STATUS").await.unwrap().unwrap();
     let (file, pos): (String, u64) = (row.get(0).unwrap(), row.get(1).unwrap());
     let store = FileStore::new(&cfg.checkpoint.dir, &cfg.instance);
-    for _ in 0..secs * 10 {
-        if let Some(cp) = store.load().unwrap() {
-            if (cp.file.as_str(), cp.pos) >= (file.as_str(), pos) {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "checkpoint {:?} did not reach {file}:{pos} within {secs} s",
-        store.load().unwrap()
-    );
+    let what = format!("the checkpoint to reach {file}:{pos}");
+    wait::until_ok(secs, &what, async || match store.load().unwrap() {
+        Some(cp) if (cp.file.as_str(), cp.pos) >= (file.as_str(), pos) => Ok(()),
+        other => Err(format!("checkpoint {other:?}")),
+    })
+    .await
 }
 
 /// Every message of `topic`, per partition in offset order.
 fn consume_all(topic: &str) -> Vec<Vec<ChangeEvent>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", sluice_integration::kafka_brokers())
-        .set("group.id", sluice_integration::unique_name("snapg"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    let mut high = Vec::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-        let (_, h) = consumer
-            .fetch_watermarks(topic, p, Duration::from_secs(10))
-            .unwrap();
-        high.push(h);
-    }
-    consumer.assign(&tpl).unwrap();
-    let mut out: Vec<Vec<ChangeEvent>> = vec![Vec::new(); PARTITIONS as usize];
-    let mut next = vec![0i64; PARTITIONS as usize];
-    let started = std::time::Instant::now();
-    let deadline = started + Duration::from_secs(240);
-    while (0..PARTITIONS as usize).any(|p| next[p] < high[p]) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "topic {topic} not read to its end"
-        );
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            let p = m.partition() as usize;
-            next[p] = m.offset() + 1;
-            out[p].push(ChangeEvent::decode(m.payload().unwrap()).unwrap());
-        }
-    }
-    // A broker may report a high watermark before the last appends are readable: keep
-    // reading until nothing new arrives for two seconds.
-    let mut quiet = std::time::Instant::now();
-    let mut late = 0;
-    while quiet.elapsed() < Duration::from_secs(2) {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            late += 1;
-            quiet = std::time::Instant::now();
-            out[m.partition() as usize].push(ChangeEvent::decode(m.payload().unwrap()).unwrap());
-        }
-    }
-    eprintln!("{late} messages after the high watermarks {high:?}");
-    eprintln!(
-        "read {} messages of {topic} in {:?}",
-        out.iter().map(Vec::len).sum::<usize>(),
-        started.elapsed()
-    );
-    out
+    sluice_integration::kafka::read_to_end(
+        &sluice_integration::kafka_brokers(),
+        topic,
+        PARTITIONS,
+        240,
+    )
 }
 
 /// The replica: applies each partition's events in order (upsert by key, delete by key), then
@@ -520,26 +467,26 @@ async fn kill_9_during_a_snapshot_resumes_from_the_next_chunk() {
     let mut first = spawn_binary(&path, "run1.log");
     let progress = ProgressStore::new(&state, &db);
     let checkpoints = FileStore::new(&state, &db);
-    let mut acked_rows = 0;
-    for _ in 0..600 {
+    let acked_rows = wait::until_ok(60, "three chunks acknowledged", async || {
         let seq = checkpoints.load().unwrap().map_or(0, |c| c.seq);
         let jobs = progress.confirmed(seq).unwrap();
-        if let Some(j) = jobs.first().filter(|j| j.chunks >= 3) {
-            assert_eq!(
-                j.state,
-                JobState::Running,
-                "too fast to kill mid-table: {j:?}"
-            );
-            acked_rows = j.rows;
-            break;
+        match jobs.first().filter(|j| j.chunks >= 3) {
+            Some(j) => {
+                assert_eq!(
+                    j.state,
+                    JobState::Running,
+                    "too fast to kill mid-table: {j:?}"
+                );
+                Ok(j.rows)
+            }
+            None => Err(format!(
+                "jobs {jobs:?}; log:\n{}",
+                tail(&state.join("run1.log"), 40)
+            )),
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        acked_rows > 0,
-        "no chunk acknowledged; log:\n{}",
-        std::fs::read_to_string(state.join("run1.log")).unwrap_or_default()
-    );
+    })
+    .await;
+    assert!(acked_rows > 0, "no row acknowledged");
     sluice_integration::kill9(&mut first).await;
     let before_restart = progress
         .confirmed(checkpoints.load().unwrap().map_or(0, |c| c.seq))
@@ -714,18 +661,16 @@ async fn on_demand_backfill_of_one_table_with_a_where_while_running() {
     let capture = spawn_capture(&cfg, &cancel);
     // The signalling table exists once the capture started.
     let mut c = conn().await;
-    for _ in 0..100 {
+    wait::until(10, "the signalling table", async || {
         let n: Option<u64> = c
             .query_first(format!(
                 "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = 'sluice_signal'"
             ))
             .await
             .unwrap();
-        if n == Some(1) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        n == Some(1)
+    })
+    .await;
     c.query_drop(format!("UPDATE {db}.t SET name = 'before' WHERE id = 5000"))
         .await
         .unwrap();
@@ -838,29 +783,18 @@ version_column = "version"
         &[],
         &log,
     );
-    let mut caught_up = false;
-    for _ in 0..3000 {
-        let c = sink_cfg.clone();
-        let g = group.clone();
-        let offsets = tokio::task::spawn_blocking(move || sluice_sinks::offsets::list(&c, &g))
+    let what = format!("the sink to commit all {total} messages");
+    wait::until_ok(300, &what, async || {
+        let committed: Option<i64> = positions(&sink_cfg)
             .await
-            .unwrap();
-        if let Ok(o) = offsets {
-            let committed: i64 = o.iter().map(|p| p.committed.unwrap_or(0)).sum();
-            if committed >= total as i64 {
-                caught_up = true;
-                break;
-            }
+            .map(|p| p.iter().map(|(c, _)| c.unwrap_or(0)).sum());
+        match committed {
+            Some(n) if n >= total as i64 => Ok(()),
+            _ => Err(format!("{committed:?}; log:\n{}", tail(&log, 40))),
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    sink.start_kill().unwrap();
-    let _ = sink.wait().await;
-    assert!(
-        caught_up,
-        "the sink did not commit all {total} messages; log:\n{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
+    })
+    .await;
+    sluice_integration::kill9(&mut sink).await;
     let source = table_rows(&db, "t").await;
     let replica = table_rows(&rep, "t").await;
     let differ: Vec<_> = source
