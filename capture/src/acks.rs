@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 /// Shared between the publisher, which registers sends, and librdkafka's delivery callback,
-/// which the publisher's own polling runs ([`crate::publish::Publisher`]).
+/// which the publisher's own polling runs (`publish::Publisher`).
 #[derive(Default)]
 pub struct Acks {
     window: Mutex<Window>,

@@ -5,6 +5,7 @@ pub mod acks;
 pub mod binlog;
 pub mod checkpoint;
 pub mod clients;
+pub mod clock;
 pub mod config;
 pub mod decoder;
 pub mod error;

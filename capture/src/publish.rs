@@ -4,6 +4,7 @@
 use crate::acks::{AckContext, Acks};
 use crate::checkpoint::{Checkpoint, FileStore};
 use crate::clients::{producer_config, Producer};
+use crate::clock::now_ms;
 use crate::config::CaptureConfig;
 use crate::decoder::Output;
 use crate::error::CaptureError;
@@ -519,12 +520,4 @@ fn count_events(tables: &[Names], run: Option<(usize, EventType, u64)>) {
         metrics::counter!("sluice_capture_events_total", "table" => tables[table].qualified.clone(), "type" => kind.as_str())
             .increment(n);
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

@@ -5,12 +5,13 @@ use crate::binlog::mariadb::code;
 use crate::binlog::TableMap;
 use crate::checkpoint::{Checkpoint, FileStore};
 use crate::clients;
+use crate::clock::now_ms;
 use crate::config::{CaptureConfig, StartAt};
 use crate::decoder::{Decoder, Header, Output};
 use crate::error::{Backoff, CaptureError};
 use crate::filter::Filter;
 use crate::kafka_store::KafkaStore;
-use crate::publish::{self, now_ms, Publisher, Spares};
+use crate::publish::{self, Publisher, Spares};
 use crate::source::{CheckResult, CheckStatus, DumpStream, Flavor, SchemaCache, SourceClient};
 use crate::topics::Topics;
 use futures::{FutureExt as _, StreamExt as _};
@@ -526,7 +527,7 @@ async fn run_once(
     let connecting = tokio::spawn(publish::connect(Arc::clone(&fast), fixed_topic.clone()));
     let prep = prepare(cfg, checkpoint, None).await?;
     enforce(&prep.checks)?;
-    let snapshots = crate::snapshot::start(cfg, &prep, resumed_seq, cancel).await?;
+    let snapshots = crate::snapshot::start(cfg, &prep.client, resumed_seq, cancel).await?;
     let producer = clients::producer(cfg)?;
     // 4 batches: with 8, each new batch was fresh memory the kernel clears first, and runs
     // were no faster (docs/performance.md).

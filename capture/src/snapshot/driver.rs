@@ -8,12 +8,11 @@ use super::progress::ProgressStore;
 use super::request::take_admin_requests;
 use super::sql;
 use super::table::{session, table_meta};
+use crate::clock::now_ms;
 use crate::config::snapshot::{split_table, Mode, SnapshotConfig, Watermarks};
 use crate::config::CaptureConfig;
 use crate::error::{Backoff, CaptureError};
 use crate::filter::Filter;
-use crate::publish::now_ms;
-use crate::run::Prepared;
 use crate::source::SourceClient;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -49,19 +48,20 @@ impl Drop for Snapshots {
     }
 }
 
-/// Starts the driver when `[snapshot]` is configured. `resumed_seq` is the `seq` of the
-/// checkpoint the capture starts from (None for a new instance): progress it covers continues;
-/// a new instance with `mode = "initial"` plans its tables (refusing tables without a key).
+/// Starts the driver when `[snapshot]` is configured, reading through `client` (the source the
+/// run loop prepared). `resumed_seq` is the `seq` of the checkpoint the capture starts from
+/// (None for a new instance): progress it covers continues; a new instance with
+/// `mode = "initial"` plans its tables (refusing tables without a key).
 pub async fn start(
     cfg: &CaptureConfig,
-    prep: &Prepared,
+    client: &SourceClient,
     resumed_seq: Option<i64>,
     cancel: &CancellationToken,
 ) -> Result<Option<Snapshots>, CaptureError> {
     let Some(snap) = cfg.snapshot.clone() else {
         return Ok(None);
     };
-    let client = prep.client.clone();
+    let client = client.clone();
     let filter =
         Filter::new(&cfg.filter).map_err(|e| CaptureError::Check(format!("filter: {e}")))?;
     let store = ProgressStore::new(&cfg.checkpoint.dir, &cfg.instance);

@@ -2,11 +2,11 @@
 
 use super::sql;
 use super::table::{session, table_meta};
+use crate::clock::now_ms;
 use crate::config::snapshot::{split_table, Watermarks};
 use crate::config::CaptureConfig;
 use crate::error::CaptureError;
 use crate::filter::Filter;
-use crate::publish::now_ms;
 use crate::source::SourceClient;
 use mysql_async::prelude::Queryable;
 use serde::{Deserialize, Serialize};

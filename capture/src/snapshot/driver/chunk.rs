@@ -2,9 +2,9 @@
 
 use super::{Driver, Outcome};
 use crate::checkpoint::FileStore;
+use crate::clock::now_ms;
 use crate::config::snapshot::Watermarks;
 use crate::error::CaptureError;
-use crate::publish::now_ms;
 use crate::snapshot::hook::{ChunkRows, Emitted, Pending};
 use crate::snapshot::job::JobState;
 use crate::snapshot::row::{SnapTable, SnapshotRow};
