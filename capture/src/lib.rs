@@ -12,6 +12,7 @@ pub mod error;
 pub mod filter;
 pub mod http;
 pub mod kafka_store;
+pub mod output;
 pub mod publish;
 pub mod run;
 pub mod snapshot;

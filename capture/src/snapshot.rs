@@ -10,10 +10,10 @@
 //! continues after the last chunk Kafka acknowledged.
 //!
 //! Where things are: `hook` (the reader's side), `driver` (the task; `driver/chunk` reads one
-//! table), `table` (what a table's SELECT needs), `sql`, `window`, `value` and `row` (chunk rows
-//! as events), `job` and `progress` (what is done, on disk), `request` (asking for a snapshot:
-//! signalling table, admin endpoint) and `command` (`sluice-capture snapshot`); the `[snapshot]`
-//! config is in `crate::config::snapshot`.
+//! table), `table` (what a table's SELECT needs), `sql`, `window` and `value` (chunk rows as
+//! events; the row type is `crate::output::SnapshotRow`), `job` and `progress` (what is done, on
+//! disk), `request` (asking for a snapshot: signalling table, admin endpoint) and `command`
+//! (`sluice-capture snapshot`); the `[snapshot]` config is in `crate::config::snapshot`.
 
 mod command;
 mod driver;
@@ -21,7 +21,6 @@ mod hook;
 mod job;
 mod progress;
 mod request;
-pub mod row;
 pub mod sql;
 mod table;
 pub mod value;

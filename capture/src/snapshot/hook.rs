@@ -1,13 +1,13 @@
 //! The binlog reader's side of a snapshot: signal rows, chunk windows, rows at high watermarks.
 
 use super::request::Request;
-use super::row::SnapshotRow;
 use super::window::Window;
 use crate::binlog::mariadb::code;
 use crate::clock::now_ms;
 use crate::config::snapshot::{split_table, SnapshotConfig, Watermarks};
 use crate::config::CaptureConfig;
-use crate::decoder::{Decoder, Output};
+use crate::decoder::Decoder;
+use crate::output::{Output, SnapshotRow};
 use sluice_event::{ChangeEvent, EventType, Position};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
