@@ -96,7 +96,11 @@ async fn broker_frozen_for_20s_loses_nothing_and_keeps_order() {
     };
     let frozen_cp = checkpoints.load().unwrap();
     broker.thaw().unwrap();
-    assert_running(&mut capture, "sluice-capture (right after the outage)", &log);
+    assert_running(
+        &mut capture,
+        "sluice-capture (right after the outage)",
+        &log,
+    );
 
     // Every row arrives, per key in commit order.
     let want: BTreeSet<(i64, i64)> = (0..KEYS as i64)
