@@ -202,7 +202,7 @@ impl Encoded {
 pub struct Publisher {
     /// Metadata lookups and the Kafka checkpoint store.
     pub producer: Producer,
-    /// The data path. Its delivery reports are served by [`Publisher::serve`], on this task's
+    /// The data path. Its delivery reports are served by `Publisher::serve`, on this task's
     /// thread: librdkafka frees each delivered message where its report is served, and the
     /// message was allocated here too. With rdkafka's `ThreadedProducer`, a polling thread of
     /// its own freed them: mimalloc's cross-thread frees were ~7% of the capture's samples,

@@ -1,5 +1,5 @@
 //! One column value of a rows event: written as its event JSON ([`write_value`], the capture's
-//! path) or decoded into an [`event::Cell`] ([`read_cell`]).
+//! path) or decoded into an [`sluice_event::Cell`] ([`read_cell`]).
 
 use super::cursor::{Cursor, Malformed};
 use super::decimal::{read_decimal, write_decimal};
