@@ -81,6 +81,7 @@ impl Acks {
     /// Records a failed delivery; the publisher stops on it.
     pub fn fail(&self, error: KafkaError, what: String) {
         metrics::counter!("sluice_capture_kafka_errors_total").increment(1);
+        crate::tally::get().error();
         let mut w = self.lock();
         if w.failed.is_none() {
             w.failed = Some((error, what));

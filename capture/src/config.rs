@@ -48,6 +48,12 @@ pub struct CaptureConfig {
     /// Snapshots and backfills (docs/snapshots.md); without this section none run.
     #[serde(default)]
     pub snapshot: Option<snapshot::SnapshotConfig>,
+    /// Built-in alerts over the instance and its tables (docs/operations.md).
+    #[serde(default)]
+    pub alerts: Vec<sluice_ops::alerts::AlertConfig>,
+    /// Where alert notices are POSTed.
+    #[serde(default)]
+    pub webhooks: Vec<sluice_ops::alerts::WebhookConfig>,
 }
 
 /// The MySQL/MariaDB server to read.
@@ -177,6 +183,15 @@ impl StartAt {
 
 impl Validate for CaptureConfig {
     fn validate(&self, p: &mut Problems) {
+        sluice_ops::alerts::validate(
+            &self.alerts,
+            &self.webhooks,
+            "database.table names (and the instance's name)",
+            p,
+        );
+        if self.metrics.max_tables == 0 {
+            p.add("metrics.max_tables", "must be at least 1");
+        }
         if self.instance.is_empty()
             || !self
                 .instance

@@ -17,4 +17,5 @@ pub mod publish;
 pub mod run;
 pub mod snapshot;
 pub mod source;
+pub mod tally;
 pub mod topics;

@@ -128,11 +128,20 @@ async fn run_cli(cli: Cli) -> anyhow::Result<()> {
         Command::Run { config, until } => {
             let cfg = load(&config)?;
             let until = parse_until(until)?;
-            sluice_config::logging::init(&cfg.log);
+            let recent = sluice_ops::Recent::new();
+            sluice_config::logging::init_with(&cfg.log, recent.layer());
             let ready = Arc::new(AtomicBool::new(false));
-            http::serve(&cfg.metrics.listen, Arc::clone(&ready), cancel.clone())
-                .await
-                .map_err(anyhow::Error::msg)?;
+            let prometheus = http::install_metrics().map_err(anyhow::Error::msg)?;
+            let monitor = http::monitor(&cfg, recent, cancel.clone());
+            http::serve(
+                &cfg.metrics.listen,
+                prometheus,
+                Arc::clone(&ready),
+                monitor,
+                cancel.clone(),
+            )
+            .await
+            .map_err(anyhow::Error::msg)?;
             run::run(&cfg, until, cancel, ready).await?;
         }
         Command::Check { config } => {

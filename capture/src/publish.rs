@@ -92,6 +92,8 @@ enum Item {
         seq: i64,
         kind: EventType,
         table: usize,
+        /// The source commit time, for the lag of what Kafka has not acknowledged yet.
+        ts_ms: i64,
     },
     /// Every message before this one completes a transaction.
     Commit(Checkpoint),
@@ -152,7 +154,7 @@ impl Encoded {
     pub fn push(&mut self, out: Output) {
         let bytes = &mut self.bytes;
         let key_end;
-        let (seq, kind, database, table) = match &out {
+        let (seq, kind, database, table, ts_ms) = match &out {
             Output::Commit(cp) => {
                 self.items.push(Item::Commit(cp.clone()));
                 return;
@@ -161,19 +163,31 @@ impl Encoded {
                 r.write_key(bytes);
                 key_end = bytes.len();
                 r.write_json(bytes);
-                (r.seq, r.kind, r.database(), r.table_name())
+                (r.seq, r.kind, r.database(), r.table_name(), r.ts_ms)
             }
             Output::Snapshot(r) => {
                 r.write_key(bytes);
                 key_end = bytes.len();
                 r.write_json(bytes);
-                (r.seq, EventType::Insert, r.database(), r.table_name())
+                (
+                    r.seq,
+                    EventType::Insert,
+                    r.database(),
+                    r.table_name(),
+                    r.ts_ms,
+                )
             }
             Output::Event(ev) => {
                 bytes.extend_from_slice(&ev.key());
                 key_end = bytes.len();
                 ev.encode_into(bytes);
-                (ev.seq, ev.kind, ev.database.as_str(), ev.table.as_str())
+                (
+                    ev.seq,
+                    ev.kind,
+                    ev.database.as_str(),
+                    ev.table.as_str(),
+                    ev.ts_ms,
+                )
             }
         };
         let same = self
@@ -194,6 +208,7 @@ impl Encoded {
             seq,
             kind,
             table: self.tables.len() - 1,
+            ts_ms,
         });
     }
 }
@@ -241,11 +256,14 @@ impl Publisher {
         // unacknowledged: short while reports keep coming, longer while none do (a broker
         // outage), so waiting costs no more than a few wake-ups a second.
         let mut nap = NAP_MIN;
+        let tally = crate::tally::get();
+        tally.restart_numbering();
         loop {
             if self.serve() {
                 nap = NAP_MIN;
             }
             let (low, unacked) = self.watermark()?;
+            tally.acknowledged(low);
             while waiting.front().is_some_and(|(n, _)| *n <= low) {
                 acked = waiting.pop_front().map(|(_, cp)| cp);
             }
@@ -349,6 +367,7 @@ impl Publisher {
             }
             metrics::gauge!("sluice_capture_last_checkpoint_timestamp_seconds")
                 .set(now as f64 / 1000.0);
+            crate::tally::get().checkpoint_saved(now);
             Ok(cp)
         }))
     }
@@ -389,11 +408,12 @@ impl Publisher {
         // The `sluice-seq` header's text, rewritten for every message (librdkafka copies it).
         let mut seq = Vec::with_capacity(20);
         // Events counted per run of the same table and type, to keep allocations off this loop.
-        let mut run_of: Option<(usize, EventType, u64)> = None;
+        let mut run_of: Option<Run> = None;
+        let now = now_ms();
         let mut start = 0;
         let mut result = Ok(());
         for item in batch.items.drain(..) {
-            let (key_end, value_end, seq_no, kind, table) = match item {
+            let (key_end, value_end, seq_no, kind, table, ts_ms) = match item {
                 Item::Commit(cp) => {
                     waiting.push_back((sent, cp));
                     continue;
@@ -404,13 +424,26 @@ impl Publisher {
                     seq,
                     kind,
                     table,
-                } => (key_end, value_end, seq, kind, table),
+                    ts_ms,
+                } => (key_end, value_end, seq, kind, table, ts_ms),
             };
+            let size = (value_end - start) as u64;
             match &mut run_of {
-                Some((t, k, n)) if *t == table && *k == kind => *n += 1,
+                Some(r) if r.table == table && r.kind == kind => {
+                    r.n += 1;
+                    r.last = id;
+                    r.bytes += size;
+                }
                 _ => {
-                    count_events(&batch.tables, run_of.take());
-                    run_of = Some((table, kind, 1));
+                    count_events(&batch.tables, run_of.take(), now);
+                    run_of = Some(Run {
+                        table,
+                        kind,
+                        n: 1,
+                        last: id,
+                        first_ts_ms: ts_ms,
+                        bytes: size,
+                    });
                 }
             }
             seq.clear();
@@ -435,7 +468,15 @@ impl Publisher {
             sent += 1;
             id += 1;
         }
-        count_events(&batch.tables, run_of);
+        if result.is_err() {
+            // The run's last message was not sent.
+            run_of = run_of.filter(|r| r.n > 1).map(|r| Run {
+                n: r.n - 1,
+                last: r.last - 1,
+                ..r
+            });
+        }
+        count_events(&batch.tables, run_of, now);
         self.spares.put(batch);
         result.map(|()| sent)
     }
@@ -483,6 +524,7 @@ impl Publisher {
                 }
                 Err((source, _)) => {
                     metrics::counter!("sluice_capture_kafka_errors_total").increment(1);
+                    crate::tally::get().error();
                     return Err(CaptureError::Kafka {
                         what: format!("sending to {topic}"),
                         source,
@@ -515,9 +557,30 @@ struct Message<'a> {
     qualified: &'a str,
 }
 
-fn count_events(tables: &[Names], run: Option<(usize, EventType, u64)>) {
-    if let Some((table, kind, n)) = run {
-        metrics::counter!("sluice_capture_events_total", "table" => tables[table].qualified.clone(), "type" => kind.as_str())
-            .increment(n);
+/// Consecutive messages of one table and type.
+struct Run {
+    table: usize,
+    kind: EventType,
+    n: u64,
+    /// The number (in [`Acks`]) of its last message.
+    last: u64,
+    first_ts_ms: i64,
+    bytes: u64,
+}
+
+/// Counts a run of messages handed to librdkafka (metrics, and the tally's lag per table).
+fn count_events(tables: &[Names], run: Option<Run>, now_ms: i64) {
+    if let Some(r) = run {
+        let names = &tables[r.table];
+        crate::tally::get().sent(
+            &names.database,
+            &names.table,
+            r.kind,
+            r.n,
+            r.last,
+            r.first_ts_ms,
+            r.bytes,
+            now_ms,
+        );
     }
 }

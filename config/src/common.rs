@@ -189,14 +189,27 @@ pub struct MetricsConfig {
     /// `host:port`; default [`DEFAULT_METRICS_LISTEN`].
     #[serde(default = "default_metrics_listen")]
     pub listen: String,
+    /// `sluice-capture`: distinct tables with series of their own in `/metrics`, the status
+    /// page and alerts; later ones are counted as `other`. Default [`DEFAULT_MAX_TABLES`]. The
+    /// sink's series are per rule and need no cap.
+    #[serde(default = "default_max_tables")]
+    pub max_tables: usize,
 }
+
+/// Default `metrics.max_tables`.
+pub const DEFAULT_MAX_TABLES: usize = 1000;
 
 impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig {
             listen: default_metrics_listen(),
+            max_tables: DEFAULT_MAX_TABLES,
         }
     }
+}
+
+fn default_max_tables() -> usize {
+    DEFAULT_MAX_TABLES
 }
 
 fn default_metrics_listen() -> String {

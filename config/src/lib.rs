@@ -12,7 +12,7 @@ mod problems;
 
 pub use common::{
     KafkaConfig, LogConfig, LogFormat, MetricsConfig, SaslMechanism, SecurityProtocol,
-    DEFAULT_METRICS_LISTEN,
+    DEFAULT_MAX_TABLES, DEFAULT_METRICS_LISTEN,
 };
 pub use env::interpolate_env;
 pub use kafka::{KafkaSecurityError, KafkaWatch};

@@ -1,5 +1,6 @@
-//! The last hour in memory: one point every ten seconds of each subject's lag and event rate,
-//! bounded (360 points per subject, subjects capped upstream), for the status page's charts.
+//! The last hour in memory: one point every ten seconds of each subject's lag (the highest of
+//! the step, so a short spike shows) and event rate, bounded (360 points per subject, subjects
+//! capped upstream), for the status page's charts.
 
 use crate::readings::Frame;
 use serde::Serialize;
@@ -24,6 +25,13 @@ pub struct Series {
 }
 
 impl Series {
+    /// Raises the newest point's lag to `lag` (a frame within the point's step).
+    fn raise(&mut self, lag: f64) {
+        if let Some(l) = self.lag.back_mut() {
+            *l = l.max(lag);
+        }
+    }
+
     fn push(&mut self, at_ms: i64, lag: f64, events_total: u64) {
         let rate = match self.last {
             Some((t, n)) if at_ms > t => {
@@ -57,10 +65,17 @@ pub struct History {
 }
 
 impl History {
-    /// Takes a point from `frame` when it starts a new ten-second step.
+    /// Takes a point from `frame` when it starts a new ten-second step; within a step, keeps
+    /// the highest lag in the step's point.
     pub fn record(&mut self, frame: &Frame) {
         let step = frame.at_ms.div_euclid(STEP_MS);
         if self.step.is_some_and(|s| s >= step) {
+            self.overall.raise(frame.lag_seconds);
+            for r in &frame.subjects {
+                if let Some(s) = self.subjects.get_mut(&r.subject) {
+                    s.raise(r.lag_seconds);
+                }
+            }
             return;
         }
         self.step = Some(step);
@@ -99,12 +114,12 @@ mod tests {
     fn one_point_per_step_with_the_rate_since_the_last() {
         let mut h = History::default();
         h.record(&frame(0, 0, 0.0));
-        h.record(&frame(5_000, 50, 1.0)); // same step: ignored
+        h.record(&frame(5_000, 50, 7.0)); // same step: only its lag counts
         h.record(&frame(10_000, 100, 2.0));
         let s = &h.subjects["a.b"];
         assert_eq!(s.t, [0, 10_000]);
         assert_eq!(s.rate, [0.0, 10.0]);
-        assert_eq!(s.lag, [0.0, 2.0]);
+        assert_eq!(s.lag, [7.0, 2.0], "the step's highest lag");
         assert_eq!(h.overall.current_rate(), 10.0);
     }
 

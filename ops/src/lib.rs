@@ -10,6 +10,6 @@ pub mod page;
 pub mod readings;
 pub mod recent;
 
-pub use monitor::{now_ms, Monitor};
+pub use monitor::{now_ms, rfc3339, Monitor};
 pub use readings::{Frame, Reading, Subjects, DEFAULT_MAX_SUBJECTS, OTHER};
 pub use recent::Recent;

@@ -178,3 +178,10 @@ impl Monitor {
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
+
+/// Unix milliseconds as RFC 3339 in UTC with milliseconds (`2026-12-07T09:00:00.000Z`).
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}

@@ -176,6 +176,7 @@ pub async fn read_binlog(
                 let delay = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "binlog stream lost; reconnecting from {}:{}", decoder.resume_point().file, decoder.resume_point().pos);
                 metrics::counter!("sluice_capture_reconnects_total").increment(1);
+                crate::tally::get().error();
                 decoder.rewind();
                 schema.clear();
                 // After the first connection, the file/pos boundary is exact; GTID is not needed.
@@ -231,8 +232,9 @@ async fn read_stream(
     // The outputs of one event (the snapshot hook looks at one event's at a time).
     let mut out: Vec<Output> = Vec::with_capacity(256);
     let mut bytes: u64 = 0;
-    // Looked up once: the macro finds the gauge in the registry on every call.
-    let lag = metrics::gauge!("sluice_capture_lag_seconds");
+    let tally = crate::tally::get();
+    // The binlog file last told to the tally.
+    let mut file = String::new();
     loop {
         let next = match dump.stream.next().now_or_never() {
             Some(n) => n,
@@ -284,7 +286,7 @@ async fn read_stream(
                 schema.enrich(client, &mut map).await?;
                 decoder.add_table(map);
             }
-            code::HEARTBEAT => lag.set(0.0),
+            code::HEARTBEAT => tally.caught_up(),
             _ => {}
         }
         // One clock reading per event, for its `capture_ms` and the lag (reading the clock was
@@ -294,14 +296,15 @@ async fn read_stream(
         if let Some(s) = &opts.snapshot {
             s.observe(decoder, h.event_type, &mut out);
         }
-        let last_ts = match out.last() {
-            Some(Output::Row(r)) => Some(r.ts_ms),
-            Some(Output::Event(ev)) => Some(ev.ts_ms),
-            Some(Output::Snapshot(r)) => Some(r.ts_ms),
-            _ => None,
-        };
-        if let Some(ts_ms) = last_ts {
-            lag.set(((now - ts_ms).max(0) as f64) / 1000.0);
+        // Every event with a time moves the read position (heartbeats and artificial events
+        // carry none), so tables the filter drops keep the lag true too.
+        if h.timestamp > 0 && h.event_type != code::HEARTBEAT {
+            tally.read(i64::from(h.timestamp) * 1000, u64::from(h.log_pos));
+            if decoder.file() != file {
+                file.clear();
+                file.push_str(decoder.file());
+                tally.file(&file);
+            }
         }
         batch.out.append(&mut out);
         batch.bytes += u64::from(h.event_size);

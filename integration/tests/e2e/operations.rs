@@ -334,3 +334,255 @@ async fn prometheus_rules_pass_promtool() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("SUCCESS: 12 rules found"), "{text}");
 }
+
+/// Every `sluice_*` metric name a file of deploy/ queries (a histogram's `_bucket` counts as its
+/// name).
+fn queried_metrics(file: &str) -> std::collections::BTreeSet<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
+    let text = std::fs::read_to_string(&path).expect("read a deploy file");
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("sluice_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        rest = &rest[at + name.len()..];
+        // Rule and dashboard identifiers (`sluice-capture` jobs, uids) are not metrics.
+        if name.len() > "sluice_".len()
+            && (name.starts_with("sluice_capture_") || name.starts_with("sluice_sink_"))
+        {
+            names.insert(name);
+        }
+    }
+    names
+}
+
+/// Whether `/metrics` text has a sample of `name`.
+fn has_metric(metrics: &str, name: &str) -> bool {
+    metrics.lines().any(|l| {
+        l.strip_prefix(name)
+            .is_some_and(|r| r.starts_with('{') || r.starts_with(' '))
+    })
+}
+
+/// The capture process, with a sink behind it, on a broker of its own: a frozen broker makes a
+/// table late (told, then resolved when it thaws), a table without writes is silent, and the
+/// page and the deploy/ files agree with the live `/metrics` of both binaries.
+#[tokio::test]
+async fn capture_lag_and_silence_reach_the_webhook_and_the_dashboard_queries_exist() {
+    use sluice_integration::broker::PrivateBroker;
+    use sluice_integration::capture::{kafka_table, CaptureToml};
+    use sluice_integration::process::capture_binary;
+
+    let broker = PrivateBroker::start("ops_broker")
+        .await
+        .expect("a private broker");
+    let brokers = broker.brokers();
+    let db = unique_name("opsc");
+    let mut c = conn().await;
+    let table = "(id INT PRIMARY KEY, note VARCHAR(64))";
+    create_database(
+        &mut c,
+        &db,
+        &[&format!("orders {table}"), &format!("users {table}")],
+    )
+    .await;
+    let (file, pos) = sluice_integration::mysql::binlog_end(&mut c).await;
+    let topic = format!("sluice.{db}");
+    sluice_integration::create_topic_on(&brokers, &topic, 2)
+        .await
+        .expect("topic");
+    let hook = Webhook::start().await;
+    let dir = state_dir().join("test-artifacts").join(&db);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (capture_port, sink_port) = (free_port().expect("port"), free_port().expect("port"));
+    let capture_toml = CaptureToml {
+        start: Some(format!("{file}:{pos}")),
+        heartbeat_secs: Some(1),
+        checkpoint_interval_ms: Some(200),
+        kafka: kafka_table(&brokers),
+        extra: format!(
+            r#"[metrics]
+listen = "127.0.0.1:{capture_port}"
+[[webhooks]]
+name = "test"
+url = "{hook}"
+backoff_ms = 50
+[[alerts]]
+name = "orders-late"
+kind = "lag"
+match = "{db}.orders"
+threshold_seconds = 2
+for_seconds = 1
+[[alerts]]
+name = "users-silent"
+kind = "no_traffic"
+match = "{db}.users"
+window_seconds = 3
+"#,
+            hook = hook.url
+        ),
+        ..CaptureToml::new(&db, &dir)
+    }
+    .text();
+    let capture_cfg = dir.join("capture.toml");
+    std::fs::write(&capture_cfg, capture_toml).expect("write");
+    let capture_log = dir.join("capture.log");
+    let mut capture = spawn_run(&capture_binary(), &capture_cfg, &[], &[], &capture_log);
+    let head = SinkToml {
+        brokers: brokers.clone(),
+        ..SinkToml::new(&topic, &db)
+    }
+    .text()
+    .replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:{sink_port}\""),
+    );
+    let sink_cfg = dir.join("sink.toml");
+    std::fs::write(
+        &sink_cfg,
+        format!(
+            "{head}[targets.none]\ntype = \"noop\"\n[[rules]]\nname = \"orders\"\ntarget = \"none\"\nmatch = {{ tables = [\"{db}.orders\"] }}\n"
+        ),
+    )
+    .expect("write");
+    let mut sink = spawn_run(&sink_binary(), &sink_cfg, &[], &[], &dir.join("sink.log"));
+
+    let insert = |from: i64, to: i64| {
+        (from..=to)
+            .map(|i| format!("INSERT INTO `{db}`.orders VALUES ({i}, 'n{i}')"))
+            .collect::<Vec<_>>()
+    };
+    sluice_integration::mysql::exec_all(&mut c, insert(1, 20)).await;
+    let events = |m: &str| {
+        ["INSERT", "UPDATE", "DELETE"]
+            .iter()
+            .filter_map(|t| {
+                sample(
+                    m,
+                    "sluice_capture_events_total",
+                    &[("database", &db), ("table", "orders"), ("type", t)],
+                )
+            })
+            .sum::<f64>()
+    };
+    until_ok(
+        60,
+        "20 events of orders on the capture's /metrics",
+        async || {
+            let m = get(capture_port, "/metrics").await?;
+            if events(&m) == 20.0 {
+                Ok(())
+            } else {
+                Err(format!("{}; log:\n{}", events(&m), tail(&capture_log, 20)))
+            }
+        },
+    )
+    .await;
+    let silent = hook.notice(30, "users-silent", "firing").await;
+    assert_eq!(silent["subject"], format!("{db}.users"));
+    assert_eq!(silent["source"]["binary"], "sluice-capture");
+    assert_eq!(silent["source"]["name"], db.as_str());
+
+    // The broker frozen: what the capture reads is not acknowledged, and orders falls behind.
+    broker.freeze().expect("freeze");
+    sluice_integration::mysql::exec_all(&mut c, insert(21, 25)).await;
+    let late = hook.notice(60, "orders-late", "firing").await;
+    assert_eq!(late["subject"], format!("{db}.orders"));
+    let m = get(capture_port, "/metrics").await.expect("/metrics");
+    let table_lag = sample(
+        &m,
+        "sluice_capture_table_lag_seconds",
+        &[("database", &db), ("table", "orders")],
+    );
+    assert!(table_lag.is_some_and(|l| l > 2.0), "{table_lag:?}\n{m}");
+    assert!(
+        sample(&m, "sluice_capture_lag_seconds", &[("stage", "acked")]).is_some_and(|l| l > 2.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "sluice_capture_table_lag_seconds",
+            &[("database", &db), ("table", "users")]
+        ),
+        None,
+        "users had no event"
+    );
+    broker.thaw().expect("thaw");
+    let resolved = hook.notice(90, "orders-late", "resolved").await;
+    assert_eq!(resolved["subject"], format!("{db}.orders"));
+
+    // A message the sink cannot decode, so its dead-letter series exists too.
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .expect("producer");
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::<[u8], [u8]>::to(&topic)
+                .payload(b"not json")
+                .partition(0),
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .expect("send");
+    let (capture_metrics, sink_metrics) = until_ok(60, "both binaries quiet and every series present", async || {
+        let cm = get(capture_port, "/metrics").await?;
+        let sm = get(sink_port, "/metrics").await?;
+        let done = sample(&sm, "sluice_sink_items_total", &[("rule", "orders"), ("outcome", "done")]);
+        let dead = sample(&sm, "sluice_sink_dead_letters_total", &[("reason", "decode")]);
+        let lag = sample(&cm, "sluice_capture_lag_seconds", &[("stage", "acked")]);
+        if events(&cm) == 25.0 && done == Some(25.0) && dead == Some(1.0) && lag == Some(0.0) {
+            Ok((cm, sm))
+        } else {
+            Err(format!("capture events {}, acked lag {lag:?}, sink done {done:?}, dead letters {dead:?}", events(&cm)))
+        }
+    })
+    .await;
+    for file in [
+        "deploy/grafana/sluice-dashboard.json",
+        "deploy/prometheus/sluice-alerts.yml",
+    ] {
+        let names = queried_metrics(file);
+        assert!(names.len() >= 8, "{file}: {names:?}");
+        for name in names {
+            let base = name.strip_suffix("_bucket").unwrap_or(&name);
+            let found = has_metric(&capture_metrics, &name)
+                || has_metric(&sink_metrics, &name)
+                || has_metric(&sink_metrics, &format!("{base}_bucket"));
+            assert!(found, "{file} queries {name}, which neither binary serves:\n{capture_metrics}\n{sink_metrics}");
+        }
+    }
+
+    let screenshot = dir.join("capture-status.png");
+    let dom = chromium(&format!("http://127.0.0.1:{capture_port}/"), &screenshot).await;
+    assert!(
+        !dom.contains("data-errors="),
+        "the page reported script errors:\n{dom}"
+    );
+    assert_eq!(
+        cell(&dom, &format!("{db}.orders"), "events_total").as_deref(),
+        Some("25"),
+        "{dom}"
+    );
+    assert_eq!(
+        cell(&dom, &format!("{db}.orders"), "lag_seconds").as_deref(),
+        Some("0")
+    );
+    assert!(dom.contains("data-alert=\"users-silent\""), "{dom}");
+    assert!(
+        dom.contains(&format!("data-series=\"{db}.orders\"")),
+        "{dom}"
+    );
+    std::fs::copy(
+        &screenshot,
+        state_dir()
+            .join("test-artifacts")
+            .join("capture-status.png"),
+    )
+    .expect("copy");
+
+    sluice_integration::process::terminate(&mut sink, 20).await;
+    sluice_integration::process::terminate(&mut capture, 20).await;
+}

@@ -3,6 +3,7 @@
 
 use super::config::{WebhookConfig, WebhookFormat};
 use super::engine::{Notice, NoticeStatus};
+use crate::monitor::rfc3339;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,12 +96,6 @@ pub fn body(notice: &Notice, source: &Source, format: WebhookFormat) -> Value {
             "text": format!("{} ({} {})", notice.summary, source.binary, source.name),
         }),
     }
-}
-
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
 }
 
 async fn deliver(
