@@ -1,5 +1,7 @@
-//! The broker's ceiling for bench/capture.sh: a plain rdkafka producer with the capture's
-//! producer settings sends `count` keyed messages of `size` bytes and waits for every ack.
+//! The broker's ceiling for bench/capture.sh: a plain producer with the capture's settings.
+//!
+//! A plain rdkafka producer with the capture's producer settings sends `count` keyed messages of
+//! `size` bytes and waits for every ack.
 //!
 //! `producer_ceiling <brokers> <topic> <count> <size> <partitions> [payloads.jsonl]`; prints
 //! `<count> <seconds>`. With a file, its lines are the payloads (e.g. the events `tail` printed),

@@ -1,6 +1,8 @@
-//! Binlog events to change events: transaction boundaries, positions, `seq`, filters, and the
-//! UPDATE rules of the design (only changed columns in `old`; a key change is DELETE + INSERT).
-//! No I/O: the replication client feeds raw events in, outputs come back in a Vec.
+//! Binlog events to change events: transaction boundaries, positions, `seq`, filters.
+//!
+//! The UPDATE rules of the design (only changed columns in `old`; a key change is DELETE +
+//! INSERT) are applied in `render`. No I/O: the replication client feeds raw events in, outputs
+//! come back in a Vec.
 
 mod render;
 

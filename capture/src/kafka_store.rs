@@ -1,5 +1,6 @@
-//! The second checkpoint store: a compacted topic (`sluice.checkpoints`, key = instance), so a
-//! capture on another machine can take over where this one stopped.
+//! The second checkpoint store: a compacted Kafka topic (`sluice.checkpoints`, key = instance).
+//!
+//! With it a capture on another machine can take over where this one stopped.
 
 use crate::checkpoint::Checkpoint;
 use crate::error::CaptureError;

@@ -1,5 +1,8 @@
-//! The capture's commands: `run` (binlog → Kafka with checkpoints), `tail` (binlog → stdout),
-//! `check` and `position`; and the binlog reading loop with reconnects that they share.
+//! `run` (binlog → Kafka with checkpoints) and, below it, the capture's other commands.
+//!
+//! `prepare` resolves where reading starts, `read` is the binlog reading loop with reconnects
+//! that every command shares, `tail` (binlog → stdout) and `inspect` (`check`, `position`) do
+//! not publish.
 
 mod inspect;
 mod prepare;

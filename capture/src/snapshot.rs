@@ -1,6 +1,8 @@
-//! Snapshots and backfills: chunked, lock-free reads of a table by primary-key range, merged
-//! into the live binlog stream with the DBLog watermark method, so every snapshot row gets its
-//! `seq` from the stream's own generator at the point where it is correct (docs/snapshots.md).
+//! Snapshots and backfills: chunked, lock-free reads of a table by primary-key range.
+//!
+//! The chunks are merged into the live binlog stream with the DBLog watermark method, so every
+//! snapshot row gets its `seq` from the stream's own generator at the point where it is correct
+//! (docs/snapshots.md).
 //!
 //! Two halves share one [`Hook`]: the *driver* task reads chunks (low watermark, SELECT, high
 //! watermark) on its own connection; the binlog reader calls [`Hook::observe`] after every

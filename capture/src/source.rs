@@ -1,6 +1,7 @@
-//! The replication client: connects to MySQL/MariaDB, runs the start-up checks, registers as a
-//! replica and opens the binlog stream; plus the information_schema lookups decoding needs.
-//! The checks are in `checks`, the lookups in `schema`.
+//! The replication client: connects to MySQL/MariaDB, registers as a replica, opens the binlog.
+//!
+//! The start-up checks are in `checks`, the information_schema lookups decoding needs in
+//! `schema`.
 
 mod checks;
 mod schema;

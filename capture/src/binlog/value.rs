@@ -1,5 +1,7 @@
-//! One column value of a rows event: written as its event JSON ([`write_value`], the capture's
-//! path) or decoded into an [`sluice_event::Cell`] ([`read_cell`]).
+//! One column value of a rows event, as event JSON or as a `Cell`.
+//!
+//! [`write_value`] writes it as its event JSON (the capture's path); [`read_cell`] decodes it
+//! into an [`sluice_event::Cell`].
 
 use super::cursor::{Cursor, Malformed};
 use super::decimal::{read_decimal, write_decimal};

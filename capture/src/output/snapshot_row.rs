@@ -1,7 +1,9 @@
-//! A snapshot row on its way to Kafka: the chunk's values as [`Cell`]s plus a table description
-//! shared by the chunk, written as event JSON by the publisher the way a binlog row is
-//! ([`sluice_event::write_json`]), without a `serde_json` map per row. Its bytes are those of the
-//! same row read from the binlog (JSON text kept compact, not parsed and printed again).
+//! A snapshot row on its way to Kafka: the chunk's values as [`Cell`]s and a shared table.
+//!
+//! The table description is shared by the chunk; the publisher writes the row as event JSON the
+//! way a binlog row is ([`sluice_event::write_json`]), without a `serde_json` map per row. Its
+//! bytes are those of the same row read from the binlog (JSON text kept compact, not parsed and
+//! printed again).
 
 use sluice_event::{write_json, write_key, Cell, ChangeEvent, EventHead, EventType, Row, Source};
 use std::sync::Arc;
