@@ -364,6 +364,9 @@ mod tests {
         assert_eq!(cfg.instance, "shop-main");
         assert_eq!(cfg.start_at(), StartAt::End);
         assert_eq!(cfg.filter.drop_columns["shop.users"], vec!["password"]);
+        assert_eq!(cfg.alerts.len(), 2);
+        assert_eq!(cfg.webhooks.len(), 1);
+        assert_eq!(cfg.metrics.max_tables, sluice_config::DEFAULT_MAX_TABLES);
     }
 
     #[test]
