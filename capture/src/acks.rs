@@ -1,4 +1,5 @@
-//! Kafka acknowledgements as one contiguous watermark: messages are numbered in send order, and
+//! Kafka acknowledgements as one contiguous watermark over the messages, in send order.
+//!
 //! `low` is the count of messages that are all acknowledged (acks arrive out of order across
 //! partitions). A checkpoint taken after message `n` may be saved once `low >= n`.
 

@@ -1,5 +1,10 @@
-//! `sluice-capture`: reads a MySQL/MariaDB binlog as a replica and publishes one change event per
-//! row to Kafka, checkpointing only what Kafka acknowledged.
+//! `sluice-capture`: a MySQL/MariaDB binlog read as a replica, one Kafka event per row changed.
+//!
+//! It checkpoints only what Kafka acknowledged. The modules from the bottom up, each using only
+//! modules listed before it: `error`, `clock`, `tally`, `config` (with `config::snapshot`),
+//! `checkpoint`, `binlog` (pure parsing), `filter`, `output` (what the reader hands the
+//! publisher), `decoder`, `source` (the replication client), `clients` and `topics` (Kafka),
+//! `acks`, `kafka_store`, `publish`, `snapshot`, `run` (the commands) and `http`.
 
 pub mod acks;
 pub mod binlog;
