@@ -221,6 +221,11 @@ impl Worker {
                 }
             }
             for ((rule, outcome), n) in counts {
+                // Failed writes count as the rule's failures (for `errors` alerts), as do its
+                // dead letters; a rejected item is counted when it is dead-lettered.
+                if outcome == "retry" {
+                    self.env.tally.failed(rule, n);
+                }
                 metrics::counter!("sluice_sink_items_total",
                     "topic" => self.topic.clone(),
                     "rule" => self.env.routing.rule_name(rule).to_owned(),
