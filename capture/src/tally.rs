@@ -30,7 +30,7 @@ pub struct Tally {
 struct Tables {
     names: Subjects,
     by_name: HashMap<(String, String), Table>,
-    /// Every message numbered below this is acknowledged (the publisher's [`crate::acks`]).
+    /// Every message numbered below this is acknowledged (the publisher's acknowledgement watermark).
     acked_below: u64,
 }
 
