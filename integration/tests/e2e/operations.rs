@@ -86,30 +86,26 @@ async fn chromium(url: &str, screenshot: &Path) -> String {
         "--virtual-time-budget=6000",
         "--window-size=1280,1500",
     ];
-    let dom = tokio::process::Command::new("chromium")
-        .args(common)
-        .arg("--dump-dom")
-        .arg(url)
-        .output()
-        .await
-        .expect("run chromium (scripts/services.sh installs Debian's chromium)");
-    assert!(
-        dom.status.success(),
-        "chromium: {}",
-        String::from_utf8_lossy(&dom.stderr)
-    );
-    let shot = tokio::process::Command::new("chromium")
-        .args(common)
-        .arg(format!("--screenshot={}", screenshot.display()))
-        .arg(url)
-        .output()
-        .await
-        .expect("run chromium");
-    assert!(
-        shot.status.success(),
-        "chromium screenshot: {}",
-        String::from_utf8_lossy(&shot.stderr)
-    );
+    let mut outputs = Vec::new();
+    for last in [
+        "--dump-dom".to_owned(),
+        format!("--screenshot={}", screenshot.display()),
+    ] {
+        let out = tokio::process::Command::new("chromium")
+            .args(common)
+            .arg(&last)
+            .arg(url)
+            .output()
+            .await
+            .expect("run chromium (scripts/services.sh installs Debian's chromium)");
+        assert!(
+            out.status.success(),
+            "chromium {last}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        outputs.push(out);
+    }
+    let dom = &outputs[0];
     String::from_utf8_lossy(&dom.stdout).into_owned()
 }
 
