@@ -7,7 +7,7 @@
 #   cache   - DEL of the row's Redis key (Cache-Aside invalidation); the keys exist beforehand
 #   replica - upsert into a replica table in a second database on the same MariaDB
 #   search  - index into OpenSearch, an index with the server's defaults (refresh every 1 s)
-# bench/latency.rs measures each row from the writer's COMMIT returning to: its key's deletion
+# bench/latency/ measures each row from the writer's COMMIT returning to: its key's deletion
 # (Redis keyspace notifications), its replica row being visible (polled every 5 ms) and its
 # document being visible to search (_count/_search polled every 20 ms); it prints p50/p95/p99/max
 # of each against the targets (p99 <= 100 ms for cache and replica, <= 1,500 ms for search),
