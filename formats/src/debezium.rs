@@ -1,0 +1,9 @@
+//! Debezium's JSON envelope as Sluice change events (docs/formats.md).
+
+use crate::{Format, FormatError};
+use sluice_event::ChangeEvent;
+
+/// The change events of one message.
+pub fn decode(_payload: &[u8]) -> Result<Vec<ChangeEvent>, FormatError> {
+    Err(FormatError::new(Format::Debezium, "not supported yet"))
+}
