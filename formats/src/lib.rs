@@ -90,3 +90,12 @@ pub fn detect(payload: &[u8]) -> Option<Format> {
         None
     }
 }
+
+/// [`decode`] of a Debezium message with its Kafka key, whose fields name the primary key
+/// (Debezium's value does not).
+pub fn debezium_with_key(
+    key: Option<&[u8]>,
+    payload: &[u8],
+) -> Result<Vec<ChangeEvent>, FormatError> {
+    debezium::decode_with_key(key, payload)
+}

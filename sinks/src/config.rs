@@ -97,6 +97,33 @@ pub struct ConsumerConfig {
     /// On revoke or shutdown, how long in-flight writes may take before they are abandoned.
     #[serde(default = "default_drain_timeout_ms")]
     pub drain_timeout_ms: u64,
+    /// How the topics' messages are written: Sluice's events (the default), another capture's
+    /// (`canal`, `maxwell`, `debezium`), or `auto` (detected per message). docs/formats.md.
+    #[serde(default)]
+    pub format: InputFormat,
+    /// A format per topic, over `format`: `{ "legacy.orders" = "canal" }`.
+    #[serde(default)]
+    pub formats: BTreeMap<String, InputFormat>,
+}
+
+/// How one topic's messages are read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputFormat {
+    #[default]
+    Sluice,
+    Canal,
+    Maxwell,
+    Debezium,
+    /// Detected per message from its fields; `sluice_sink_formats_total` counts what was seen.
+    Auto,
+}
+
+impl ConsumerConfig {
+    /// The format of `topic`'s messages.
+    pub fn format_of(&self, topic: &str) -> InputFormat {
+        self.formats.get(topic).copied().unwrap_or(self.format)
+    }
 }
 
 /// `[batch]`: how items for one target are grouped into one write.
@@ -167,6 +194,14 @@ impl ConsumerConfig {
 
 impl Validate for SinkConfig {
     fn validate(&self, problems: &mut Problems) {
+        for topic in self.consumer.formats.keys() {
+            if !self.consumer.topics.contains(topic) {
+                problems.add(
+                    format!("consumer.formats.{topic}"),
+                    format!("`{topic}` is not one of consumer.topics; add it there or remove this entry"),
+                );
+            }
+        }
         self.kafka.validate("kafka", problems);
         self.consumer.validate(problems);
         self.batch.validate(problems);
@@ -380,6 +415,10 @@ url = "redis://127.0.0.1:6380"
     #[test]
     fn bad_configs_say_what_and_where() {
         let cases: Vec<(String, &str)> = vec![
+            (
+                with_rule("[rules.redis]\nkeys = [\"u:{id}\"]\n").replace("[consumer]\n", "[consumer]\nformats = { \"other\" = \"canal\" }\n"),
+                "sink.toml: invalid configuration:\n  consumer.formats.other: `other` is not one of consumer.topics; add it there or remove this entry",
+            ),
             (
                 format!("{}\n[rules.redis]\nkeys = [\"u:{{id}}\"]\n[[alerts]]\nname = \"late\"\nkind = \"lag\"\nwebhooks = [\"pager\"]\n", with_rule("")),
                 "sink.toml: invalid configuration:\n  alerts[0].threshold_seconds: a `lag` alert needs threshold_seconds (lag in seconds above which it fires)\n  alerts[0].webhooks[0]: no [[webhooks]] entry is named `pager`",

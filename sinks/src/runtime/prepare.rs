@@ -1,8 +1,10 @@
 //! From one Kafka message to the items of every target, or the reasons it cannot be written.
 //! Pure: no I/O, tested with plain unit tests.
 
+use crate::config::InputFormat;
 use crate::targets::Item;
 use sluice_event::ChangeEvent;
+use sluice_formats::Format;
 use sluice_rules::{OnError, RuleSet};
 use std::collections::HashMap;
 
@@ -89,6 +91,8 @@ impl Routing {
         let mut out = Prepared::default();
         let mut failures = Vec::new();
         self.prepare_into(
+            InputFormat::Sluice,
+            None,
             payload,
             cache,
             |t, item| out.items.push((t, item)),
@@ -100,10 +104,14 @@ impl Routing {
 
     /// [`Routing::prepare`] handing each item (with its target index) and each failure to
     /// the caller as it is made, in the same order: a batch collects them per target without
-    /// a `Prepared` per message. Returns the event's source commit time (`ts_ms`), if it
-    /// decoded.
+    /// a `Prepared` per message. `format` says how the message is written (another capture's
+    /// message may hold several changes; `key` is the message's key, which Debezium's carries
+    /// the primary key's names in). Returns the newest source commit time (`ts_ms`) of its
+    /// events, if any decoded.
     pub fn prepare_into(
         &self,
+        format: InputFormat,
+        key: Option<&[u8]>,
         payload: Option<&[u8]>,
         cache: &mut MatchCache,
         mut item: impl FnMut(usize, Item),
@@ -111,20 +119,77 @@ impl Routing {
     ) -> Option<i64> {
         // A tombstone (null value) is not a change event and carries nothing to write.
         let payload = payload?;
-        let event = match ChangeEvent::decode(payload) {
-            Ok(e) => e,
+        let decode_failure = |reason: String| Failure {
+            rule: None,
+            target: None,
+            reason,
+            stop: false,
+            class: "decode",
+        };
+        if format == InputFormat::Sluice {
+            return match ChangeEvent::decode(payload) {
+                Ok(event) => {
+                    let ts_ms = event.ts_ms;
+                    self.apply(event, payload.len(), cache, &mut item, &mut failure);
+                    Some(ts_ms)
+                }
+                Err(e) => {
+                    failure(decode_failure(e.to_string()));
+                    None
+                }
+            };
+        }
+        let format = match format {
+            InputFormat::Canal => Format::Canal,
+            InputFormat::Maxwell => Format::Maxwell,
+            InputFormat::Debezium => Format::Debezium,
+            InputFormat::Sluice => Format::Sluice,
+            InputFormat::Auto => {
+                let seen = sluice_formats::detect(payload);
+                metrics::counter!("sluice_sink_formats_total",
+                    "format" => seen.map_or("unknown", Format::as_str))
+                .increment(1);
+                match seen {
+                    Some(f) => f,
+                    None => {
+                        failure(decode_failure(
+                            "not a change event of a known format (sluice, canal, maxwell, debezium)"
+                                .to_owned(),
+                        ));
+                        return None;
+                    }
+                }
+            }
+        };
+        let decoded = match format {
+            Format::Debezium => sluice_formats::debezium_with_key(key, payload),
+            f => sluice_formats::decode(f, payload),
+        };
+        let events = match decoded {
+            Ok(events) => events,
             Err(e) => {
-                failure(Failure {
-                    rule: None,
-                    target: None,
-                    reason: e.to_string(),
-                    stop: false,
-                    class: "decode",
-                });
+                failure(decode_failure(e.to_string()));
                 return None;
             }
         };
-        let ts_ms = event.ts_ms;
+        let share = payload.len() / events.len().max(1);
+        let mut newest = None;
+        for event in events {
+            newest = newest.max(Some(event.ts_ms));
+            self.apply(event, share, cache, &mut item, &mut failure);
+        }
+        newest
+    }
+
+    /// Applies every rule matching `event`'s table; `bytes` is its share of the message.
+    fn apply(
+        &self,
+        event: ChangeEvent,
+        bytes: usize,
+        cache: &mut MatchCache,
+        item: &mut impl FnMut(usize, Item),
+        failure: &mut impl FnMut(Failure),
+    ) {
         let matching = cache.get(&self.rules, &event);
         let mut event = Some(event);
         for (n, &i) in matching.iter().enumerate() {
@@ -146,7 +211,7 @@ impl Routing {
                     Item {
                         rule: i,
                         mapped,
-                        bytes: payload.len(),
+                        bytes,
                     },
                 ),
                 Ok(None) => {}
@@ -159,7 +224,6 @@ impl Routing {
                 }),
             }
         }
-        Some(ts_ms)
     }
 
     /// The index of the rule named `name`.
@@ -207,6 +271,58 @@ mod tests {
             "pos": {"file": "b.1", "offset": 4}, "pk": ["id"], "data": data
         }))
         .unwrap()
+    }
+
+    /// Items and failures of one message read as `format`.
+    fn prepared(r: &Routing, format: InputFormat, payload: &[u8]) -> (Vec<usize>, Vec<Failure>) {
+        let (mut items, mut failures) = (Vec::new(), Vec::new());
+        r.prepare_into(
+            format,
+            None,
+            Some(payload),
+            &mut MatchCache::default(),
+            |_, i| items.push(i.rule),
+            |f| failures.push(f),
+        );
+        (items, failures)
+    }
+
+    #[test]
+    fn auto_reads_what_it_recognises_and_dead_letters_the_rest() {
+        let r = routing(
+            "[[rules]]\nname = \"a\"\ntarget = \"out\"\nmatch = { tables = [\"shop.users\"] }\n",
+        );
+        let (items, failures) = prepared(
+            &r,
+            InputFormat::Auto,
+            &event("users", serde_json::json!({"id": 1})),
+        );
+        assert_eq!((items, failures), (vec![0], vec![]));
+        for garbage in [&b"[1, 2]"[..], b"{\"hello\": 1}", b"\xff\xfe"] {
+            let (items, failures) = prepared(&r, InputFormat::Auto, garbage);
+            assert!(items.is_empty());
+            assert_eq!(failures.len(), 1, "{garbage:?}");
+            assert_eq!(failures[0].class, "decode");
+            assert_eq!(
+                failures[0].reason,
+                "not a change event of a known format (sluice, canal, maxwell, debezium)"
+            );
+        }
+    }
+
+    #[test]
+    fn a_message_that_is_not_of_its_topics_format_is_a_decode_failure() {
+        let r = routing(
+            "[[rules]]\nname = \"a\"\ntarget = \"out\"\nmatch = { tables = [\"shop.users\"] }\n",
+        );
+        let (items, failures) = prepared(&r, InputFormat::Canal, b"not json");
+        assert!(items.is_empty());
+        assert_eq!(failures[0].class, "decode");
+        assert!(
+            failures[0].reason.starts_with("canal message: "),
+            "{}",
+            failures[0].reason
+        );
     }
 
     #[test]

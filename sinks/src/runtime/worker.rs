@@ -119,10 +119,13 @@ impl Worker {
                 )
             })
             .collect();
+        let format = self.env.config.consumer.format_of(&self.topic);
         // Each message's source commit time, 0 for one that does not decode.
         let mut ts = Vec::with_capacity(batch.len());
         for (msg_idx, m) in batch.iter().enumerate() {
             let commit_ms = routing.prepare_into(
+                format,
+                m.key(),
                 m.payload(),
                 cache,
                 |t, item| {
