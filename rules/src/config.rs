@@ -92,7 +92,8 @@ pub struct FieldsConfig {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ConvertConfig {
     /// `split`, `parse_json`, `map`, `epoch_seconds_to_date`, `epoch_seconds_to_datetime`,
-    /// `epoch_millis_to_date` or `epoch_millis_to_datetime`.
+    /// `epoch_millis_to_date`, `epoch_millis_to_datetime`, or the maskings `hash`, `mask` and
+    /// `null` (docs/rules.md).
     pub kind: String,
     /// `split`: the separator, default `,`.
     pub separator: Option<String>,
@@ -100,6 +101,14 @@ pub struct ConvertConfig {
     pub map: Option<BTreeMap<String, toml::Value>>,
     /// `map`: the output for values not in `map`; without it they pass unchanged.
     pub default: Option<toml::Value>,
+    /// `hash`: the HMAC key, from the environment (`key = "${SLUICE_HASH_KEY}"`).
+    pub key: Option<sluice_config::Secret>,
+    /// `mask`: characters kept at the start (default 0).
+    pub keep_first: Option<usize>,
+    /// `mask`: characters kept at the end (default 0).
+    pub keep_last: Option<usize>,
+    /// `mask`: the character put in place of the others (default `*`).
+    pub mask_with: Option<char>,
 }
 
 /// `json_path.<field> = { column = "attrs", path = "$.address.city" }`.
@@ -127,6 +136,14 @@ struct ConvertTable {
     map: Option<BTreeMap<String, toml::Value>>,
     #[serde(default)]
     default: Option<toml::Value>,
+    #[serde(default)]
+    key: Option<sluice_config::Secret>,
+    #[serde(default)]
+    keep_first: Option<usize>,
+    #[serde(default)]
+    keep_last: Option<usize>,
+    #[serde(default)]
+    with: Option<char>,
 }
 
 impl<'de> Deserialize<'de> for ConvertConfig {
@@ -154,6 +171,10 @@ impl<'de> Deserialize<'de> for ConvertConfig {
                     separator: t.separator,
                     map: t.map,
                     default: t.default,
+                    key: t.key,
+                    keep_first: t.keep_first,
+                    keep_last: t.keep_last,
+                    mask_with: t.with,
                 })
             }
         }

@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 /// Conversion names, for error messages.
-const CONVERSIONS: &str = "split, parse_json, map, epoch_seconds_to_date, epoch_seconds_to_datetime, epoch_millis_to_date, epoch_millis_to_datetime";
+const CONVERSIONS: &str = "split, parse_json, map, epoch_seconds_to_date, epoch_seconds_to_datetime, epoch_millis_to_date, epoch_millis_to_datetime, hash, mask, null";
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(super) enum Conversion {
     Split(String),
     ParseJson,
@@ -23,6 +23,29 @@ pub(super) enum Conversion {
         millis: bool,
         datetime: bool,
     },
+    /// Keyed HMAC-SHA-256, hex.
+    Hash(Vec<u8>),
+    Mask {
+        first: usize,
+        last: usize,
+        with: char,
+    },
+    Null,
+}
+
+// The key never prints.
+impl std::fmt::Debug for Conversion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Conversion::Split(s) => write!(f, "Split({s:?})"),
+            Conversion::ParseJson => f.write_str("ParseJson"),
+            Conversion::Map { .. } => f.write_str("Map"),
+            Conversion::Epoch { millis, datetime } => write!(f, "Epoch({millis}, {datetime})"),
+            Conversion::Hash(_) => f.write_str("Hash(***)"),
+            Conversion::Mask { first, last, with } => write!(f, "Mask({first}, {last}, {with:?})"),
+            Conversion::Null => f.write_str("Null"),
+        }
+    }
 }
 
 impl Conversion {
@@ -62,6 +85,23 @@ impl Conversion {
             "epoch_seconds_to_datetime" => epoch(false, true),
             "epoch_millis_to_date" => epoch(true, false),
             "epoch_millis_to_datetime" => epoch(true, true),
+            "hash" => match spec.key.as_ref().map(|k| k.expose()) {
+                Some(k) if !k.is_empty() => Conversion::Hash(k.as_bytes().to_vec()),
+                Some(_) => {
+                    problems.add(format!("{key}.key"), "the hash key is empty; set the environment variable it names to a long random secret");
+                    return None;
+                }
+                None => {
+                    problems.add(key, "conversion `hash` needs a key from the environment, e.g. { type = \"hash\", key = \"${SLUICE_HASH_KEY}\" }");
+                    return None;
+                }
+            },
+            "mask" => Conversion::Mask {
+                first: spec.keep_first.unwrap_or(0),
+                last: spec.keep_last.unwrap_or(0),
+                with: spec.mask_with.unwrap_or('*'),
+            },
+            "null" => Conversion::Null,
             other => {
                 problems.add(
                     key,
@@ -84,6 +124,20 @@ impl Conversion {
                 ),
             );
         }
+        if spec.key.is_some() && kind != "hash" {
+            problems.add(
+                format!("{key}.key"),
+                format!("`key` belongs to conversion `hash`, not `{kind}`; remove it"),
+            );
+        }
+        if (spec.keep_first.is_some() || spec.keep_last.is_some() || spec.mask_with.is_some())
+            && kind != "mask"
+        {
+            problems.add(
+                key,
+                format!("`keep_first`, `keep_last` and `with` belong to conversion `mask`, not `{kind}`; remove them"),
+            );
+        }
         Some(conv)
     }
 
@@ -93,6 +147,11 @@ impl Conversion {
             return Ok(Value::Null);
         }
         match self {
+            Conversion::Hash(key) => Ok(super::mask::hash(key, value)),
+            Conversion::Mask { first, last, with } => {
+                Ok(super::mask::mask(value, *first, *last, *with))
+            }
+            Conversion::Null => Ok(Value::Null),
             Conversion::Split(sep) => match value {
                 Value::String(s) => Ok(Value::Array(
                     s.split(sep.as_str())

@@ -208,3 +208,43 @@ fn template_columns_checked_against_fields() {
         assert_eq!(problems.to_string(), want, "{fields} / {template}");
     }
 }
+
+#[test]
+fn masks_sensitive_columns_and_never_shows_the_key() {
+    let src = row(
+        json!({"id": 7, "email": "a@x.io", "phone": "13812345678", "ssn": "123-45-6789", "note": null}),
+    );
+    let (map, problems) = compile(
+        "convert = { email = { type = 'hash', key = 'secret-key-123' }, phone = { type = 'mask', keep_first = 3, keep_last = 4 }, ssn = 'null', note = { type = 'hash', key = 'secret-key-123' } }",
+    );
+    assert!(problems.is_empty(), "{problems}");
+    let out = map.map(&src, "r").unwrap();
+    assert_eq!(out["phone"], json!("138****5678"));
+    assert_eq!(out["ssn"], Value::Null);
+    assert_eq!(out["note"], Value::Null, "null stays null");
+    assert_eq!(out["id"], json!(7));
+    let hashed = out["email"].as_str().unwrap();
+    assert_eq!(hashed.len(), 64);
+    assert_eq!(
+        out["email"],
+        super::mask::hash(b"secret-key-123", &json!("a@x.io"))
+    );
+    assert!(
+        !format!("{map:?}").contains("secret-key-123"),
+        "the key must not print"
+    );
+}
+
+#[test]
+fn masking_problems_name_the_fix() {
+    let (_, problems) =
+        compile("convert = { email = 'hash', phone = { type = 'null', keep_first = 2 } }");
+    let text = problems.to_string();
+    assert!(text.contains("rules[0].fields.convert.email: conversion `hash` needs a key from the environment, e.g. { type = \"hash\", key = \"${SLUICE_HASH_KEY}\" }"), "{text}");
+    assert!(
+        text.contains(
+            "`keep_first`, `keep_last` and `with` belong to conversion `mask`, not `null`"
+        ),
+        "{text}"
+    );
+}
