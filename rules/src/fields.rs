@@ -4,7 +4,7 @@
 
 mod convert;
 mod json_path;
-mod mask;
+pub(crate) mod mask;
 
 use crate::config::{FieldsConfig, JsonPathConfig};
 use crate::error::RuleError;

@@ -72,7 +72,7 @@ id = "{id"
         "rules[0].where: invalid expression `status = 1`: single `=` at character 8; write `==` to compare",
         "rules[1].name: rule name `a` is already used by rules[0]; rule names must be unique",
         "rules[1].target: no target given; name one of the [targets.<name>] sections",
-        "rules[1].fields.convert.status: unknown conversion `splitt`; use one of: split, parse_json, map, epoch_seconds_to_date, epoch_seconds_to_datetime, epoch_millis_to_date, epoch_millis_to_datetime",
+        "rules[1].fields.convert.status: unknown conversion `splitt`; use one of: split, parse_json, map, epoch_seconds_to_date, epoch_seconds_to_datetime, epoch_millis_to_date, epoch_millis_to_datetime, hash, mask, null",
         "rules[1].fields.json_path.city.path: invalid JSONPath `$.[`: expected wildcard_selector or ALPHA at character 3; write an RFC 9535 path such as `$.address.city` or `$.items[*].sku`",
         "rules[1].id: unknown column `email` in template `{email}`: fields.include does not keep it; add it to fields.include (kept: id, status)",
         "rules[1].only_if_changed[0]: empty column name; list source column names",

@@ -1,5 +1,6 @@
 //! The `convert` conversions of one column: split, parse_json, map and the epoch formats.
 
+use super::mask::Masking;
 use super::toml_to_json;
 use crate::config::ConvertConfig;
 use chrono::{DateTime, Datelike, Timelike, Utc};
@@ -23,14 +24,8 @@ pub(super) enum Conversion {
         millis: bool,
         datetime: bool,
     },
-    /// Keyed HMAC-SHA-256, hex.
-    Hash(Vec<u8>),
-    Mask {
-        first: usize,
-        last: usize,
-        with: char,
-    },
-    Null,
+    /// `hash`, `mask` or `null`.
+    Masked(Masking),
 }
 
 // The key never prints.
@@ -41,9 +36,7 @@ impl std::fmt::Debug for Conversion {
             Conversion::ParseJson => f.write_str("ParseJson"),
             Conversion::Map { .. } => f.write_str("Map"),
             Conversion::Epoch { millis, datetime } => write!(f, "Epoch({millis}, {datetime})"),
-            Conversion::Hash(_) => f.write_str("Hash(***)"),
-            Conversion::Mask { first, last, with } => write!(f, "Mask({first}, {last}, {with:?})"),
-            Conversion::Null => f.write_str("Null"),
+            Conversion::Masked(m) => write!(f, "{m:?}"),
         }
     }
 }
@@ -85,23 +78,7 @@ impl Conversion {
             "epoch_seconds_to_datetime" => epoch(false, true),
             "epoch_millis_to_date" => epoch(true, false),
             "epoch_millis_to_datetime" => epoch(true, true),
-            "hash" => match spec.key.as_ref().map(|k| k.expose()) {
-                Some(k) if !k.is_empty() => Conversion::Hash(k.as_bytes().to_vec()),
-                Some(_) => {
-                    problems.add(format!("{key}.key"), "the hash key is empty; set the environment variable it names to a long random secret");
-                    return None;
-                }
-                None => {
-                    problems.add(key, "conversion `hash` needs a key from the environment, e.g. { type = \"hash\", key = \"${SLUICE_HASH_KEY}\" }");
-                    return None;
-                }
-            },
-            "mask" => Conversion::Mask {
-                first: spec.keep_first.unwrap_or(0),
-                last: spec.keep_last.unwrap_or(0),
-                with: spec.mask_with.unwrap_or('*'),
-            },
-            "null" => Conversion::Null,
+            "hash" | "mask" | "null" => Conversion::Masked(Masking::compile(spec, key, problems)?),
             other => {
                 problems.add(
                     key,
@@ -147,11 +124,7 @@ impl Conversion {
             return Ok(Value::Null);
         }
         match self {
-            Conversion::Hash(key) => Ok(super::mask::hash(key, value)),
-            Conversion::Mask { first, last, with } => {
-                Ok(super::mask::mask(value, *first, *last, *with))
-            }
-            Conversion::Null => Ok(Value::Null),
+            Conversion::Masked(m) => Ok(m.apply(value)),
             Conversion::Split(sep) => match value {
                 Value::String(s) => Ok(Value::Array(
                     s.split(sep.as_str())

@@ -1,10 +1,84 @@
 //! Maskings of sensitive columns: `hash` (keyed HMAC-SHA-256, hex), `mask` (keep the first and
 //! last characters) and `null`. Same input and key, same output, so hashed columns still join.
+//! The sink's rules apply them as conversions; the capture applies them before events leave it.
 
+use crate::config::ConvertConfig;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
+use sluice_config::Problems;
 use std::fmt::Write as _;
+
+/// One masking, compiled.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Masking {
+    /// Keyed HMAC-SHA-256, hex.
+    Hash(Vec<u8>),
+    /// Keep `first` and `last` characters, `with` in place of the others.
+    Mask {
+        first: usize,
+        last: usize,
+        with: char,
+    },
+    /// `null`.
+    Null,
+}
+
+// The key never prints.
+impl std::fmt::Debug for Masking {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Masking::Hash(_) => f.write_str("Hash(***)"),
+            Masking::Mask { first, last, with } => write!(f, "Mask({first}, {last}, {with:?})"),
+            Masking::Null => f.write_str("Null"),
+        }
+    }
+}
+
+/// The masking names.
+pub const MASKINGS: &str = "hash, mask, null";
+
+impl Masking {
+    /// Compiles `spec` (a `hash`, `mask` or `null` conversion) configured at `key`; `None`
+    /// (with the problem recorded) when it is another kind or lacks its key.
+    pub fn compile(spec: &ConvertConfig, key: &str, problems: &mut Problems) -> Option<Masking> {
+        match spec.kind.as_str() {
+            "hash" => match spec.key.as_ref().map(|k| k.expose()) {
+                Some(k) if !k.is_empty() => Some(Masking::Hash(k.as_bytes().to_vec())),
+                Some(_) => {
+                    problems.add(format!("{key}.key"), "the hash key is empty; set the environment variable it names to a long random secret");
+                    None
+                }
+                None => {
+                    problems.add(key, "conversion `hash` needs a key from the environment, e.g. { type = \"hash\", key = \"${SLUICE_HASH_KEY}\" }");
+                    None
+                }
+            },
+            "mask" => Some(Masking::Mask {
+                first: spec.keep_first.unwrap_or(0),
+                last: spec.keep_last.unwrap_or(0),
+                with: spec.mask_with.unwrap_or('*'),
+            }),
+            "null" => Some(Masking::Null),
+            other => {
+                problems.add(
+                    key,
+                    format!("unknown masking `{other}`; use one of: {MASKINGS}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// The masked value; null stays null.
+    pub fn apply(&self, value: &Value) -> Value {
+        match (self, value) {
+            (_, Value::Null) | (Masking::Null, _) => Value::Null,
+            (Masking::Hash(key), v) => hash(key, v),
+            (Masking::Mask { first, last, with }, v) => mask(v, *first, *last, *with),
+        }
+    }
+}
 
 /// HMAC-SHA-256 of the value's text under `key`, as 64 lowercase hex digits. Text is hashed as
 /// it is; other values as their compact JSON (`42`, `true`, `["a"]`).

@@ -163,7 +163,7 @@ fn conversion_and_extraction_errors() {
 #[test]
 fn reports_config_problems() {
     let cases = [
-        ("convert = { tags = 'splitt' }", "  rules[0].fields.convert.tags: unknown conversion `splitt`; use one of: split, parse_json, map, epoch_seconds_to_date, epoch_seconds_to_datetime, epoch_millis_to_date, epoch_millis_to_datetime"),
+        ("convert = { tags = 'splitt' }", "  rules[0].fields.convert.tags: unknown conversion `splitt`; use one of: split, parse_json, map, epoch_seconds_to_date, epoch_seconds_to_datetime, epoch_millis_to_date, epoch_millis_to_datetime, hash, mask, null"),
         ("convert = { t = { type = 'split', separator = '' } }", "  rules[0].fields.convert.t.separator: the separator is empty; give at least one character, e.g. \",\""),
         ("convert = { t = { type = 'parse_json', separator = ',' } }", "  rules[0].fields.convert.t.separator: `separator` belongs to conversion `split`, not `parse_json`; remove it"),
         ("convert = { t = { type = 'split', default = 1 } }", "  rules[0].fields.convert.t: `map` and `default` belong to conversion `map`, not `split`; remove them"),
