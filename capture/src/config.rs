@@ -143,6 +143,10 @@ pub struct FilterConfig {
     /// Emit DDL statements as `DDL` events carrying `sql`.
     #[serde(default)]
     pub ddl: bool,
+    /// Columns masked before events leave the capture, per `database.table`: `hash` (keyed
+    /// HMAC-SHA-256, key from the environment), `mask` or `null` (docs/rules.md, *Masking*).
+    #[serde(default)]
+    pub mask: BTreeMap<String, BTreeMap<String, sluice_rules::ConvertConfig>>,
 }
 
 /// Where to start reading when there is no checkpoint.
@@ -189,6 +193,21 @@ impl Validate for CaptureConfig {
             "database.table names (and the instance's name)",
             p,
         );
+        for (table, columns) in &self.filter.mask {
+            if table.split('.').count() != 2 {
+                p.add(
+                    format!("filter.mask.\"{table}\""),
+                    "name the table as database.table, e.g. \"shop.users\"",
+                );
+            }
+            for (column, spec) in columns {
+                sluice_rules::Masking::compile(
+                    spec,
+                    &format!("filter.mask.\"{table}\".{column}"),
+                    p,
+                );
+            }
+        }
         if self.metrics.max_tables == 0 {
             p.add("metrics.max_tables", "must be at least 1");
         }
@@ -364,6 +383,7 @@ mod tests {
         assert_eq!(cfg.instance, "shop-main");
         assert_eq!(cfg.start_at(), StartAt::End);
         assert_eq!(cfg.filter.drop_columns["shop.users"], vec!["password"]);
+        assert_eq!(cfg.filter.mask["shop.users"].len(), 1);
         assert_eq!(cfg.alerts.len(), 2);
         assert_eq!(cfg.webhooks.len(), 1);
         assert_eq!(cfg.metrics.max_tables, sluice_config::DEFAULT_MAX_TABLES);

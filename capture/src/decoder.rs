@@ -141,13 +141,32 @@ impl Decoder {
         &self.file
     }
 
-    /// Registers a TABLE_MAP (already enriched with schema information where needed).
-    pub fn add_table(&mut self, map: TableMap) {
+    /// Registers a TABLE_MAP (already enriched with schema information where needed). Fails
+    /// when `[filter.mask]` would make two rows' keys equal (`mask` or `null` on a key column).
+    pub fn add_table(&mut self, map: TableMap) -> Result<(), CaptureError> {
         let publish = self.filter.table(&map.database, &map.table);
         let dropped = match self.filter.dropped(&map.database, &map.table) {
             Some(set) => map.columns.iter().map(|c| set.contains(&c.name)).collect(),
             None => vec![false; map.columns.len()],
         };
+        let masks = match self.filter.masks(&map.database, &map.table) {
+            Some(m) => map
+                .columns
+                .iter()
+                .map(|c| m.get(&c.name).cloned())
+                .collect(),
+            None => Vec::new(),
+        };
+        for &k in &map.pk {
+            if let Some(Some(m)) = masks.get(k) {
+                if !matches!(m, sluice_rules::Masking::Hash(_)) {
+                    return Err(CaptureError::Check(format!(
+                        "filter.mask.\"{}.{}\".{} masks a primary-key column with {m:?}: rows would share keys; use `hash` for key columns (unique values stay unique) or remove it",
+                        map.database, map.table, map.columns[k].name
+                    )));
+                }
+            }
+        }
         let qualified = format!("{}.{}", map.database, map.table);
         let keys = map.columns.iter().map(|c| json_key(&c.name)).collect();
         self.tables.insert(
@@ -156,10 +175,12 @@ impl Decoder {
                 map,
                 publish,
                 dropped,
+                masks,
                 keys,
                 qualified,
             }),
         );
+        Ok(())
     }
 
     /// Handles one event (TABLE_MAP excepted: see [`Decoder::add_table`]).
@@ -417,237 +438,4 @@ fn ddl_table(sql: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::binlog::table_map::tests::{names, table_map_bytes};
-    use crate::binlog::table_map::ty;
-    use crate::config::FilterConfig;
-    use serde_json::json;
-
-    fn decoder(filter: FilterConfig) -> Decoder {
-        let cp = Checkpoint {
-            file: "binlog.000001".into(),
-            pos: 4,
-            gtid: None,
-            seq: 0,
-            saved_ms: 0,
-        };
-        let mut d = Decoder::new("inst", Filter::new(&filter).unwrap(), cp);
-        let tm = table_map_bytes(
-            "shop",
-            "users",
-            &[
-                (ty::LONG, &[]),
-                (ty::VARCHAR, &[20, 0]),
-                (ty::VARCHAR, &[20, 0]),
-            ],
-            &[(4, names(&["id", "name", "pw"])), (8, vec![0])],
-        );
-        d.add_table(TableMap::parse(&tm, 6).unwrap());
-        d
-    }
-
-    fn h(event_type: u8, log_pos: u32) -> Header {
-        Header {
-            event_type,
-            timestamp: 1_000,
-            server_id: 1,
-            log_pos,
-            event_size: 10,
-        }
-    }
-
-    fn gtid(seq: u64) -> Vec<u8> {
-        let mut b = seq.to_le_bytes().to_vec();
-        b.extend_from_slice(&0u32.to_le_bytes());
-        b.push(0);
-        b
-    }
-
-    fn update(rows: &[(u32, &str, &str, u32, &str, &str)]) -> Vec<u8> {
-        let mut b = vec![42, 0, 0, 0, 0, 0, 1, 0, 3, 0xff, 0xff];
-        for (id, n, p, id2, n2, p2) in rows {
-            for (id, n, p) in [(id, n, p), (id2, n2, p2)] {
-                b.push(0);
-                b.extend_from_slice(&id.to_le_bytes());
-                for s in [n, p] {
-                    b.push(s.len() as u8);
-                    b.extend_from_slice(s.as_bytes());
-                }
-            }
-        }
-        b
-    }
-
-    fn events(out: &[Output]) -> Vec<ChangeEvent> {
-        out.iter()
-            .filter_map(|o| o.clone().into_change_event())
-            .collect()
-    }
-
-    /// The direct writer gives the bytes and key of the ChangeEvent path, for every row.
-    fn assert_direct_encoding_matches(out: &[Output]) {
-        for o in out {
-            if let Output::Row(r) = o {
-                let mut direct = Vec::new();
-                r.write_json(&mut direct);
-                let ev = r.to_change_event();
-                assert_eq!(
-                    String::from_utf8(direct).unwrap(),
-                    String::from_utf8(ev.encode()).unwrap()
-                );
-                assert_eq!(r.key(), ev.key());
-            }
-        }
-    }
-
-    #[test]
-    fn update_old_has_changed_columns_and_key_change_splits() {
-        let mut d = decoder(FilterConfig {
-            drop_columns: [("shop.users".to_owned(), vec!["pw".to_owned()])].into(),
-            ..Default::default()
-        });
-        let mut out = Vec::new();
-        d.handle(h(code::MARIADB_GTID, 100), &gtid(5), 0, &mut out)
-            .unwrap();
-        d.handle(
-            h(24, 200),
-            &update(&[(1, "a", "x", 1, "b", "y"), (1, "b", "y", 2, "b", "y")]),
-            0,
-            &mut out,
-        )
-        .unwrap();
-        d.handle(h(code::XID, 300), &9u64.to_le_bytes(), 0, &mut out)
-            .unwrap();
-        assert_direct_encoding_matches(&out);
-        let evs = events(&out);
-        assert_eq!(evs.len(), 3);
-        assert_eq!(evs[0].kind, EventType::Update);
-        assert_eq!(
-            evs[0].data,
-            json!({"id":1,"name":"b"}).as_object().unwrap().clone()
-        );
-        assert_eq!(
-            evs[0].old,
-            Some(json!({"name":"a"}).as_object().unwrap().clone())
-        );
-        assert_eq!(
-            (evs[1].kind, evs[2].kind),
-            (EventType::Delete, EventType::Insert)
-        );
-        assert_eq!(evs[1].key(), br#"["shop","users",1]"#.to_vec());
-        assert_eq!(evs[2].key(), br#"["shop","users",2]"#.to_vec());
-        assert!(evs[2].txn_last && !evs[1].txn_last);
-        assert_eq!(evs[2].xid, Some(9));
-        assert_eq!(evs[0].pos.gtid.as_deref(), Some("0-1-5"));
-        assert!(evs.windows(2).all(|w| w[0].seq < w[1].seq));
-        assert_eq!(evs[0].seq, 1_000_000 << 20);
-        match out.last() {
-            Some(Output::Commit(cp)) => {
-                assert_eq!(
-                    (cp.pos, cp.seq, cp.gtid.as_deref()),
-                    (300, evs[2].seq, Some("0-1-5"))
-                );
-            }
-            other => panic!("expected a commit, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn rewind_repeats_seq_and_filtered_tables_still_commit() {
-        let mut d = decoder(FilterConfig::default());
-        let mut first = Vec::new();
-        d.handle(h(code::MARIADB_GTID, 100), &gtid(5), 0, &mut first)
-            .unwrap();
-        d.handle(
-            h(24, 200),
-            &update(&[(1, "a", "x", 1, "b", "y")]),
-            0,
-            &mut first,
-        )
-        .unwrap();
-        d.handle(
-            h(24, 250),
-            &update(&[(1, "b", "x", 1, "c", "y")]),
-            0,
-            &mut first,
-        )
-        .unwrap();
-        d.rewind();
-        let tm = table_map_bytes(
-            "shop",
-            "users",
-            &[
-                (ty::LONG, &[]),
-                (ty::VARCHAR, &[20, 0]),
-                (ty::VARCHAR, &[20, 0]),
-            ],
-            &[(4, names(&["id", "name", "pw"])), (8, vec![0])],
-        );
-        d.add_table(TableMap::parse(&tm, 6).unwrap());
-        let mut again = Vec::new();
-        d.handle(h(code::MARIADB_GTID, 100), &gtid(5), 0, &mut again)
-            .unwrap();
-        d.handle(
-            h(24, 200),
-            &update(&[(1, "a", "x", 1, "b", "y")]),
-            0,
-            &mut again,
-        )
-        .unwrap();
-        d.handle(
-            h(24, 250),
-            &update(&[(1, "b", "x", 1, "c", "y")]),
-            0,
-            &mut again,
-        )
-        .unwrap();
-        assert_eq!(events(&first)[0].seq, events(&again)[0].seq);
-
-        let mut f = decoder(FilterConfig {
-            exclude: vec!["users".into()],
-            ..Default::default()
-        });
-        let mut out = Vec::new();
-        f.handle(
-            h(24, 200),
-            &update(&[(1, "a", "x", 1, "b", "y")]),
-            0,
-            &mut out,
-        )
-        .unwrap();
-        f.handle(h(code::XID, 300), &1u64.to_le_bytes(), 0, &mut out)
-            .unwrap();
-        assert!(events(&out).is_empty());
-        assert!(matches!(out.last(), Some(Output::Commit(cp)) if cp.pos == 300));
-    }
-
-    #[test]
-    fn ddl_events_and_corrupt_rows() {
-        let mut d = decoder(FilterConfig {
-            ddl: true,
-            ..Default::default()
-        });
-        let mut q = vec![1, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0];
-        q.extend_from_slice(b"shop\0ALTER TABLE `users` ADD COLUMN age INT");
-        let mut out = Vec::new();
-        d.handle(h(code::QUERY, 500), &q, 0, &mut out).unwrap();
-        let evs = events(&out);
-        assert_eq!(evs.len(), 1);
-        assert_eq!(
-            (evs[0].kind, evs[0].table.as_str()),
-            (EventType::Ddl, "users")
-        );
-        assert!(evs[0].txn_last);
-        assert!(d.schema_changed);
-        let err = d
-            .handle(
-                h(24, 600),
-                &[42, 0, 0, 0, 0, 0, 1, 0, 3, 0xff, 0xff, 0, 1],
-                0,
-                &mut out,
-            )
-            .unwrap_err();
-        assert!(err.to_string().contains("binlog.000001:590"), "{err}");
-    }
-}
+mod tests;

@@ -3,6 +3,7 @@
 use crate::config::FilterConfig;
 use regex::Regex;
 use sluice_event::EventType;
+use sluice_rules::Masking;
 use std::collections::{HashMap, HashSet};
 
 /// The compiled `[filter]` section.
@@ -11,6 +12,8 @@ pub struct Filter {
     include: Vec<Regex>,
     exclude: Vec<Regex>,
     drop_columns: HashMap<String, HashSet<String>>,
+    /// Per `database.table`, per column: its masking.
+    masks: HashMap<String, HashMap<String, Masking>>,
     types: Option<HashSet<EventType>>,
     /// Emit DDL events.
     pub ddl: bool,
@@ -31,6 +34,20 @@ impl Filter {
                 .drop_columns
                 .iter()
                 .map(|(t, cols)| (t.clone(), cols.iter().cloned().collect()))
+                .collect(),
+            masks: cfg
+                .mask
+                .iter()
+                .map(|(t, cols)| {
+                    let mut problems = sluice_config::Problems::default();
+                    let cols = cols
+                        .iter()
+                        .filter_map(|(c, spec)| {
+                            Some((c.clone(), Masking::compile(spec, c, &mut problems)?))
+                        })
+                        .collect();
+                    (t.clone(), cols)
+                })
                 .collect(),
             types: cfg.types.as_ref().map(|ts| {
                 ts.iter()
@@ -58,6 +75,11 @@ impl Filter {
         self.types.as_ref().is_none_or(|t| t.contains(&kind))
     }
 
+    /// The masked columns of `database.table`.
+    pub fn masks(&self, database: &str, table: &str) -> Option<&HashMap<String, Masking>> {
+        self.masks.get(&format!("{database}.{table}"))
+    }
+
     /// Columns of `database.table` left out of events.
     pub fn dropped(&self, database: &str, table: &str) -> Option<&HashSet<String>> {
         self.drop_columns.get(&format!("{database}.{table}"))
@@ -76,6 +98,7 @@ mod tests {
             drop_columns: [("shop.users".to_owned(), vec!["pw".to_owned()])].into(),
             types: Some(vec!["INSERT".into()]),
             ddl: false,
+            mask: Default::default(),
         };
         let f = Filter::new(&cfg).unwrap();
         assert!(f.table("shop", "orders"));

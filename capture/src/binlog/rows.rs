@@ -61,6 +61,8 @@ pub struct Columns<'t> {
     pub map: &'t TableMap,
     pub keys: &'t [Box<[u8]>],
     pub dropped: &'t [bool],
+    /// Per column: masked before it is written (`[filter.mask]`); empty when none is.
+    pub masks: &'t [Option<sluice_rules::Masking>],
 }
 
 /// A rows event whose rows are read one at a time, so a huge event is never held decoded.
@@ -187,6 +189,17 @@ impl<'a> RowsEvent<'a> {
             } else {
                 write_value(col, c, out)
                     .map_err(|e| Malformed::new(format!("column {} ({}): {e}", i + 1, col.name)))?;
+                if let Some(Some(m)) = cols.masks.get(i) {
+                    // The clear value never leaves: it is replaced in the buffer it was written to.
+                    let clear: serde_json::Value =
+                        serde_json::from_slice(&out[value..]).map_err(|e| {
+                            Malformed::new(format!("column {} ({}): {e}", i + 1, col.name))
+                        })?;
+                    out.truncate(value);
+                    serde_json::to_writer(&mut *out, &m.apply(&clear)).map_err(|e| {
+                        Malformed::new(format!("column {} ({}): {e}", i + 1, col.name))
+                    })?;
+                }
             }
             let pair = if dropped {
                 out.truncate(mark);
@@ -362,6 +375,7 @@ mod tests {
             .collect();
         let dropped = vec![false; table.columns.len()];
         let cols = Columns {
+            masks: &[],
             map: table,
             keys: &keys,
             dropped: &dropped,

@@ -54,6 +54,7 @@ impl Decoder {
             map,
             keys: &table.keys,
             dropped: &table.dropped,
+            masks: &table.masks,
         };
         let mut row: u32 = 0;
         while ev.has_row(map)? {

@@ -122,6 +122,8 @@ pub struct Table {
     pub(crate) publish: bool,
     /// Per column: left out of events.
     pub(crate) dropped: Vec<bool>,
+    /// Per column: masked before it is written; empty when no column is.
+    pub(crate) masks: Vec<Option<sluice_rules::Masking>>,
     /// Per column: its name as JSON with the colon, written in front of every value.
     pub(crate) keys: Vec<Box<[u8]>>,
     /// `database.table`.

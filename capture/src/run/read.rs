@@ -284,7 +284,7 @@ async fn read_stream(
                     decoder.schema_changed = false;
                 }
                 schema.enrich(client, &mut map).await?;
-                decoder.add_table(map);
+                decoder.add_table(map)?;
             }
             code::HEARTBEAT => tally.caught_up(),
             _ => {}

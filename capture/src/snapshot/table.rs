@@ -28,6 +28,8 @@ pub(super) struct TableMeta {
     pub(super) pk_index: Vec<usize>,
     /// The SELECT list: `columns`, then key columns the filter drops from events.
     pub(super) select: Vec<String>,
+    /// Per column of `columns`: its `[filter.mask]` masking; empty when none is masked.
+    pub(super) masks: Vec<Option<sluice_rules::Masking>>,
     pub(super) estimate: u64,
 }
 
@@ -101,6 +103,10 @@ pub(super) async fn table_meta(
             )
         })
         .collect();
+    let masks = match filter.masks(database, table) {
+        Some(m) => columns.iter().map(|c| m.get(&c.0).cloned()).collect(),
+        None => Vec::new(),
+    };
     let mut select: Vec<String> = columns.iter().map(|c| c.0.clone()).collect();
     let mut pk_index = Vec::with_capacity(pk.len());
     for k in &pk {
@@ -124,6 +130,7 @@ pub(super) async fn table_meta(
         pk,
         pk_index,
         select,
+        masks,
         estimate: estimate.flatten().unwrap_or(0),
     })
 }

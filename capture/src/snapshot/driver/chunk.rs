@@ -365,7 +365,14 @@ impl Driver {
                 .columns
                 .iter()
                 .zip(values)
-                .map(|((_, kind), v)| value::cell(*kind, v))
+                .enumerate()
+                .map(|(i, ((_, kind), v))| {
+                    let cell = value::cell(*kind, v);
+                    match meta.masks.get(i) {
+                        Some(Some(m)) => masked(m, &cell),
+                        _ => cell,
+                    }
+                })
                 .collect();
             out.push(SnapshotRow {
                 table: shared.clone(),
@@ -410,6 +417,16 @@ fn key_params(key: &[KeyValue]) -> Option<Vec<Value>> {
             p
         }
     })
+}
+
+/// `cell` after its `[filter.mask]` masking, as the binlog path masks the same value: the mask
+/// applies to the value's JSON form, and its text result is a text cell.
+fn masked(m: &sluice_rules::Masking, cell: &sluice_event::Cell) -> sluice_event::Cell {
+    match m.apply(&cell.to_json()) {
+        serde_json::Value::Null => sluice_event::Cell::Null,
+        serde_json::Value::String(s) => sluice_event::Cell::Text(s),
+        other => sluice_event::Cell::Json(other),
+    }
 }
 
 #[cfg(test)]

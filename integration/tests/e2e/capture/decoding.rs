@@ -255,3 +255,60 @@ async fn ddl_mid_stream_decodes_before_and_after() {
     assert!(events[1].sql.as_deref().unwrap().contains("ADD COLUMN c"));
     c.query_drop(format!("DROP DATABASE {db}")).await.unwrap();
 }
+
+/// `[filter.mask]`: clear values of masked columns never leave the capture, in `data` or `old`.
+#[tokio::test]
+async fn masked_columns_leave_the_capture_hashed_or_masked() {
+    let db = sluice_integration::unique_name("cap_mask");
+    let mut c = conn().await;
+    let t = "users (id INT PRIMARY KEY, email VARCHAR(64), phone VARCHAR(20), note TEXT)";
+    mysql::create_database(&mut c, &db, &[t]).await;
+    let start = end_position(&mut c).await;
+    let statements = [
+        "INSERT INTO {db}.users VALUES (1, 'ann@example.com', '13812345678', 'vip')",
+        "UPDATE {db}.users SET email = 'ann@new.example', phone = '13900001111' WHERE id = 1",
+        "DELETE FROM {db}.users WHERE id = 1",
+    ];
+    mysql::exec_all(&mut c, statements.map(|sql| sql.replace("{db}", &db))).await;
+    let mut cfg = config(&db, &state_dir(&db));
+    let spec = |kind: &str, key: Option<&str>, keep: (usize, usize)| sluice_rules::ConvertConfig {
+        kind: kind.to_owned(),
+        key: key.map(sluice_config::Secret::new),
+        keep_first: Some(keep.0),
+        keep_last: Some(keep.1),
+        ..Default::default()
+    };
+    cfg.filter.mask.insert(
+        format!("{db}.users"),
+        [
+            ("email".to_owned(), spec("hash", Some("test-key"), (0, 0))),
+            ("phone".to_owned(), spec("mask", None, (3, 2))),
+            ("note".to_owned(), spec("null", None, (0, 0))),
+        ]
+        .into(),
+    );
+    let outputs = sluice_capture::run::collect(&cfg, start).await.unwrap();
+    let events = events_of(outputs, &db);
+    let hash = |v: &str| sluice_rules::Masking::Hash(b"test-key".to_vec()).apply(&Value::from(v));
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[0].data["email"], hash("ann@example.com"));
+    assert_eq!(events[0].data["phone"], Value::from("138******78"));
+    assert_eq!(events[0].data["note"], Value::Null);
+    assert_eq!(events[1].data["email"], hash("ann@new.example"));
+    let old = events[1].old.as_ref().unwrap();
+    assert_eq!(old["email"], hash("ann@example.com"));
+    assert_eq!(old["phone"], Value::from("138******78"));
+    assert!(
+        !old.contains_key("note"),
+        "an unchanged column stays out of old"
+    );
+    assert_eq!(events[2].data["phone"], Value::from("139******11"));
+    let all: String = events
+        .iter()
+        .map(|e| String::from_utf8_lossy(&e.encode()).into_owned())
+        .collect();
+    for clear in ["ann@", "13812345678", "13900001111", "vip"] {
+        assert!(!all.contains(clear), "{clear} left the capture: {all}");
+    }
+    c.query_drop(format!("DROP DATABASE {db}")).await.unwrap();
+}
