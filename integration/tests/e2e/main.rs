@@ -6,6 +6,7 @@ mod capture;
 mod capture_json;
 mod elasticsearch;
 mod es_transport;
+mod formats;
 mod group_session;
 mod mysql_replica;
 mod operations;
