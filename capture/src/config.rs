@@ -48,6 +48,9 @@ pub struct CaptureConfig {
     /// Snapshots and backfills (docs/snapshots.md); without this section none run.
     #[serde(default)]
     pub snapshot: Option<snapshot::SnapshotConfig>,
+    /// The plaintext detector: columns whose values look like personal data (docs/capture.md).
+    #[serde(default)]
+    pub detect: crate::detect::DetectConfig,
     /// Built-in alerts over the instance and its tables (docs/operations.md).
     #[serde(default)]
     pub alerts: Vec<sluice_ops::alerts::AlertConfig>,
@@ -208,6 +211,7 @@ impl Validate for CaptureConfig {
                 );
             }
         }
+        self.detect.validate(p);
         if self.metrics.max_tables == 0 {
             p.add("metrics.max_tables", "must be at least 1");
         }

@@ -9,6 +9,7 @@ mod render;
 use crate::binlog::mariadb::{self, code, MariaGtid, Query};
 use crate::binlog::{Malformed, RowsEvent, TableMap};
 use crate::checkpoint::Checkpoint;
+use crate::detect::Detector;
 use crate::error::CaptureError;
 use crate::filter::Filter;
 use crate::output::Table;
@@ -63,6 +64,8 @@ pub struct Decoder {
     scratch: Scratch,
     /// What a new row's JSON buffer reserves: a little more than the last row took.
     row_hint: usize,
+    /// Looks at sampled rows for values that look like personal data (`[detect]`).
+    detector: Option<Detector>,
 }
 
 impl Decoder {
@@ -88,6 +91,7 @@ impl Decoder {
             seen_fde: false,
             scratch: Scratch::default(),
             row_hint: 256,
+            detector: None,
         };
         if let Some(g) = &from.gtid {
             d.set_gtid_state(g);
@@ -134,6 +138,12 @@ impl Decoder {
     /// The binlog file and the end offset of the last event handled.
     pub fn position(&self) -> (&str, u64) {
         (&self.file, self.pos)
+    }
+
+    /// Checks sampled rows with `detector` (`[detect]`; `None` leaves it off).
+    pub fn with_detector(mut self, detector: Option<Detector>) -> Decoder {
+        self.detector = detector;
+        self
     }
 
     /// The binlog file being read.

@@ -13,6 +13,7 @@ pub mod clients;
 pub mod clock;
 pub mod config;
 pub mod decoder;
+pub mod detect;
 pub mod error;
 pub mod filter;
 pub mod http;

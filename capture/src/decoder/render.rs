@@ -147,6 +147,9 @@ impl Decoder {
         if !self.filter.kind(kind) {
             return;
         }
+        if let Some(d) = &mut self.detector {
+            d.observe(&table.map.database, &table.map.table, &rendered[..data_end]);
+        }
         let old_end = rendered.len();
         for i in &table.map.pk {
             rendered.push(b',');

@@ -126,7 +126,8 @@ pub async fn read_binlog(
 ) -> Result<Decoder, CaptureError> {
     let filter =
         Filter::new(&cfg.filter).map_err(|e| CaptureError::Check(format!("filter: {e}")))?;
-    let mut decoder = Decoder::new(&cfg.instance, filter, prep.start.clone());
+    let mut decoder = Decoder::new(&cfg.instance, filter, prep.start.clone())
+        .with_detector(crate::detect::Detector::new(&cfg.detect));
     decoder.set_checksums(prep.checksums);
     let mut schema = SchemaCache::new(prep.flavor);
     let mut backoff = Backoff::default();

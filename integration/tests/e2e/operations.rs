@@ -55,7 +55,7 @@ impl Webhook {
 }
 
 /// `GET http://127.0.0.1:{port}{path}` as text.
-async fn get(port: u16, path: &str) -> Result<String, String> {
+pub(crate) async fn get(port: u16, path: &str) -> Result<String, String> {
     let r = reqwest::get(format!("http://127.0.0.1:{port}{path}"))
         .await
         .map_err(|e| e.to_string())?;
@@ -63,7 +63,7 @@ async fn get(port: u16, path: &str) -> Result<String, String> {
 }
 
 /// The value of the sample of `name` whose labels include every pair of `labels`.
-fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     metrics.lines().find_map(|line| {
         let rest = line.strip_prefix(name)?.strip_prefix('{')?;
         let (set, value) = rest.split_once("} ")?;
