@@ -56,11 +56,13 @@ install_debian_packages() {
     # leave those alone.
 }
 
-# maven_jars NAME: copies the runtime jars of scripts/NAME/pom.xml from Maven Central into
-# $STATE/NAME/lib, once per machine, and again whenever the pom changes (the marker holds a hash
-# of the pom the jars came from; a fresh folder, so no older jar stays beside a newer one).
+# maven_jars NAME [POM DIR]: copies the runtime jars of POM (default scripts/NAME/pom.xml) from
+# Maven Central into $STATE/DIR/lib (default DIR: NAME), once per machine, and again whenever the
+# pom changes (the marker holds a hash of the pom the jars came from; a fresh folder, so no older
+# jar stays beside a newer one).
 maven_jars() {
-    local name="$1" pom="$ROOT/scripts/$1/pom.xml" lib="$STATE/$1/lib" stamp
+    local name="$1" pom="${2:-$ROOT/scripts/$1/pom.xml}" dir="$STATE/${3:-$1}" stamp
+    local lib="$dir/lib"
     stamp="$(sha256sum "$pom" | cut -c1-16)"
     [ "$(cat "$lib/.pom-hash" 2>/dev/null || true)" = "$stamp" ] && return 0
     command -v mvn >/dev/null || die "$name needs Maven (mvn) and Java 17 to fetch its jars; install them (apt-get install maven openjdk-17-jre-headless)"
@@ -68,9 +70,9 @@ maven_jars() {
     rm -rf "$lib"
     mkdir -p "$lib"
     mvn -q -B -f "$pom" dependency:copy-dependencies -DincludeScope=runtime \
-        -DoutputDirectory="$lib" >"$STATE/$name/maven.log" 2>&1 || {
-        tail -n 30 "$STATE/$name/maven.log" >&2
-        die "fetching $name's jars failed (full log: $STATE/$name/maven.log)"
+        -DoutputDirectory="$lib" >"$dir/maven.log" 2>&1 || {
+        tail -n 30 "$dir/maven.log" >&2
+        die "fetching $name's jars failed (full log: $dir/maven.log)"
     }
     echo "$stamp" >"$lib/.pom-hash"
 }
@@ -373,6 +375,9 @@ up)
     install_debian_packages
     maven_jars kafka
     maven_jars opensearch
+    # Debezium's MariaDB connector on Kafka Connect, for the e2e test `debezium::` and the
+    # benchmark's peer; the same folder and marker as bench/peers/debezium.sh's install_debezium.
+    maven_jars debezium "$ROOT/bench/peers/debezium/pom.xml" peers/debezium
     up_mariadb
     up_kafka
     up_redis

@@ -455,6 +455,12 @@ fn convert_value(value: &Value, field: Option<&Map<String, Value>>) -> Res<Value
             let s = str_of(value)?;
             Ok(serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_owned())))
         }
+        // The binlog keeps YEAR as an offset from 1900 with 0 for `0000`, and Debezium adds
+        // 1900 to it: 1900, never a valid YEAR, is the zero year.
+        "io.debezium.time.Year" => match int_of(value)? {
+            1900 => Ok(Value::from(0)),
+            y => Ok(Value::from(y)),
+        },
         n if n.starts_with("io.debezium.data.geometry.") => {
             let wkb = value
                 .get("wkb")
@@ -749,6 +755,26 @@ fn civil_from_days(days: i64) -> (i64, u8, u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_zero_year_is_restored_from_debeziums_1900() {
+        let field: Map<String, Value> = serde_json::from_str(
+            r#"{"type":"int32","optional":true,"name":"io.debezium.time.Year","field":"yr"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            convert_value(&Value::from(1900), Some(&field)),
+            Ok(Value::from(0))
+        );
+        assert_eq!(
+            convert_value(&Value::from(2155), Some(&field)),
+            Ok(Value::from(2155))
+        );
+        assert_eq!(
+            convert_value(&Value::from(1901), Some(&field)),
+            Ok(Value::from(1901))
+        );
+    }
 
     #[test]
     fn seq_orders_files_offsets_and_rows() {

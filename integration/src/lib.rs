@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub mod broker;
 pub mod capture;
+pub mod debezium;
 pub mod es;
 pub mod events;
 pub mod http_proxy;

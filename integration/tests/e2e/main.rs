@@ -4,6 +4,7 @@
 
 mod capture;
 mod capture_json;
+mod debezium;
 mod detect;
 mod elasticsearch;
 mod es_transport;
