@@ -397,6 +397,10 @@ url = "redis://127.0.0.1:6380"
         assert_eq!(c.rules.len(), 2);
         assert_eq!(c.dlq_topic("sluice.shop-main"), "sluice.shop-main.dlq");
         assert!(matches!(c.targets["cache"], TargetConfig::Redis(_)));
+        assert_eq!(
+            c.consumer.format_of("sluice.shop-main"),
+            InputFormat::Sluice
+        );
         assert_eq!(c.alerts.len(), 3);
         assert_eq!(c.webhooks[0].name, "oncall");
         assert!(c.alerts[1].hours.is_some());
