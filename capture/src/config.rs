@@ -73,6 +73,10 @@ pub struct SourceConfig {
     /// `<file>:<pos>` (e.g. `binlog.000003:4`) or `gtid:<state>` (e.g. `gtid:0-1-42`).
     #[serde(default = "default_start")]
     pub start: String,
+    /// How a checkpoint resumes: `auto` (default: by position on the server that wrote it, by
+    /// GTID on another server when the checkpoint has a GTID state), `position` or `gtid`.
+    #[serde(default = "default_resume")]
+    pub resume: String,
     /// Seconds between heartbeats from an idle source (lag stays measurable).
     #[serde(default = "default_heartbeat")]
     pub heartbeat_secs: u64,
@@ -150,6 +154,29 @@ pub struct FilterConfig {
     /// HMAC-SHA-256, key from the environment), `mask` or `null` (docs/rules.md, *Masking*).
     #[serde(default)]
     pub mask: BTreeMap<String, BTreeMap<String, sluice_rules::ConvertConfig>>,
+}
+
+/// How a checkpoint resumes (`source.resume`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// By position on the server the checkpoint was taken on; by GTID on another one.
+    Auto,
+    /// Always by binlog file and position.
+    Position,
+    /// Always by the checkpoint's GTID state.
+    Gtid,
+}
+
+impl Resume {
+    /// Parses `source.resume`.
+    pub fn parse(s: &str) -> Result<Resume, String> {
+        match s {
+            "auto" => Ok(Resume::Auto),
+            "position" => Ok(Resume::Position),
+            "gtid" => Ok(Resume::Gtid),
+            _ => Err(format!("`{s}` is not a resume mode; use \"auto\", \"position\" or \"gtid\"")),
+        }
+    }
 }
 
 /// Where to start reading when there is no checkpoint.
@@ -238,6 +265,9 @@ impl Validate for CaptureConfig {
         if let Err(e) = StartAt::parse(&self.source.start) {
             p.add("source.start", e);
         }
+        if let Err(e) = Resume::parse(&self.source.resume) {
+            p.add("source.resume", e);
+        }
         if self.source.heartbeat_secs == 0 || self.source.heartbeat_secs > 4_294_967 {
             p.add("source.heartbeat_secs", "must be between 1 and 4294967");
         }
@@ -302,6 +332,11 @@ impl CaptureConfig {
     pub fn start_at(&self) -> StartAt {
         StartAt::parse(&self.source.start).unwrap_or(StartAt::End)
     }
+
+    /// The parsed `source.resume` (validated at load).
+    pub fn resume(&self) -> Resume {
+        Resume::parse(&self.source.resume).unwrap_or(Resume::Auto)
+    }
 }
 
 impl Default for PublishConfig {
@@ -334,6 +369,9 @@ fn default_server_id() -> u32 {
 }
 fn default_start() -> String {
     "end".to_owned()
+}
+fn default_resume() -> String {
+    "auto".to_owned()
 }
 fn default_heartbeat() -> u64 {
     DEFAULT_HEARTBEAT_SECS
@@ -386,6 +424,7 @@ mod tests {
             sluice_config::parse::<CaptureConfig>(&text, &path, |_| Some("x".into())).unwrap();
         assert_eq!(cfg.instance, "shop-main");
         assert_eq!(cfg.start_at(), StartAt::End);
+        assert_eq!(cfg.resume(), Resume::Auto);
         assert_eq!(cfg.filter.drop_columns["shop.users"], vec!["password"]);
         assert_eq!(cfg.filter.mask["shop.users"].len(), 1);
         assert_eq!(cfg.alerts.len(), 2);
@@ -396,13 +435,14 @@ mod tests {
     #[test]
     fn every_problem_with_its_path() {
         let err = parse(
-            "instance = \"a b\"\n[source]\nurl = \"http://x\"\nstart = \"binlog.1:x\"\n[kafka]\nbrokers = [\"k:1\"]\n[publish]\ncompression = \"brotli\"\n[filter]\ninclude = [\"(\"]\ntypes = [\"UPSERT\"]\n",
+            "instance = \"a b\"\n[source]\nurl = \"http://x\"\nstart = \"binlog.1:x\"\nresume = \"file\"\n[kafka]\nbrokers = [\"k:1\"]\n[publish]\ncompression = \"brotli\"\n[filter]\ninclude = [\"(\"]\ntypes = [\"UPSERT\"]\n",
         )
         .unwrap_err();
         for path in [
             "instance:",
             "source.url:",
             "source.start:",
+            "source.resume:",
             "publish.compression:",
             "filter.include[0]:",
             "filter.types[0]:",
@@ -427,6 +467,9 @@ mod tests {
         );
         assert!(StartAt::parse("binlog.000003").is_err());
         assert!(StartAt::parse("b:2").is_err());
+        assert_eq!(Resume::parse("position"), Ok(Resume::Position));
+        assert_eq!(Resume::parse("gtid"), Ok(Resume::Gtid));
+        assert!(Resume::parse("GTID").is_err());
         let cfg = parse("instance = \"i\"\n[source]\nurl = \"mysql://u:${PW}@h:1\"\n[kafka]\nbrokers = [\"k:1\"]\n").unwrap();
         assert!(!format!("{cfg:?}").contains("pw@"));
     }
