@@ -174,7 +174,9 @@ impl Resume {
             "auto" => Ok(Resume::Auto),
             "position" => Ok(Resume::Position),
             "gtid" => Ok(Resume::Gtid),
-            _ => Err(format!("`{s}` is not a resume mode; use \"auto\", \"position\" or \"gtid\"")),
+            _ => Err(format!(
+                "`{s}` is not a resume mode; use \"auto\", \"position\" or \"gtid\""
+            )),
         }
     }
 }
