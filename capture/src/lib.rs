@@ -4,11 +4,12 @@
 //! modules listed before it: `error`, `clock`, `tally`, `config` (with `config::snapshot`),
 //! `checkpoint`, `binlog` (pure parsing), `filter`, `output` (what the reader hands the
 //! publisher), `decoder`, `source` (the replication client), `clients` and `topics` (Kafka),
-//! `acks`, `kafka_store`, `publish`, `snapshot`, `run` (the commands) and `http`.
+//! `acks`, `kafka_store`, `checkpoint_store` (both stores as one), `publish`, `snapshot`, `run` (the commands) and `http`.
 
 pub mod acks;
 pub mod binlog;
 pub mod checkpoint;
+pub mod checkpoint_store;
 pub mod clients;
 pub mod clock;
 pub mod config;

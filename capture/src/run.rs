@@ -15,6 +15,7 @@ pub use read::{read_binlog, Emit, ReadOptions};
 pub use tail::{collect, collect_raw, tail};
 
 use crate::checkpoint::{Checkpoint, FileStore};
+use crate::checkpoint_store;
 use crate::clients;
 use crate::config::CaptureConfig;
 use crate::error::{Backoff, CaptureError};
@@ -36,12 +37,7 @@ pub async fn run(
     cancel: CancellationToken,
     ready: Arc<AtomicBool>,
 ) -> Result<(), CaptureError> {
-    let store = FileStore::new(&cfg.checkpoint.dir, &cfg.instance);
-    let kafka_store = cfg.checkpoint.kafka.then(|| KafkaStore {
-        topic: cfg.checkpoint.topic.clone(),
-        instance: cfg.instance.clone(),
-        client: clients::admin_config(cfg),
-    });
+    let (store, kafka_store) = checkpoint_store::stores(cfg);
     if kafka_store.is_some() {
         // The checkpoint topic is read and created with clients whose librdkafka reports
         // nobody reads: a login or certificate the brokers refuse would only time out there.
@@ -53,19 +49,7 @@ pub async fn run(
     }
     let mut backoff = Backoff::default();
     loop {
-        let mut checkpoint = store.load()?;
-        if let Some(k) = &kafka_store {
-            k.ensure_topic().await?;
-            if let Some(remote) = k.load().await? {
-                if checkpoint
-                    .as_ref()
-                    .is_none_or(|local| remote.saved_ms > local.saved_ms)
-                {
-                    tracing::info!(file = %remote.file, pos = remote.pos, "using the newer checkpoint from {}", k.topic);
-                    checkpoint = Some(remote);
-                }
-            }
-        }
+        let checkpoint = checkpoint_store::load_newer(&store, kafka_store.as_ref()).await?;
         match run_once(
             cfg,
             checkpoint,
