@@ -1,4 +1,4 @@
-//! `sluice-capture`: binlog to Kafka. Commands: run, check, tail, position.
+//! `sluice-capture`: binlog to Kafka. Commands: run, check, tail, position, snapshot, migrate.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -61,6 +61,10 @@ enum Command {
     },
     /// Backfill tables through the running capture (`--tables db.t`), or show snapshot progress.
     Snapshot(sluice_capture::snapshot::SnapshotArgs),
+    /// Move the instance's checkpoint to another server (a promoted replica, a migrated
+    /// database), by GTID or by commit time. Stop the capture first; then set source.url to the
+    /// new server and start it again.
+    Migrate(run::MigrateArgs),
 }
 
 fn load(path: &Path) -> anyhow::Result<CaptureConfig> {
@@ -183,6 +187,13 @@ async fn run_cli(cli: Cli) -> anyhow::Result<()> {
         Command::Snapshot(args) => {
             let cfg = load(&args.config)?;
             sluice_capture::snapshot::command(&cfg, &args, cancel).await?;
+        }
+        Command::Migrate(args) => {
+            let cfg = load(&args.config)?;
+            sluice_config::logging::init(&cfg.log);
+            for line in run::migrate(&cfg, &args).await? {
+                println!("{line}");
+            }
         }
     }
     Ok(())

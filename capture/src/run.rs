@@ -2,14 +2,16 @@
 //!
 //! `prepare` resolves where reading starts, `read` is the binlog reading loop with reconnects
 //! that every command shares, `tail` (binlog → stdout) and `inspect` (`check`, `position`) do
-//! not publish.
+//! not publish, `migrate` moves a checkpoint to another server.
 
 mod inspect;
+pub mod migrate;
 mod prepare;
 mod read;
 mod tail;
 
 pub use inspect::{check, position};
+pub use migrate::{migrate, MigrateArgs};
 pub use prepare::{enforce, prepare, Prepared};
 pub use read::{read_binlog, Emit, ReadOptions};
 pub use tail::{collect, collect_raw, tail};
