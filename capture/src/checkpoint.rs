@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// A position at a transaction boundary, with the `seq` of the last event before it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
     /// Binlog file to continue from.
     pub file: String,
@@ -21,6 +21,19 @@ pub struct Checkpoint {
     /// When the checkpoint was taken, in milliseconds since the Unix epoch.
     #[serde(default)]
     pub saved_ms: i64,
+    /// The server `file`/`pos` refer to (`SourceClient::identity`: MariaDB
+    /// `mariadb:<server_id>@<hostname>:<port>`, MySQL `mysql:<server_uuid>`); none in checkpoints
+    /// written before it was recorded. On another server the position means nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// Commit time of the last transaction covered (its binlog event's timestamp), in
+    /// milliseconds since the Unix epoch: where `migrate --by time` looks on another server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_ms: Option<i64>,
+    /// Who wrote it (`checkpoint.owner`, or `<fleet>/<worker>` in a fleet); checkpoints of
+    /// transactional captures carry it, so a second capture of the instance is noticed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// The embedded file store: `<dir>/<instance>.checkpoint.json`.
@@ -97,12 +110,23 @@ mod tests {
             gtid: Some("0-1-5".into()),
             seq: 77,
             saved_ms: 1,
+            server: Some("mariadb:1@db1:3306".into()),
+            commit_ms: Some(1_700_000_000_000),
+            ..Checkpoint::default()
         };
         store.save(&cp).unwrap();
         cp.pos = 1000;
         cp.seq = 78;
         store.save(&cp).unwrap();
         assert_eq!(store.load().unwrap(), Some(cp));
+        // Written before `server` and `commit_ms` were recorded.
+        std::fs::write(
+            store.path(),
+            br#"{"file":"binlog.000002","pos":4,"gtid":"0-1-5","seq":9,"saved_ms":3}"#,
+        )
+        .unwrap();
+        let old = store.load().unwrap().unwrap();
+        assert_eq!((old.server, old.commit_ms, old.seq), (None, None, 9));
         std::fs::write(store.path(), b"{not json").unwrap();
         let err = store.load().unwrap_err().to_string();
         assert!(err.contains("not a Sluice checkpoint"), "{err}");

@@ -26,6 +26,11 @@ pub const DEFAULT_STATE_DIR: &str = "./sluice-state";
 pub const DEFAULT_CHECKPOINT_TOPIC: &str = "sluice.checkpoints";
 /// Milliseconds between checkpoint writes (only ever of acknowledged positions).
 pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 1_000;
+/// With `publish.transactional`: a transaction is committed at the first binlog transaction
+/// boundary after it has been open this long ...
+pub const DEFAULT_TRANSACTION_MS: u64 = 100;
+/// ... or holds this many messages.
+pub const DEFAULT_TRANSACTION_MESSAGES: usize = 20_000;
 
 /// A whole `capture.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -110,6 +115,18 @@ pub struct PublishConfig {
     /// Messages read from the binlog but not yet acknowledged by Kafka, at most.
     #[serde(default = "default_in_flight")]
     pub in_flight: usize,
+    /// Exactly once into Kafka: events are published in Kafka transactions with the checkpoint
+    /// that covers them (`transactional.id` = `sluice-capture.<instance>`), so a new owner
+    /// of the instance fences the old one. Needs `checkpoint.kafka = true`. A fleet sets it.
+    #[serde(default)]
+    pub transactional: bool,
+    /// Milliseconds a transaction stays open at most before it is committed at the next
+    /// binlog transaction boundary (latency of read_committed consumers).
+    #[serde(default = "default_transaction_ms")]
+    pub transaction_ms: u64,
+    /// Messages after which a transaction is committed at the next boundary.
+    #[serde(default = "default_transaction_messages")]
+    pub transaction_messages: usize,
 }
 
 /// Where checkpoints are kept.
@@ -129,6 +146,11 @@ pub struct CheckpointConfig {
     /// Milliseconds between checkpoint writes.
     #[serde(default = "default_checkpoint_interval")]
     pub interval_ms: u64,
+    /// Who writes this instance's checkpoints (default: the host name). With
+    /// `publish.transactional`, a capture refuses to start while another owner's checkpoint
+    /// of the instance is fresh (the other capture is alive), instead of fencing it.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 /// Which changes become events.
@@ -323,6 +345,29 @@ impl Validate for CaptureConfig {
         if self.checkpoint.interval_ms == 0 {
             p.add("checkpoint.interval_ms", "must be 1 or more");
         }
+        if self.publish.transactional {
+            if !self.checkpoint.kafka {
+                p.add(
+                    "publish.transactional",
+                    "needs checkpoint.kafka = true: the checkpoint is committed in the same Kafka transaction as the events it covers",
+                );
+            }
+            if !self.publish.idempotence {
+                p.add(
+                    "publish.idempotence",
+                    "must stay true with publish.transactional (transactions use the idempotent producer)",
+                );
+            }
+            if self.publish.transaction_ms == 0 || self.publish.transaction_ms > 60_000 {
+                p.add("publish.transaction_ms", "must be between 1 and 60000");
+            }
+            if self.publish.transaction_messages == 0 {
+                p.add("publish.transaction_messages", "must be 1 or more");
+            }
+        }
+        if self.checkpoint.owner.as_deref() == Some("") {
+            p.add("checkpoint.owner", "must not be empty; leave it out for the host name");
+        }
         if let Some(s) = &self.snapshot {
             s.validate(&self.filter.include, &self.filter.exclude, p);
         }
@@ -330,6 +375,17 @@ impl Validate for CaptureConfig {
 }
 
 impl CaptureConfig {
+    /// The `transactional.id` of the instance's producer: one per instance, so whoever
+    /// captures the instance next fences whoever captured it before.
+    pub fn transactional_id(&self) -> String {
+        format!("sluice-capture.{}", self.instance)
+    }
+
+    /// Who writes the instance's checkpoints: `checkpoint.owner`, else the host name.
+    pub fn owner(&self) -> String {
+        self.checkpoint.owner.clone().unwrap_or_else(host_name)
+    }
+
     /// The parsed `source.start` (validated at load).
     pub fn start_at(&self) -> StartAt {
         StartAt::parse(&self.source.start).unwrap_or(StartAt::End)
@@ -351,6 +407,9 @@ impl Default for PublishConfig {
             replication_factor: default_replication(),
             idempotence: true,
             in_flight: DEFAULT_IN_FLIGHT,
+            transactional: false,
+            transaction_ms: DEFAULT_TRANSACTION_MS,
+            transaction_messages: DEFAULT_TRANSACTION_MESSAGES,
         }
     }
 }
@@ -362,8 +421,19 @@ impl Default for CheckpointConfig {
             kafka: false,
             topic: default_checkpoint_topic(),
             interval_ms: DEFAULT_CHECKPOINT_INTERVAL_MS,
+            owner: None,
         }
     }
+}
+
+/// The machine's host name (`/proc/sys/kernel/hostname`, `$HOSTNAME`), `localhost` if unknown.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 fn default_server_id() -> u32 {
@@ -404,6 +474,12 @@ fn default_checkpoint_topic() -> String {
 }
 fn default_checkpoint_interval() -> u64 {
     DEFAULT_CHECKPOINT_INTERVAL_MS
+}
+fn default_transaction_ms() -> u64 {
+    DEFAULT_TRANSACTION_MS
+}
+fn default_transaction_messages() -> usize {
+    DEFAULT_TRANSACTION_MESSAGES
 }
 
 #[cfg(test)]

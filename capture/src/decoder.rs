@@ -371,7 +371,7 @@ impl Decoder {
             pos: self.pos,
             gtid: self.gtid_string(),
             seq: self.seq.last(),
-            saved_ms: 0,
+            ..Checkpoint::default()
         };
         self.boundary = cp.clone();
         out.push(Output::Commit(cp));

@@ -42,6 +42,31 @@ pub enum CaptureError {
     Stdout(std::io::Error),
     #[error("binlog stream from {addr} ended; the server closed it (was it shut down?)")]
     StreamEnded { addr: String },
+    /// A newer producer with the instance's `transactional.id` exists: another capture took
+    /// the instance over, and this one must not publish it any more.
+    #[error("instance {instance} was taken over: a newer producer with transactional.id {transactional_id} fenced this one, whose open transaction is aborted; this capture stops publishing the instance")]
+    Fenced {
+        instance: String,
+        transactional_id: String,
+    },
+    /// Another capture of the instance is alive (its checkpoint is fresh).
+    #[error("instance {instance} is being captured by {owner} (its last checkpoint was committed {age_ms} ms ago), and transactional.id {transactional_id} is in use; stop that capture first, or give this one another instance name{hint}")]
+    InUse {
+        instance: String,
+        owner: String,
+        age_ms: i64,
+        transactional_id: String,
+        hint: String,
+    },
+}
+
+/// librdkafka's ways of saying that a newer producer with the same `transactional.id` exists.
+pub fn is_fenced(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(C::Fenced | C::ProducerFenced | C::InvalidProducerEpoch)
+    )
 }
 
 impl CaptureError {
@@ -54,6 +79,26 @@ impl CaptureError {
                 what: what.into(),
                 source,
             },
+        }
+    }
+
+    /// A Kafka error as [`CaptureError::Fenced`] when it says the producer was fenced, else as
+    /// a plain Kafka error about `what`.
+    pub fn from_kafka(
+        what: impl Into<String>,
+        source: rdkafka::error::KafkaError,
+        instance: &str,
+    ) -> Self {
+        if is_fenced(&source) {
+            CaptureError::Fenced {
+                instance: instance.to_owned(),
+                transactional_id: format!("sluice-capture.{instance}"),
+            }
+        } else {
+            CaptureError::Kafka {
+                what: what.into(),
+                source,
+            }
         }
     }
 
@@ -89,6 +134,7 @@ impl CaptureError {
                     | Some(rdkafka::types::RDKafkaErrorCode::SaslAuthenticationFailed)
             ),
             CaptureError::StreamEnded { .. } => true,
+            CaptureError::Fenced { .. } | CaptureError::InUse { .. } => false,
             CaptureError::Corrupt { .. }
             | CaptureError::KafkaSecurity(_)
             | CaptureError::Check(_)

@@ -75,7 +75,12 @@ impl KafkaStore {
             format!("sluice-capture-checkpoint-{}", self.instance),
         )
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
+        // Only committed checkpoints (transactional captures write them in transactions), up
+        // to the last stable offset, where the end of the partition is reported: a
+        // transaction's commit marker takes an offset, so the last checkpoint's offset + 1 is
+        // below the high watermark.
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true");
         let consumer: BaseConsumer = cfg.create().map_err(kafka("creating a consumer for"))?;
         let md = consumer
             .fetch_metadata(Some(&self.topic), Duration::from_secs(10))
@@ -115,6 +120,7 @@ impl KafkaStore {
                             break;
                         }
                     }
+                    Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
                     Some(Err(source)) => {
                         return Err(CaptureError::Kafka {
                             what: format!("reading {}", self.topic),

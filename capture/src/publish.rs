@@ -5,8 +5,10 @@
 //! acknowledged. The batches are built by the reader (`encoded`).
 
 mod encoded;
+mod txn;
 
 pub use encoded::{Encoded, Spares};
+pub use txn::Txn;
 
 use crate::acks::{AckContext, Acks};
 use crate::checkpoint::{Checkpoint, FileStore};
@@ -37,7 +39,12 @@ pub fn fast_producer(
     cfg: &CaptureConfig,
     acks: Arc<Acks>,
 ) -> Result<BaseProducer<AckContext>, CaptureError> {
-    producer_config(cfg)
+    let mut config = producer_config(cfg);
+    if cfg.publish.transactional {
+        // Only this producer: a second one with the same id would fence it.
+        config.set("transactional.id", cfg.transactional_id());
+    }
+    config
         .create_with_context(AckContext(acks))
         .map_err(|e| {
             CaptureError::kafka(
@@ -94,6 +101,9 @@ pub struct Publisher {
     pub interval: Duration,
     /// Where sent batches go back to the reader.
     pub spares: Spares,
+    /// Exactly once (`publish.transactional`): events and their checkpoint are committed in
+    /// Kafka transactions; the file and plain Kafka stores are then not written.
+    pub txn: Option<Txn>,
 }
 
 impl Publisher {
@@ -149,7 +159,9 @@ impl Publisher {
                     saved = Some(self.saved(done)?);
                 }
                 _ = tick.tick() => {
-                    if saving.is_none() {
+                    if self.txn.as_ref().is_some_and(|t| t.due(std::time::Instant::now())) {
+                        self.commit().await?;
+                    } else if self.txn.is_none() && saving.is_none() {
                         saving = self.start_save(&acked, &saved);
                     }
                     if tracing::enabled!(tracing::Level::DEBUG) {
@@ -166,6 +178,9 @@ impl Publisher {
                     }
                 },
             }
+        }
+        if self.txn.is_some() {
+            return self.end_transaction().await;
         }
         let (low, _) = self.watermark()?;
         while waiting.front().is_some_and(|(n, _)| *n <= low) {
@@ -200,7 +215,19 @@ impl Publisher {
     fn watermark(&self) -> Result<(u64, usize), CaptureError> {
         self.acks
             .state()
-            .map_err(|(source, what)| CaptureError::Kafka { what, source })
+            .map_err(|(source, what)| self.failure(what, source))
+    }
+
+    /// A Kafka error as the capture reports it (a fenced transactional producer told apart).
+    fn failure(&self, what: String, source: KafkaError) -> CaptureError {
+        match &self.txn {
+            Some(t) => t.failure(
+                what,
+                source,
+                self.fast.client().fatal_error().map(|(code, _)| code),
+            ),
+            None => CaptureError::Kafka { what, source },
+        }
     }
 
     /// Starts writing `acked` (to the file, then the Kafka store) unless it is saved already.
@@ -278,7 +305,18 @@ impl Publisher {
         for item in batch.items.drain(..) {
             let (key_end, value_end, seq_no, kind, table, ts_ms) = match item {
                 Item::Commit(cp) => {
-                    waiting.push_back((sent, cp));
+                    match self.txn.as_mut() {
+                        Some(t) => {
+                            t.boundary(cp);
+                            if t.due(std::time::Instant::now()) {
+                                if let Err(e) = self.commit().await {
+                                    result = Err(e);
+                                    break;
+                                }
+                            }
+                        }
+                        None => waiting.push_back((sent, cp)),
+                    }
                     continue;
                 }
                 Item::Message {
@@ -322,11 +360,19 @@ impl Publisher {
                 qualified: &batch.tables[table].qualified,
             };
             start = value_end;
+            if let Err(e) = self.begin_if_needed().await {
+                self.acks.unregister_from(id);
+                result = Err(e);
+                break;
+            }
             result = self.produce(message).await;
             if result.is_err() {
                 // This message and the rest of the batch were not sent.
                 self.acks.unregister_from(id);
                 break;
+            }
+            if let Some(t) = self.txn.as_mut() {
+                t.sent();
             }
             sent += 1;
             id += 1;
@@ -388,10 +434,7 @@ impl Publisher {
                 Err((source, _)) => {
                     metrics::counter!("sluice_capture_kafka_errors_total").increment(1);
                     crate::tally::get().error();
-                    return Err(CaptureError::Kafka {
-                        what: format!("sending to {topic}"),
-                        source,
-                    });
+                    return Err(self.failure(format!("sending to {topic}"), source));
                 }
             }
         }

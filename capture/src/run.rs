@@ -6,11 +6,13 @@
 
 mod inspect;
 pub mod migrate;
+mod owner;
 mod prepare;
 mod read;
 mod tail;
 
 pub use inspect::{check, position};
+pub use owner::{fresh_ms, Role};
 pub use migrate::{migrate, MigrateArgs};
 pub use prepare::{enforce, prepare, Prepared};
 pub use read::{read_binlog, Emit, ReadOptions};
@@ -39,6 +41,17 @@ pub async fn run(
     cancel: CancellationToken,
     ready: Arc<AtomicBool>,
 ) -> Result<(), CaptureError> {
+    run_as(cfg, until, cancel, ready, &Role::Single).await
+}
+
+/// [`run`], as `role` (alone, or a fleet's worker).
+pub async fn run_as(
+    cfg: &CaptureConfig,
+    until: Option<(String, u64)>,
+    cancel: CancellationToken,
+    ready: Arc<AtomicBool>,
+    role: &Role,
+) -> Result<(), CaptureError> {
     let (store, kafka_store) = checkpoint_store::stores(cfg);
     if kafka_store.is_some() {
         // The checkpoint topic is read and created with clients whose librdkafka reports
@@ -51,7 +64,12 @@ pub async fn run(
     }
     let mut backoff = Backoff::default();
     loop {
-        let checkpoint = checkpoint_store::load_newer(&store, kafka_store.as_ref()).await?;
+        // Transactional captures read their checkpoint only once the instance's producer has
+        // fenced its previous owner and aborted what that one left open (`run_once`).
+        let checkpoint = match &kafka_store {
+            Some(_) if cfg.publish.transactional => None,
+            _ => checkpoint_store::load_newer(&store, kafka_store.as_ref()).await?,
+        };
         match run_once(
             cfg,
             checkpoint,
@@ -60,6 +78,7 @@ pub async fn run(
             until.clone(),
             &cancel,
             &ready,
+            role,
         )
         .await
         {
@@ -77,6 +96,48 @@ pub async fn run(
     }
 }
 
+/// Makes the transactional producer the instance's only one: refuses while another live
+/// capture owns the instance (`role`), then fences every earlier producer of the instance
+/// (aborting what it left open) and reads the last committed checkpoint.
+async fn take_instance(
+    cfg: &CaptureConfig,
+    fast: &Arc<rdkafka::producer::BaseProducer<crate::acks::AckContext>>,
+    kafka_store: &KafkaStore,
+    role: &Role,
+) -> Result<Option<Checkpoint>, CaptureError> {
+    use rdkafka::producer::Producer as _;
+    kafka_store.ensure_topic().await?;
+    let before = kafka_store.load().await?;
+    role.check_takeover(cfg, before.as_ref(), crate::clock::now_ms())?;
+    let producer = Arc::clone(fast);
+    let started = std::time::Instant::now();
+    tokio::task::spawn_blocking(move || producer.init_transactions(Duration::from_secs(30)))
+        .await
+        .map_err(|e| CaptureError::Topic(format!("initialising transactions: {e}")))?
+        .map_err(|e| {
+            CaptureError::from_kafka(
+                format!(
+                    "initialising transactions (transactional.id {})",
+                    cfg.transactional_id()
+                ),
+                e,
+                &cfg.instance,
+            )
+        })?;
+    let checkpoint = kafka_store.load().await?;
+    tracing::info!(
+        transactional_id = %cfg.transactional_id(),
+        ms = started.elapsed().as_millis() as u64,
+        file = checkpoint.as_ref().map(|c| c.file.as_str()),
+        pos = checkpoint.as_ref().map(|c| c.pos),
+        previous_owner = checkpoint.as_ref().and_then(|c| c.owner.as_deref()),
+        "took instance {}",
+        cfg.instance
+    );
+    Ok(checkpoint)
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_once(
     cfg: &CaptureConfig,
     checkpoint: Option<Checkpoint>,
@@ -85,8 +146,8 @@ async fn run_once(
     until: Option<(String, u64)>,
     cancel: &CancellationToken,
     ready: &Arc<AtomicBool>,
+    role: &Role,
 ) -> Result<(), CaptureError> {
-    let resumed_seq = checkpoint.as_ref().map(|c| c.seq);
     // The data producer first, connecting while MariaDB is checked and the binlog opened and
     // read (into the channel's batches): librdkafka asks for its idempotent producer id on a
     // timer that, with no broker connection up yet, retries only after 0.5-1 s, and holds
@@ -97,6 +158,23 @@ async fn run_once(
     let topics = Topics::new(cfg);
     let fixed_topic = topics.fixed_name();
     let connecting = tokio::spawn(publish::connect(Arc::clone(&fast), fixed_topic.clone()));
+    let (checkpoint, txn) = match &kafka_store {
+        Some(k) if cfg.publish.transactional => {
+            let checkpoint = take_instance(cfg, &fast, k, role).await?;
+            let txn = publish::Txn::new(
+                k.topic.clone(),
+                cfg.instance.clone(),
+                role.owner(cfg),
+                Duration::from_millis(cfg.publish.transaction_ms),
+                cfg.publish.transaction_messages as u64,
+                Duration::from_millis(cfg.checkpoint.interval_ms),
+                checkpoint.clone(),
+            );
+            (checkpoint, Some(txn))
+        }
+        _ => (checkpoint, None),
+    };
+    let resumed_seq = checkpoint.as_ref().map(|c| c.seq);
     let prep = prepare(cfg, checkpoint, None).await?;
     enforce(&prep.checks)?;
     let snapshots = crate::snapshot::start(cfg, &prep.client, resumed_seq, cancel).await?;
@@ -114,8 +192,12 @@ async fn run_once(
         store: store.clone(),
         kafka_store,
         window: cfg.publish.in_flight,
-        interval: Duration::from_millis(cfg.checkpoint.interval_ms),
+        interval: Duration::from_millis(match txn {
+            Some(_) => cfg.publish.transaction_ms.min(cfg.checkpoint.interval_ms),
+            None => cfg.checkpoint.interval_ms,
+        }),
         spares: spares.clone(),
+        txn,
     };
     let mut tasks = tokio::task::JoinSet::new();
     let stop = hard_stop.clone();

@@ -11,8 +11,7 @@ fn bare_decoder(filter: FilterConfig) -> Decoder {
         file: "binlog.000001".into(),
         pos: 4,
         gtid: None,
-        seq: 0,
-        saved_ms: 0,
+        ..Checkpoint::default()
     };
     Decoder::new("inst", Filter::new(&filter).unwrap(), cp)
 }

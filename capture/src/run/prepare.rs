@@ -100,9 +100,7 @@ fn fresh(file: String, pos: u64) -> Checkpoint {
     Checkpoint {
         file,
         pos,
-        gtid: None,
-        seq: 0,
-        saved_ms: 0,
+        ..Checkpoint::default()
     }
 }
 
