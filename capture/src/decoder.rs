@@ -55,6 +55,10 @@ pub struct Decoder {
     held: Option<Output>,
     /// The last transaction boundary: where a reconnect resumes.
     boundary: Checkpoint,
+    /// The server's identity, carried into every checkpoint.
+    server: Option<String>,
+    /// Commit time of the last transaction, in ms.
+    commit_ms: Option<i64>,
     /// Set by a DDL statement: cached schema lookups are stale.
     pub schema_changed: bool,
     /// The server checksums events; until the stream's FORMAT_DESCRIPTION arrives, nobody has
@@ -85,6 +89,8 @@ impl Decoder {
             txn_maria: None,
             in_txn: false,
             held: None,
+            server: from.server.clone(),
+            commit_ms: from.commit_ms,
             boundary: from.clone(),
             schema_changed: false,
             checksums: false,
@@ -130,6 +136,7 @@ impl Decoder {
         self.txn_gtid = None;
         self.txn_maria = None;
         self.tables.clear();
+        self.commit_ms = self.boundary.commit_ms;
         if let Some(g) = self.boundary.gtid.clone() {
             self.set_gtid_state(&g);
         }
@@ -222,8 +229,13 @@ impl Decoder {
                 }
                 self.file = file;
                 self.pos = pos;
-                if !self.in_txn {
-                    self.commit(None, out);
+                // Asked for a GTID position, the server names the file it starts in at offset
+                // 4 and skips what the replica has: the first exact boundary is the end of the
+                // first transaction it sends. A checkpoint before that would resume by file and
+                // position at the file's start and repeat what was published.
+                let inexact = h.log_pos == 0 && self.boundary.file.is_empty();
+                if !self.in_txn && !inexact {
+                    self.commit(None, None, out);
                 }
                 return Ok(());
             }
@@ -251,7 +263,7 @@ impl Decoder {
             code::XID => {
                 let xid = mariadb::parse_xid(data).map_err(|e| corrupt(&self.file, e))?;
                 self.advance(h);
-                self.commit(Some(xid), out);
+                self.commit(Some(xid), Some(h.timestamp), out);
                 return Ok(());
             }
             code::MARIADB_COMPRESSED_FIRST..=code::MARIADB_COMPRESSED_LAST => {
@@ -296,7 +308,7 @@ impl Decoder {
             || upper.starts_with("XA PREPARE")
         {
             self.advance(h);
-            self.commit(None, out);
+            self.commit(None, Some(h.timestamp), out);
             return;
         }
         // Anything else in a QUERY event under ROW format is DDL (or DCL) and stands alone.
@@ -338,11 +350,13 @@ impl Decoder {
         let standalone = self.txn_maria.is_none_or(|g| g.standalone);
         if !self.in_txn || standalone {
             self.advance(h);
-            self.commit(None, out);
+            self.commit(None, Some(h.timestamp), out);
         }
     }
 
-    fn commit(&mut self, xid: Option<u64>, out: &mut Vec<Output>) {
+    /// Ends a transaction (or marks a boundary, `timestamp` `None`): its last event gets
+    /// `txn_last`, and a checkpoint follows it. `timestamp` is the commit event's (seconds).
+    fn commit(&mut self, xid: Option<u64>, timestamp: Option<u32>, out: &mut Vec<Output>) {
         match self.held.take() {
             Some(Output::Event(mut last)) => {
                 last.txn_last = true;
@@ -366,11 +380,16 @@ impl Decoder {
             }
         }
         self.in_txn = false;
+        if let Some(t) = timestamp.filter(|&t| t > 0) {
+            self.commit_ms = Some(i64::from(t) * 1000);
+        }
         let cp = Checkpoint {
             file: self.file.clone(),
             pos: self.pos,
             gtid: self.gtid_string(),
             seq: self.seq.last(),
+            server: self.server.clone(),
+            commit_ms: self.commit_ms,
             ..Checkpoint::default()
         };
         self.boundary = cp.clone();

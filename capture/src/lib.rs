@@ -2,7 +2,7 @@
 //!
 //! It checkpoints only what Kafka acknowledged. The modules from the bottom up, each using only
 //! modules listed before it: `error`, `clock`, `tally`, `config` (with `config::snapshot`),
-//! `checkpoint`, `binlog` (pure parsing), `filter`, `output` (what the reader hands the
+//! `checkpoint`, `binlog` (pure parsing), `gtid` (GTID states and sets), `filter`, `output` (what the reader hands the
 //! publisher), `decoder`, `source` (the replication client), `clients` and `topics` (Kafka),
 //! `acks`, `kafka_store`, `checkpoint_store` (both stores as one), `publish`, `snapshot`, `run` (the commands) and `http`.
 
@@ -17,6 +17,7 @@ pub mod decoder;
 pub mod detect;
 pub mod error;
 pub mod filter;
+pub mod gtid;
 pub mod http;
 pub mod kafka_store;
 pub mod output;

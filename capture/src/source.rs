@@ -81,6 +81,29 @@ impl SourceClient {
         })
     }
 
+    /// Which server this is, as checkpoints record it: MariaDB `mariadb:<server_id>@<hostname>:<port>`
+    /// (MariaDB has no server UUID), MySQL `mysql:<server_uuid>`. A replica promoted to primary
+    /// keeps its identity, which differs from its old primary's.
+    pub async fn identity(&self, conn: &mut Conn, flavor: Flavor) -> Result<String, CaptureError> {
+        match flavor {
+            Flavor::MariaDb => {
+                let row: Option<(u64, String, u64)> = conn
+                    .query_first("SELECT @@server_id, @@hostname, @@port")
+                    .await
+                    .map_err(|e| self.err(e))?;
+                let (id, host, port) = row.unwrap_or_default();
+                Ok(format!("mariadb:{id}@{host}:{port}"))
+            }
+            Flavor::MySql => {
+                let uuid: Option<String> = conn
+                    .query_first("SELECT @@server_uuid")
+                    .await
+                    .map_err(|e| self.err(e))?;
+                Ok(format!("mysql:{}", uuid.unwrap_or_default()))
+            }
+        }
+    }
+
     /// The position the server will write next (`SHOW MASTER STATUS`).
     pub async fn current_end(&self, conn: &mut Conn) -> Result<(String, u64), CaptureError> {
         let row: Option<mysql_async::Row> = conn
@@ -96,7 +119,9 @@ impl SourceClient {
             })
     }
 
-    /// Registers as a replica and streams from `from` (file/pos), or from a MariaDB GTID state.
+    /// Registers as a replica and streams from `from` (file/pos), or from a GTID position: a
+    /// MariaDB GTID state, or a MySQL GTID set (COM_BINLOG_DUMP_GTID; not yet run against a
+    /// live MySQL server).
     /// The server ends the stream at the end of its binlog when `until_end` is set, and also
     /// when `until` is a position it has already written: the reader stops there, and a dump
     /// thread that had been left waiting for new events would linger on the server.
@@ -130,12 +155,15 @@ impl SourceClient {
                 .map_err(|e| self.err(e))?;
         }
         let mut req = BinlogStreamRequest::new(self.server_id);
-        if let Some(state) = gtid {
-            if flavor != Flavor::MariaDb {
-                return Err(CaptureError::Check(
-                    "starting from a GTID is supported on MariaDB only in this version; on MySQL start from \"<file>:<pos>\" (SHOW BINARY LOGS)".into(),
-                ));
-            }
+        if let (Some(set), Flavor::MySql) = (gtid, flavor) {
+            // COM_BINLOG_DUMP_GTID: the server sends every transaction not in the set.
+            let sids = crate::gtid::mysql_sids(set).map_err(|e| {
+                CaptureError::Check(format!(
+                    "`{set}` is not a MySQL GTID set ({e}); give the executed set, e.g. SELECT @@gtid_executed"
+                ))
+            })?;
+            req = req.with_gtid().with_gtid_set(sids);
+        } else if let Some(state) = gtid {
             if !state
                 .chars()
                 .all(|c| c.is_ascii_digit() || c == '-' || c == ',')

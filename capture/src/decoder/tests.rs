@@ -316,3 +316,45 @@ fn ddl_events_and_corrupt_rows() {
         .unwrap_err();
     assert!(err.to_string().contains("binlog.000001:590"), "{err}");
 }
+
+#[test]
+fn a_gtid_start_checkpoints_exact_boundaries_only_with_server_and_commit_time() {
+    let mut rotate = 4u64.to_le_bytes().to_vec();
+    rotate.extend_from_slice(b"binlog.000007");
+    let from = Checkpoint {
+        gtid: Some("0-1-5".into()),
+        seq: 40,
+        server: Some("mariadb:2@b:3306".into()),
+        ..Checkpoint::default()
+    };
+    let mut d = Decoder::new("inst", Filter::new(&FilterConfig::default()).unwrap(), from);
+    let mut out = Vec::new();
+    // The server's artificial ROTATE names the start of the file the GTID is in.
+    d.handle(h(code::ROTATE, 0), &rotate, 0, &mut out).unwrap();
+    assert!(out.is_empty(), "no checkpoint at the file's start");
+    assert_eq!(d.resume_point().file, "", "a reconnect still goes by GTID");
+    d.handle(h(code::MARIADB_GTID, 900), &gtid(6), 0, &mut out)
+        .unwrap();
+    let commit = Header {
+        timestamp: 1_700_000_123,
+        ..h(code::XID, 1000)
+    };
+    d.handle(commit, &1u64.to_le_bytes(), 0, &mut out).unwrap();
+    let Some(Output::Commit(cp)) = out.last() else {
+        panic!("a checkpoint at the transaction's end")
+    };
+    assert_eq!(
+        (cp.file.as_str(), cp.pos, cp.gtid.as_deref(), cp.seq),
+        ("binlog.000007", 1000, Some("0-1-6"), 40)
+    );
+    assert_eq!(cp.server.as_deref(), Some("mariadb:2@b:3306"));
+    assert_eq!(cp.commit_ms, Some(1_700_000_123_000));
+
+    // From a file and position the artificial ROTATE is exact.
+    let mut f = bare_decoder(FilterConfig::default());
+    let mut out = Vec::new();
+    f.handle(h(code::ROTATE, 0), &rotate, 0, &mut out).unwrap();
+    assert!(
+        matches!(out.last(), Some(Output::Commit(cp)) if cp.file == "binlog.000007" && cp.pos == 4)
+    );
+}
