@@ -18,23 +18,7 @@ impl MariaState {
     /// empty text is the empty state).
     pub fn parse(text: &str) -> Result<MariaState, String> {
         let mut state = BTreeMap::new();
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let fields: Vec<&str> = part.split('-').collect();
-            let parsed = match fields[..] {
-                [d, s, n] => match (d.parse(), s.parse(), n.parse()) {
-                    (Ok(domain), Ok(server), Ok(seq)) => Some(MariaGtid {
-                        domain,
-                        server,
-                        seq,
-                        standalone: false,
-                    }),
-                    _ => None,
-                },
-                _ => None,
-            };
-            let g = parsed.ok_or_else(|| {
-                format!("`{part}` is not a MariaDB GTID; write domain-server-seq, e.g. 0-1-42")
-            })?;
+        for g in parse_list(text)? {
             if state.insert(g.domain, g).is_some() {
                 return Err(format!(
                     "`{text}` names domain {} twice; a GTID state has one GTID per domain",
@@ -77,11 +61,39 @@ impl fmt::Display for MariaState {
     }
 }
 
+/// Parses a list of MariaDB GTIDs `domain-server-seq[,...]`, several per domain allowed (as in
+/// `@@gtid_binlog_state`, the last GTID of each domain and server).
+pub fn parse_list(text: &str) -> Result<Vec<MariaGtid>, String> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let fields: Vec<&str> = part.split('-').collect();
+        let parsed = match fields[..] {
+            [d, s, n] => match (d.parse(), s.parse(), n.parse()) {
+                (Ok(domain), Ok(server), Ok(seq)) => Some(MariaGtid {
+                    domain,
+                    server,
+                    seq,
+                    standalone: false,
+                }),
+                _ => None,
+            },
+            _ => None,
+        };
+        out.push(parsed.ok_or_else(|| {
+            format!("`{part}` is not a MariaDB GTID; write domain-server-seq, e.g. 0-1-42")
+        })?);
+    }
+    Ok(out)
+}
+
 /// Why a server cannot continue a stream by GTID from a checkpoint's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GtidGap {
     /// The server's binlog has no transaction of the domain.
     NoDomain { wanted: MariaGtid },
+    /// The server's binlog has no transaction of the checkpoint's server in the domain: it has
+    /// another history (a server loaded separately), not a replica's.
+    OtherHistory { wanted: MariaGtid, has: MariaGtid },
     /// The server's binlog ends before the checkpoint's transaction in the domain: it lacks
     /// transactions the capture has already published.
     Behind { wanted: MariaGtid, has: MariaGtid },
@@ -100,6 +112,11 @@ impl fmt::Display for GtidGap {
                 "its binlog has no transaction of domain {} (the checkpoint is at {wanted})",
                 wanted.domain
             ),
+            GtidGap::OtherHistory { wanted, has } => write!(
+                f,
+                "its binlog has no transaction of server {} in domain {} (it has domain {} up to {has}): it did not replicate the checkpoint's {wanted}",
+                wanted.server, wanted.domain, wanted.domain
+            ),
             GtidGap::Behind { wanted, has } => write!(
                 f,
                 "its binlog has domain {} only up to {has}, before the checkpoint's {wanted}: it lacks transactions already published",
@@ -114,21 +131,31 @@ impl fmt::Display for GtidGap {
     }
 }
 
-/// Whether a server whose binlog ends at `binlog_pos` (`@@gtid_binlog_pos`) and whose oldest
-/// binlog file starts at `oldest` (its GTID_LIST) holds every transaction after `checkpoint`,
-/// in every domain of the checkpoint. A domain the oldest file does not list began later, so
-/// all its transactions are there.
+/// Whether a server holds every transaction after `checkpoint` in its binlog, in every domain
+/// of the checkpoint, with the checkpoint's transaction itself in its history. `binlog_pos` is
+/// its `@@gtid_binlog_pos` (the last GTID per domain), `binlog_state` its `@@gtid_binlog_state`
+/// (the last per domain and server: a replica lists its primary's server there), `oldest` the
+/// GTID state its oldest binlog file starts at. A domain the oldest file does not list began
+/// later, so all its transactions are there.
 pub fn continues(
     checkpoint: &MariaState,
     binlog_pos: &MariaState,
+    binlog_state: &[MariaGtid],
     oldest: &MariaState,
 ) -> Result<(), GtidGap> {
     for &wanted in checkpoint.iter() {
         let Some(&has) = binlog_pos.get(wanted.domain) else {
             return Err(GtidGap::NoDomain { wanted });
         };
-        if has.seq < wanted.seq {
-            return Err(GtidGap::Behind { wanted, has });
+        let same_server = binlog_state
+            .iter()
+            .find(|g| g.domain == wanted.domain && g.server == wanted.server);
+        match same_server {
+            None => return Err(GtidGap::OtherHistory { wanted, has }),
+            Some(&last) if last.seq < wanted.seq => {
+                return Err(GtidGap::Behind { wanted, has: last })
+            }
+            Some(_) => {}
         }
         if let Some(&first) = oldest.get(wanted.domain) {
             if first.seq > wanted.seq {
@@ -232,34 +259,56 @@ mod tests {
     #[test]
     fn continues_needs_every_domain_up_to_the_checkpoint_and_not_purged() {
         let st = |s: &str| MariaState::parse(s).unwrap();
+        let list = |s: &str| parse_list(s).unwrap();
         // A promoted replica: domain 0 went on with server 2's transactions.
         assert_eq!(
-            continues(&st("0-1-42"), &st("0-2-57"), &st("0-1-3")),
+            continues(
+                &st("0-1-42"),
+                &st("0-2-57"),
+                &list("0-1-50,0-2-57"),
+                &st("0-1-3")
+            ),
             Ok(())
         );
         // Exactly at the end of the new server's binlog.
-        assert_eq!(continues(&st("0-1-42"), &st("0-1-42"), &st("")), Ok(()));
         assert_eq!(
-            continues(&st("0-1-42"), &st("1-3-9"), &st("")),
+            continues(&st("0-1-42"), &st("0-1-42"), &list("0-1-42"), &st("")),
+            Ok(())
+        );
+        assert_eq!(
+            continues(&st("0-1-42"), &st("1-3-9"), &list("1-3-9"), &st("")),
             Err(GtidGap::NoDomain {
                 wanted: g(0, 1, 42)
             })
         );
+        // A server loaded separately: domain 0 has as many transactions, none of server 1.
         assert_eq!(
-            continues(&st("0-1-42"), &st("0-1-40"), &st("")),
+            continues(&st("0-1-42"), &st("0-3-70"), &list("0-3-70"), &st("")),
+            Err(GtidGap::OtherHistory {
+                wanted: g(0, 1, 42),
+                has: g(0, 3, 70)
+            })
+        );
+        assert_eq!(
+            continues(&st("0-1-42"), &st("0-1-40"), &list("0-1-40"), &st("")),
             Err(GtidGap::Behind {
                 wanted: g(0, 1, 42),
                 has: g(0, 1, 40)
             })
         );
         assert_eq!(
-            continues(&st("0-1-42"), &st("0-2-90"), &st("0-2-50")),
+            continues(
+                &st("0-1-42"),
+                &st("0-2-90"),
+                &list("0-1-42,0-2-90"),
+                &st("0-2-50")
+            ),
             Err(GtidGap::Purged {
                 wanted: g(0, 1, 42),
                 oldest: g(0, 2, 50)
             })
         );
-        let gap = continues(&st("0-1-42,1-1-5"), &st("0-2-57"), &st(""))
+        let gap = continues(&st("0-1-42,1-1-5"), &st("0-2-57"), &list("0-1-42"), &st(""))
             .unwrap_err()
             .to_string();
         assert!(gap.contains("no transaction of domain 1"), "{gap}");
