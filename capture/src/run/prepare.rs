@@ -303,7 +303,11 @@ mod tests {
         let mut no_file = cp(Some(a), Some("0-1-42"));
         no_file.file.clear();
         assert_eq!(resume_by(Position, &no_file, a, MariaDb), by_gtid);
-        let msg = other.unwrap_err().message("shop", "10.0.0.2:3306");
+        let msg = ResumeRefused::OtherServer {
+            checkpoint: a.into(),
+            server: b.into(),
+        }
+        .message("shop", "10.0.0.2:3306");
         for part in [a, b, "10.0.0.2:3306", "sluice-capture migrate"] {
             assert!(msg.contains(part), "{part} missing in {msg}");
         }
