@@ -12,6 +12,7 @@ pub use schema::{ColumnInfo, SchemaCache};
 use crate::checkpoint::Checkpoint;
 use crate::config::SourceConfig;
 use crate::error::CaptureError;
+use crate::gtid::MariaState;
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Opts};
 
@@ -102,6 +103,57 @@ impl SourceClient {
                 Ok(format!("mysql:{}", uuid.unwrap_or_default()))
             }
         }
+    }
+
+    /// Whether this MariaDB server's binlog holds every transaction after the GTID state
+    /// `state` and the state's own transactions (`gtid::continues`): `Ok(Ok(what it has))`, e.g.
+    /// "domain 0 up to 0-2-57", or `Ok(Err(why not))`.
+    pub async fn continues_gtid(
+        &self,
+        conn: &mut Conn,
+        facts: &ServerFacts,
+        state: &str,
+    ) -> Result<Result<String, String>, CaptureError> {
+        let wanted = match MariaState::parse(state) {
+            Ok(w) => w,
+            Err(e) => return Ok(Err(format!("the checkpoint's GTID state: {e}"))),
+        };
+        let row: Option<(String, String)> = conn
+            .query_first("SELECT @@gtid_binlog_pos, @@gtid_binlog_state")
+            .await
+            .map_err(|e| self.err(e))?;
+        let (pos_text, state_text) = row.unwrap_or_default();
+        let Some(oldest_file) = facts.binlogs.first() else {
+            return Ok(Err(format!("{} lists no binlog files", self.addr)));
+        };
+        let oldest_text: Option<Option<String>> = conn
+            .exec_first("SELECT BINLOG_GTID_POS(?, 4)", (oldest_file,))
+            .await
+            .map_err(|e| self.err(e))?;
+        let oldest_text = oldest_text.flatten().unwrap_or_default();
+        let parsed = (
+            MariaState::parse(&pos_text),
+            crate::gtid::parse_list(&state_text),
+            MariaState::parse(&oldest_text),
+        );
+        let (Ok(binlog_pos), Ok(binlog_state), Ok(oldest)) = parsed else {
+            return Ok(Err(format!(
+                "the GTID position `{pos_text}` and state `{state_text}` of {} cannot be read",
+                self.addr
+            )));
+        };
+        if let Err(gap) = crate::gtid::continues(&wanted, &binlog_pos, &binlog_state, &oldest) {
+            return Ok(Err(format!(
+                "{} cannot continue GTID {state}: {gap}",
+                self.addr
+            )));
+        }
+        let has: Vec<String> = wanted
+            .iter()
+            .filter_map(|g| binlog_pos.get(g.domain))
+            .map(|g| format!("domain {} up to {g}", g.domain))
+            .collect();
+        Ok(Ok(has.join(", ")))
     }
 
     /// The position the server will write next (`SHOW MASTER STATUS`).

@@ -13,10 +13,8 @@ use crate::checkpoint_store;
 use crate::config::CaptureConfig;
 use crate::decoder::Header;
 use crate::error::CaptureError;
-use crate::gtid::{self, MariaState};
 use crate::source::{Flavor, ServerFacts, SourceClient};
 use futures::StreamExt as _;
-use mysql_async::prelude::Queryable;
 use sluice_ops::rfc3339;
 use std::path::PathBuf;
 
@@ -172,56 +170,15 @@ async fn by_gtid(
     let Some(state) = cp.gtid.as_deref().filter(|g| !g.is_empty()) else {
         return Ok(Err("the checkpoint has no GTID state".into()));
     };
-    let wanted = match MariaState::parse(state) {
-        Ok(w) => w,
-        Err(e) => return Ok(Err(format!("the checkpoint's GTID state: {e}"))),
+    let has = match target.continues_gtid(conn, facts, state).await? {
+        Ok(has) => has,
+        Err(why) => return Ok(Err(why)),
     };
-    let row: Option<(String, String)> = conn
-        .query_first("SELECT @@gtid_binlog_pos, @@gtid_binlog_state")
-        .await
-        .map_err(|e| target.err(e))?;
-    let (pos_text, state_text) = row.unwrap_or_default();
-    let oldest_text = match facts.binlogs.first() {
-        Some(file) => conn
-            .exec_first::<Option<String>, _, _>("SELECT BINLOG_GTID_POS(?, 4)", (file,))
-            .await
-            .map_err(|e| target.err(e))?
-            .flatten()
-            .unwrap_or_default(),
-        None => return Ok(Err("the new server lists no binlog files".into())),
-    };
-    let parsed = (
-        MariaState::parse(&pos_text),
-        gtid::parse_list(&state_text),
-        MariaState::parse(&oldest_text),
-    );
-    let (binlog_pos, binlog_state, oldest) = match parsed {
-        (Ok(p), Ok(s), Ok(o)) => (p, s, o),
-        _ => {
-            return Ok(Err(format!(
-                "the new server's GTID position `{pos_text}` / state `{state_text}` cannot be read"
-            )))
-        }
-    };
-    if let Err(gap) = gtid::continues(&wanted, &binlog_pos, &binlog_state, &oldest) {
-        return Ok(Err(format!(
-            "the new server {} cannot continue GTID {state}: {gap}",
-            target.addr
-        )));
-    }
-    let has: Vec<String> = wanted
-        .iter()
-        .filter_map(|g| binlog_pos.get(g.domain))
-        .map(|g| format!("domain {} up to {g}", g.domain))
-        .collect();
     Ok(Ok(Plan {
         file: String::new(),
         pos: 4,
         gtid: Some(state.to_owned()),
-        why: format!(
-            "by GTID {state}: the new server's binlog has {}",
-            has.join(", ")
-        ),
+        why: format!("by GTID {state}: the new server's binlog has {has}"),
     }))
 }
 

@@ -33,15 +33,17 @@ pub async fn prepare(
         Ok(server) => {
             let start = start_override.unwrap_or_else(|| cfg.start_at());
             let found = resolve_start(&client, &mut conn, &facts, checkpoint, start).await;
-            found
-                .and_then(|(from, gtid)| match gtid {
-                    Some(g) => Ok((from, Some(g))),
-                    None => resume(cfg, from, &server, flavor, &client.addr),
-                })
-                .map(|(mut from, gtid)| {
-                    from.server = Some(server);
-                    (from, gtid)
-                })
+            match found {
+                Ok((from, Some(g))) => Ok((from, Some(g))),
+                Ok((from, None)) => {
+                    resume(cfg, &client, &mut conn, &facts, from, &server, flavor).await
+                }
+                Err(e) => Err(e),
+            }
+            .map(|(mut from, gtid)| {
+                from.server = Some(server);
+                (from, gtid)
+            })
         }
         Err(e) => Err(e),
     };
@@ -105,25 +107,39 @@ async fn resolve_start(
     })
 }
 
-/// How a checkpoint resumes on the connected server ([`resume_by`]), logged when by GTID.
-fn resume(
+/// How a checkpoint resumes on the connected server ([`resume_by`]), logged when by GTID. On
+/// another server, GTID is only taken when that server's binlog holds the checkpoint's
+/// transactions (a server loaded separately may have the same domain with another history).
+async fn resume(
     cfg: &CaptureConfig,
+    client: &SourceClient,
+    conn: &mut mysql_async::Conn,
+    facts: &crate::source::ServerFacts,
     cp: Checkpoint,
     server: &str,
     flavor: Flavor,
-    addr: &str,
 ) -> Result<(Checkpoint, Option<String>), CaptureError> {
     // A fresh start (no checkpoint) has `seq` 0 and no server: always by position.
-    match resume_by(cfg.resume(), &cp, server, flavor)
-        .map_err(|e| CaptureError::Check(e.message(&cfg.instance, addr)))?
-    {
+    let refused = |e: ResumeRefused| CaptureError::Check(e.message(&cfg.instance, &client.addr));
+    match resume_by(cfg.resume(), &cp, server, flavor).map_err(refused)? {
         ResumeBy::Position => Ok((cp, None)),
         ResumeBy::Gtid(state) => {
-            let why = match cp.server.as_deref() {
-                Some(old) if old != server => {
+            let moved = cp.server.as_deref().filter(|old| *old != server);
+            let why = match moved {
+                Some(old) => {
+                    if let Err(gap) = client.continues_gtid(conn, facts, &state).await? {
+                        let e = ResumeRefused::OtherServer {
+                            checkpoint: old.to_owned(),
+                            server: server.to_owned(),
+                        };
+                        return Err(CaptureError::Check(format!(
+                            "{}. Resuming by GTID is not possible either: {gap}",
+                            e.message(&cfg.instance, &client.addr)
+                        )));
+                    }
                     format!("the checkpoint was taken on {old}, this is {server}")
                 }
-                _ => "source.resume = \"gtid\"".to_owned(),
+                None => "source.resume = \"gtid\"".to_owned(),
             };
             tracing::info!(gtid = %state, "resuming by GTID, not by {}:{}: {why}", cp.file, cp.pos);
             let from = Checkpoint {
