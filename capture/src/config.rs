@@ -1,5 +1,6 @@
 //! The capture's config file (`config/examples/capture.toml` documents every field).
 
+pub mod fleet;
 pub mod snapshot;
 
 use regex::Regex;
@@ -366,7 +367,10 @@ impl Validate for CaptureConfig {
             }
         }
         if self.checkpoint.owner.as_deref() == Some("") {
-            p.add("checkpoint.owner", "must not be empty; leave it out for the host name");
+            p.add(
+                "checkpoint.owner",
+                "must not be empty; leave it out for the host name",
+            );
         }
         if let Some(s) = &self.snapshot {
             s.validate(&self.filter.include, &self.filter.exclude, p);

@@ -109,6 +109,44 @@ pub fn monitor(
     monitor
 }
 
+/// The monitor of a fleet worker: the tally of all its instances together (one process, one
+/// tally), and which instances it owns now.
+pub fn fleet_monitor(
+    fleet: &crate::config::fleet::FleetConfig,
+    recent: Arc<sluice_ops::Recent>,
+    cancel: CancellationToken,
+) -> Arc<Monitor> {
+    let tally = crate::tally::install(&format!("fleet {}", fleet.name), fleet.metrics.max_tables);
+    metrics::counter!("sluice_capture_kafka_errors_total").increment(0);
+    metrics::counter!("sluice_capture_reconnects_total").increment(0);
+    metrics::gauge!("sluice_fleet_instances_owned").set(0.0);
+    let source = Source {
+        binary: "sluice-capture",
+        name: format!("{}/{}", fleet.name, fleet.worker),
+    };
+    let monitor = Monitor::new(&[], &[], source, "table", recent, cancel.clone());
+    let (name, worker, topic) = (
+        fleet.name.clone(),
+        fleet.worker.clone(),
+        fleet.control_topic.clone(),
+    );
+    let instances: Vec<String> = fleet.instances.iter().map(|c| c.instance.clone()).collect();
+    monitor.spawn(
+        move |now| {
+            let info = json!({
+                "fleet": name,
+                "worker": worker,
+                "control_topic": topic,
+                "instances": instances,
+                "owned": crate::fleet::owned(),
+            });
+            (tally.frame(now), info)
+        },
+        cancel,
+    );
+    monitor
+}
+
 /// `host:port` of a `mysql://user:password@host:port/...` URL, without the credentials.
 fn source_address(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);

@@ -81,7 +81,9 @@ impl KafkaStore {
         // below the high watermark.
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true");
-        let consumer: BaseConsumer = cfg.create().map_err(kafka("creating a consumer for"))?;
+        let consumer: BaseConsumer<EndIsNoError> = cfg
+            .create_with_context(EndIsNoError)
+            .map_err(kafka("creating a consumer for"))?;
         let md = consumer
             .fetch_metadata(Some(&self.topic), Duration::from_secs(10))
             .map_err(kafka("reading metadata of"))?;
@@ -139,3 +141,17 @@ impl KafkaStore {
         Ok(best)
     }
 }
+
+/// The checkpoint reader's context: the end of a partition is what it reads up to, not an
+/// error to log (librdkafka reports it as one).
+struct EndIsNoError;
+
+impl rdkafka::client::ClientContext for EndIsNoError {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if !matches!(error, rdkafka::error::KafkaError::PartitionEOF(_)) {
+            tracing::warn!(error = %error, "checkpoint reader: {reason}");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for EndIsNoError {}

@@ -17,6 +17,7 @@ pub mod decoder;
 pub mod detect;
 pub mod error;
 pub mod filter;
+pub mod fleet;
 pub mod gtid;
 pub mod http;
 pub mod kafka_store;

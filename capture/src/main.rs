@@ -26,7 +26,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Capture changes into Kafka until stopped (SIGINT/SIGTERM).
+    /// Capture changes into Kafka until stopped (SIGINT/SIGTERM). With a fleet file (one
+    /// with a `[fleet]` section) the process is one worker of the fleet (docs/fleet.md).
     Run {
         #[arg(long)]
         config: PathBuf,
@@ -129,6 +130,27 @@ async fn run_cli(cli: Cli) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     shutdown_on_signal(cancel.clone());
     match cli.command {
+        Command::Run { config, until } if sluice_capture::config::fleet::is_fleet(&config) => {
+            if until.is_some() {
+                anyhow::bail!("--until is for one instance; a fleet file runs until stopped");
+            }
+            let fleet = sluice_capture::config::fleet::load(&config)?;
+            let recent = sluice_ops::Recent::new();
+            sluice_config::logging::init_with(&fleet.log, recent.layer());
+            let ready = Arc::new(AtomicBool::new(false));
+            let prometheus = http::install_metrics().map_err(anyhow::Error::msg)?;
+            let monitor = http::fleet_monitor(&fleet, recent, cancel.clone());
+            http::serve(
+                &fleet.metrics.listen,
+                prometheus,
+                Arc::clone(&ready),
+                monitor,
+                cancel.clone(),
+            )
+            .await
+            .map_err(anyhow::Error::msg)?;
+            sluice_capture::fleet::run(&config, fleet, cancel, ready).await?;
+        }
         Command::Run { config, until } => {
             let cfg = load(&config)?;
             let until = parse_until(until)?;

@@ -15,6 +15,7 @@ pub mod capture;
 pub mod debezium;
 pub mod es;
 pub mod events;
+pub mod fleet;
 pub mod http_proxy;
 pub mod kafka;
 pub mod mariadb;

@@ -8,6 +8,7 @@ mod debezium;
 mod detect;
 mod elasticsearch;
 mod es_transport;
+mod fleet;
 mod formats;
 mod group_session;
 mod mysql_replica;
