@@ -44,14 +44,12 @@ pub fn fast_producer(
         // Only this producer: a second one with the same id would fence it.
         config.set("transactional.id", cfg.transactional_id());
     }
-    config
-        .create_with_context(AckContext(acks))
-        .map_err(|e| {
-            CaptureError::kafka(
-                format!("creating a producer for {}", cfg.kafka.brokers.join(",")),
-                KafkaWatch::new(&cfg.kafka).explain(e),
-            )
-        })
+    config.create_with_context(AckContext(acks)).map_err(|e| {
+        CaptureError::kafka(
+            format!("creating a producer for {}", cfg.kafka.brokers.join(",")),
+            KafkaWatch::new(&cfg.kafka).explain(e),
+        )
+    })
 }
 
 /// Opens the data producer's broker connections, so librdkafka has its idempotent producer id

@@ -12,8 +12,8 @@ mod read;
 mod tail;
 
 pub use inspect::{check, position};
-pub use owner::{fresh_ms, Role};
 pub use migrate::{migrate, MigrateArgs};
+pub use owner::{fresh_ms, Role};
 pub use prepare::{enforce, prepare, Prepared};
 pub use read::{read_binlog, Emit, ReadOptions};
 pub use tail::{collect, collect_raw, tail};

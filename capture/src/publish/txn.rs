@@ -128,10 +128,7 @@ impl Txn {
     /// The checkpoint the next commit writes: the last boundary, else the last committed one
     /// again (keep-alive), stamped with the owner and the time.
     pub fn next_checkpoint(&self, now_ms: i64) -> Option<Checkpoint> {
-        let mut cp = self
-            .boundary
-            .clone()
-            .or_else(|| self.committed.clone())?;
+        let mut cp = self.boundary.clone().or_else(|| self.committed.clone())?;
         cp.saved_ms = now_ms;
         cp.owner = Some(self.owner.clone());
         Some(cp)
@@ -167,7 +164,10 @@ impl Txn {
     ) -> CaptureError {
         let fenced_fatal = fatal.is_some_and(|code| {
             use rdkafka::types::RDKafkaErrorCode as C;
-            matches!(code, C::Fenced | C::ProducerFenced | C::InvalidProducerEpoch)
+            matches!(
+                code,
+                C::Fenced | C::ProducerFenced | C::InvalidProducerEpoch
+            )
         });
         if fenced_fatal || is_fenced(&error) {
             CaptureError::Fenced {
@@ -334,7 +334,11 @@ mod tests {
     fn fencing_is_told_apart_from_other_failures() {
         use rdkafka::types::RDKafkaErrorCode as C;
         let t = txn();
-        let fenced = t.failure("x", KafkaError::MessageProduction(C::Fatal), Some(C::ProducerFenced));
+        let fenced = t.failure(
+            "x",
+            KafkaError::MessageProduction(C::Fatal),
+            Some(C::ProducerFenced),
+        );
         assert!(matches!(fenced, CaptureError::Fenced { .. }), "{fenced}");
         assert!(fenced.to_string().contains("sluice-capture.inst"));
         let other = t.failure("x", KafkaError::MessageProduction(C::MessageTimedOut), None);

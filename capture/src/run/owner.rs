@@ -102,7 +102,9 @@ mod tests {
         };
         assert!(alone.check_takeover(&cfg, None, now).is_ok());
         // The same owner restarting, or an owner gone quiet for long: fine.
-        assert!(alone.check_takeover(&cfg, Some(&cp("host-a", now - 10)), now).is_ok());
+        assert!(alone
+            .check_takeover(&cfg, Some(&cp("host-a", now - 10)), now)
+            .is_ok());
         assert!(alone
             .check_takeover(&cfg, Some(&cp("host-b", now - 60_000)), now)
             .is_ok());
@@ -110,15 +112,22 @@ mod tests {
             .check_takeover(&cfg, Some(&cp("host-b", now - 500)), now)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("host-b") && err.contains("sluice-capture.i"), "{err}");
+        assert!(
+            err.contains("host-b") && err.contains("sluice-capture.i"),
+            "{err}"
+        );
         // A fleet takes over from its own workers, never from another fleet.
-        assert!(fleet.check_takeover(&cfg, Some(&cp("main/w1", now - 500)), now).is_ok());
+        assert!(fleet
+            .check_takeover(&cfg, Some(&cp("main/w1", now - 500)), now)
+            .is_ok());
         let err = fleet
             .check_takeover(&cfg, Some(&cp("other/w1", now - 500)), now)
             .unwrap_err()
             .to_string();
         assert!(err.contains("two fleets"), "{err}");
-        assert!(fleet.check_takeover(&cfg, Some(&cp("host-b", now - 500)), now).is_err());
+        assert!(fleet
+            .check_takeover(&cfg, Some(&cp("host-b", now - 500)), now)
+            .is_err());
         assert_eq!(fleet.owner(&cfg), "main/w2");
         assert_eq!(alone.owner(&cfg), "host-a");
     }
