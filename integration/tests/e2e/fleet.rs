@@ -332,3 +332,127 @@ async fn assert_state_matches(db: &str, events: &[&Arrival], conn: &mut mysql_as
         "{db}: the events replayed differ from the table"
     );
 }
+
+/// One transactional capture, alone: a second capture of the live instance (another owner) is
+/// refused with what to do; a kill -9 in the middle of a write load, then a restart, leaves every
+/// row exactly once for a read_committed reader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transactional_capture_refuses_a_second_owner_and_resumes_exactly_once() {
+    use sluice_integration::process::{capture_binary, kill9, run_to_end, spawn_run};
+    let db = sluice_integration::unique_name("txn");
+    let mut conn = mysql_async::Conn::from_url(sluice_integration::mysql_url())
+        .await
+        .expect("connect to MariaDB");
+    conn.query_drop(format!(
+        "CREATE DATABASE `{db}`; CREATE TABLE `{db}`.t (id BIGINT PRIMARY KEY, v INT NOT NULL)"
+    ))
+    .await
+    .expect("create the database");
+    let dir = std::env::temp_dir().join(&db);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut toml = sluice_integration::capture::CaptureToml::new(&db, &dir);
+    toml.start = Some("end".into());
+    toml.metrics = true;
+    toml.extra = format!(
+        "[publish]\ntopic = \"{{instance}}\"\ntransactional = true\ncreate_topics = true\npartitions = {}\n",
+        sluice_integration::fleet::PARTITIONS
+    );
+    let text = toml.text().replace(
+        "[checkpoint]\n",
+        &format!(
+            "[checkpoint]\nkafka = true\ntopic = \"{db}.checkpoints\"\nowner = \"${{OWNER}}\"\n"
+        ),
+    );
+    let config = dir.join("capture.toml");
+    std::fs::write(&config, text).unwrap();
+    let arrivals = Arrivals::start(std::slice::from_ref(&db));
+    let start = |owner: &str, log: &str| {
+        spawn_run(
+            &capture_binary(),
+            &config,
+            &[],
+            &[("OWNER", owner)],
+            &dir.join(log),
+        )
+    };
+    let mut a = start("host-a", "a1.log");
+    let mut next = 0i64;
+    let mut insert = async |conn: &mut mysql_async::Conn, n: i64| {
+        for _ in 0..n {
+            next += 1;
+            conn.exec_drop(
+                format!("INSERT INTO `{db}`.t (id, v) VALUES (?, 0)"),
+                (next,),
+            )
+            .await
+            .expect("insert");
+        }
+        next
+    };
+    // The capture starts at the end of the binlog: wait until it reads before writing.
+    let deadline = Deadline::after(60);
+    while !std::fs::read_to_string(dir.join("a1.log"))
+        .unwrap_or_default()
+        .contains("reading the binlog")
+    {
+        deadline
+            .sleep(Duration::from_millis(100), || {
+                "capture a did not start".into()
+            })
+            .await;
+    }
+    let written = insert(&mut conn, 50).await;
+    wait_count(&arrivals, &db, written as usize).await;
+
+    // Another owner while a is alive: refused, naming a and the transactional id.
+    let second = run_to_end(
+        &capture_binary(),
+        ["run", "--config", config.to_str().unwrap()],
+        &[("OWNER", "host-b")],
+        60,
+    )
+    .await;
+    assert!(!second.success(), "a second owner ran: {}", second.stderr);
+    assert!(
+        second.stderr.contains("is being captured by host-a")
+            && second.stderr.contains(&format!("sluice-capture.{db}")),
+        "{}",
+        second.stderr
+    );
+
+    // kill -9 in the middle of writes, then a restart by the same owner.
+    let writes = async {
+        let mut c = mysql_async::Conn::from_url(sluice_integration::mysql_url())
+            .await
+            .unwrap();
+        insert(&mut c, 400).await
+    };
+    let kill = async {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        kill9(&mut a).await;
+    };
+    let (written, ()) = tokio::join!(writes, kill);
+    let _a2 = start("host-a", "a2.log");
+    wait_count(&arrivals, &db, written as usize).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mine: Vec<Arrival> = arrivals.all();
+    let refs: Vec<&Arrival> = mine.iter().collect();
+    assert_exactly_once_in_order(&db, &refs, written as usize);
+    let log = std::fs::read_to_string(dir.join("a2.log")).unwrap_or_default();
+    assert!(log.contains("took instance"), "{log}");
+}
+
+/// Waits until `n` events of `instance` arrived.
+async fn wait_count(arrivals: &Arrivals, instance: &str, n: usize) {
+    let deadline = Deadline::after(60);
+    while arrivals.count(instance) < n {
+        deadline
+            .sleep(Duration::from_millis(200), || {
+                format!(
+                    "{} of {n} events of {instance} arrived",
+                    arrivals.count(instance)
+                )
+            })
+            .await;
+    }
+}
