@@ -3,10 +3,12 @@
 //!
 //! This file holds the config and small helpers; the tests are in `decoding` (every column type,
 //! DDL mid-stream), `startup` (the checks and a missing topic), `recovery` (crashes, restarts and
-//! killed connections lose nothing) and `dump_threads` (a stopped stream leaves none behind).
+//! killed connections lose nothing), `dump_threads` (a stopped stream leaves none behind) and
+//! `migrate` (moving an instance to a promoted replica or another server, as the binaries).
 
 mod decoding;
 mod dump_threads;
+mod migrate;
 mod recovery;
 mod startup;
 
