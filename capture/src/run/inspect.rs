@@ -14,13 +14,15 @@ pub async fn position(cfg: &CaptureConfig) -> Result<Vec<String>, CaptureError> 
     let mut lines = Vec::new();
     match store.load()? {
         Some(cp) => lines.push(format!(
-            "checkpoint ({}): {}:{} gtid={} seq={} saved_ms={}",
+            "checkpoint ({}): {}:{} gtid={} seq={} saved_ms={} server={} commit_ms={}",
             store.path().display(),
             cp.file,
             cp.pos,
             cp.gtid.as_deref().unwrap_or("-"),
             cp.seq,
-            cp.saved_ms
+            cp.saved_ms,
+            cp.server.as_deref().unwrap_or("-"),
+            cp.commit_ms.map_or("-".to_owned(), |ms| ms.to_string()),
         )),
         None => lines.push(format!(
             "checkpoint ({}): none yet; a new capture starts at source.start = {:?}",
