@@ -337,6 +337,20 @@ mod tests {
     }
 
     #[test]
+    fn the_example_fleet_loads() {
+        std::env::set_var("MYSQL_PASSWORD", "x");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples/fleet.toml");
+        assert!(is_fleet(&path));
+        let fleet = load(&path).unwrap();
+        assert_eq!(fleet.name, "shop");
+        assert_eq!(fleet.control_topic, "sluice.fleet.shop");
+        let names: Vec<&str> = fleet.instances.iter().map(|c| c.instance.as_str()).collect();
+        assert_eq!(names, ["shop-archive", "shop-main"]);
+        assert_eq!(fleet.instances[1].source.server_id, 4242);
+        assert!(!is_fleet(&path.with_file_name("capture.toml")));
+    }
+
+    #[test]
     fn the_same_instance_twice_is_refused_with_both_places() {
         let dir = temp("dup");
         let path = write(
