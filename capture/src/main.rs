@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use sluice_capture::config::{CaptureConfig, StartAt};
+use sluice_capture::config::{fleet, CaptureConfig, StartAt};
 use sluice_capture::error::CaptureError;
 use sluice_capture::source::CheckStatus;
 use sluice_capture::{http, run};
@@ -20,9 +20,16 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(name = "sluice-capture", version)]
 struct Cli {
+    /// With a fleet file as --config: the instance that tail, position, snapshot and migrate
+    /// work on (check checks every instance without it).
+    #[arg(long, global = true)]
+    instance: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
+
+/// `--instance`, for [`load`].
+static INSTANCE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
 
 #[derive(Subcommand)]
 enum Command {
@@ -68,8 +75,43 @@ enum Command {
     Migrate(run::MigrateArgs),
 }
 
+/// One instance's config: the file's, or with a fleet file the `--instance` it lists (with the
+/// fleet's defaults merged in).
 fn load(path: &Path) -> anyhow::Result<CaptureConfig> {
-    Ok(sluice_config::load::<CaptureConfig>(path)?)
+    if !fleet::is_fleet(path) {
+        return Ok(sluice_config::load::<CaptureConfig>(path)?);
+    }
+    let instances = fleet::load(path)?.instances;
+    let names = || {
+        instances
+            .iter()
+            .map(|c| c.instance.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match INSTANCE.get().cloned().flatten() {
+        None => anyhow::bail!(
+            "{} is a fleet file: name the instance with --instance (one of {})",
+            path.display(),
+            names()
+        ),
+        Some(name) => match instances.iter().find(|c| c.instance == name) {
+            Some(cfg) => Ok(cfg.clone()),
+            None => anyhow::bail!(
+                "the fleet file {} has no instance `{name}`; it has {}",
+                path.display(),
+                names()
+            ),
+        },
+    }
+}
+
+/// Every instance of `path` to check: the fleet's (or its `--instance`), or the one config.
+fn load_all(path: &Path) -> anyhow::Result<Vec<CaptureConfig>> {
+    if fleet::is_fleet(path) && INSTANCE.get().cloned().flatten().is_none() {
+        return Ok(fleet::load(path)?.instances);
+    }
+    Ok(vec![load(path)?])
 }
 
 /// `--until <file>:<pos>`.
@@ -127,6 +169,7 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run_cli(cli: Cli) -> anyhow::Result<()> {
+    let _ = INSTANCE.set(cli.instance.clone());
     let cancel = CancellationToken::new();
     shutdown_on_signal(cancel.clone());
     match cli.command {
@@ -171,12 +214,19 @@ async fn run_cli(cli: Cli) -> anyhow::Result<()> {
             run::run(&cfg, until, cancel, ready).await?;
         }
         Command::Check { config } => {
-            let cfg = load(&config)?;
-            let checks = run::check(&cfg).await?;
-            for c in &checks {
-                println!("{c}");
+            let all = load_all(&config)?;
+            let mut failed = false;
+            for cfg in &all {
+                if all.len() > 1 {
+                    println!("instance {}:", cfg.instance);
+                }
+                let checks = run::check(cfg).await?;
+                for c in &checks {
+                    println!("{c}");
+                }
+                failed |= checks.iter().any(|c| c.status == CheckStatus::Fail);
             }
-            if checks.iter().any(|c| c.status == CheckStatus::Fail) {
+            if failed {
                 std::process::exit(1);
             }
         }

@@ -1,7 +1,7 @@
 //! `check` and `position`: the start-up checks and where the capture stands, without reading.
 
 use super::prepare::prepare;
-use crate::checkpoint::FileStore;
+use crate::checkpoint::{Checkpoint, FileStore};
 use crate::clients;
 use crate::config::CaptureConfig;
 use crate::error::CaptureError;
@@ -10,12 +10,12 @@ use crate::topics::Topics;
 
 /// `position`: the stored checkpoint and the server's current position, as text lines.
 pub async fn position(cfg: &CaptureConfig) -> Result<Vec<String>, CaptureError> {
-    let store = FileStore::new(&cfg.checkpoint.dir, &cfg.instance);
+    let (store, kafka) = crate::checkpoint_store::stores(cfg);
     let mut lines = Vec::new();
-    match store.load()? {
-        Some(cp) => lines.push(format!(
-            "checkpoint ({}): {}:{} gtid={} seq={} saved_ms={} server={} commit_ms={}",
-            store.path().display(),
+    let describe = |place: String, cp: Option<Checkpoint>| {
+        match cp {
+        Some(cp) => format!(
+            "checkpoint ({place}): {}:{} gtid={} seq={} saved_ms={} server={} commit_ms={} owner={}",
             cp.file,
             cp.pos,
             cp.gtid.as_deref().unwrap_or("-"),
@@ -23,12 +23,21 @@ pub async fn position(cfg: &CaptureConfig) -> Result<Vec<String>, CaptureError> 
             cp.saved_ms,
             cp.server.as_deref().unwrap_or("-"),
             cp.commit_ms.map_or("-".to_owned(), |ms| ms.to_string()),
-        )),
-        None => lines.push(format!(
-            "checkpoint ({}): none yet; a new capture starts at source.start = {:?}",
-            store.path().display(),
+            cp.owner.as_deref().unwrap_or("-"),
+        ),
+        None => format!(
+            "checkpoint ({place}): none yet; a new capture starts at source.start = {:?}",
             cfg.source.start
-        )),
+        ),
+    }
+    };
+    // A transactional capture keeps its checkpoint in the topic only.
+    if !cfg.publish.transactional {
+        lines.push(describe(store.path().display().to_string(), store.load()?));
+    }
+    if let Some(k) = kafka {
+        let place = format!("topic {}, key {}", k.topic, k.instance);
+        lines.push(describe(place, k.load().await?));
     }
     let client = SourceClient::new(&cfg.source)?;
     let mut conn = client.connect().await?;
