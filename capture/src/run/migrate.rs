@@ -113,6 +113,9 @@ pub async fn migrate(cfg: &CaptureConfig, args: &MigrateArgs) -> Result<Vec<Stri
         pos: plan.pos,
         gtid: plan.gtid,
         server: Some(server),
+        // Written by no capture: a capture that checks who owns the instance (a transactional
+        // one) must not take this fresh checkpoint for a live one's.
+        owner: None,
         ..cp
     };
     lines.push(format!("new checkpoint: {}", describe(&new)));
