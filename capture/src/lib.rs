@@ -2,9 +2,10 @@
 //!
 //! It checkpoints only what Kafka acknowledged. The modules from the bottom up, each using only
 //! modules listed before it: `error`, `clock`, `tally`, `config` (with `config::snapshot`),
-//! `checkpoint`, `binlog` (pure parsing), `gtid` (GTID states and sets), `filter`, `output` (what the reader hands the
-//! publisher), `decoder`, `source` (the replication client), `clients` and `topics` (Kafka),
-//! `acks`, `kafka_store`, `checkpoint_store` (both stores as one), `publish`, `snapshot`, `run` (the commands) and `http`.
+//! `checkpoint`, `binlog` (pure parsing), `gtid` (GTID states and sets), `filter`, `output`
+//! (what the reader hands the publisher), `decoder`, `source` (the replication client), `clients`
+//! and `topics` (Kafka), `acks`, `kafka_store`, `checkpoint_store` (both stores as one),
+//! `publish`, `snapshot`, `run` (the commands) and `http`.
 
 pub mod acks;
 pub mod binlog;
