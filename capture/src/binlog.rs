@@ -3,6 +3,7 @@
 
 pub mod cursor;
 pub mod decimal;
+pub mod json_diff;
 pub mod jsonb;
 pub mod mariadb;
 pub mod rows;
@@ -10,5 +11,5 @@ pub mod table_map;
 pub mod value;
 
 pub use cursor::Malformed;
-pub use rows::{Columns, Image, RowsEvent, RowsKind, Side, Slot};
+pub use rows::{Columns, Image, Layout, RowsEvent, RowsKind, Side, Slot};
 pub use table_map::{Charset, Column, ColumnKind, TableMap};

@@ -273,8 +273,8 @@ impl Decoder {
                 )));
             }
             t => {
-                if let Some((kind, v2)) = RowsEvent::kind_of(t) {
-                    self.rows(h, kind, v2, data, capture_ms, out)
+                if let Some((kind, layout)) = RowsEvent::kind_of(t) {
+                    self.rows(h, kind, layout, data, capture_ms, out)
                         .map_err(|e| corrupt(&self.file, e))?;
                 }
             }

@@ -62,7 +62,7 @@ impl SourceClient {
             .await
             .map_err(|e| self.err(e))?;
         let rows: Vec<(String, String)> = conn
-            .query("SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin','binlog_format','binlog_row_image','binlog_row_metadata','log_bin_compress','binlog_checksum','binlog_transaction_compression','gtid_binlog_pos','gtid_executed','server_id')")
+            .query("SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin','binlog_format','binlog_row_image','binlog_row_metadata','binlog_row_value_options','log_bin_compress','binlog_checksum','binlog_transaction_compression','gtid_binlog_pos','gtid_executed','server_id')")
             .await
             .map_err(|e| self.err(e))?;
         let grants: Vec<String> = conn.query("SHOW GRANTS").await.map_err(|e| self.err(e))?;

@@ -1,9 +1,12 @@
-//! WRITE/UPDATE/DELETE_ROWS events (v1 as MariaDB writes them, v2 as MySQL does), row by row.
+//! WRITE/UPDATE/DELETE_ROWS events (v1 as MariaDB writes them, v2 as MySQL does), row by row,
+//! and MySQL's PARTIAL_UPDATE_ROWS, whose JSON columns may be diffs against the before image.
 
 use super::cursor::{bit, Cursor, Malformed};
-use super::table_map::TableMap;
+use super::json_diff;
+use super::jsonb;
+use super::table_map::{ColumnKind, TableMap};
 use super::value::{read_cell, write_value};
-use sluice_event::Cell;
+use sluice_event::{write_cell, Cell};
 
 /// Binlog event type codes of rows events.
 pub mod code {
@@ -15,6 +18,21 @@ pub mod code {
     pub const DELETE_V2: u8 = 32;
     pub const PARTIAL_UPDATE: u8 = 39;
 }
+
+/// How a rows event's body is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// MariaDB's and MySQL 5.5's events: no extra data after the flags.
+    V1,
+    /// MySQL 5.6+: extra data after the flags.
+    V2,
+    /// MySQL's PARTIAL_UPDATE_ROWS: V2, and each after image starts with its value options
+    /// (`binlog_row_value_options`), which may make JSON columns diffs.
+    PartialUpdate,
+}
+
+/// The value option bit of a row whose JSON columns may be diffs (`PARTIAL_JSON_UPDATES`).
+const PARTIAL_JSON: u64 = 1;
 
 /// What a rows event does to its rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,29 +92,35 @@ pub struct RowsEvent<'a> {
     present: &'a [u8],
     present_after: &'a [u8],
     body: Cursor<'a>,
+    /// PARTIAL_UPDATE_ROWS: after images carry value options.
+    partial: bool,
+    /// PARTIAL_UPDATE_ROWS: where each column's value is in the last before image rendered
+    /// (`None` when absent or NULL), the base of the after image's JSON diffs.
+    before_spans: Vec<Option<(usize, usize)>>,
 }
 
 impl<'a> RowsEvent<'a> {
     /// The rows-event kind of a binlog event type, `None` for other events.
-    pub fn kind_of(event_type: u8) -> Option<(RowsKind, bool)> {
+    pub fn kind_of(event_type: u8) -> Option<(RowsKind, Layout)> {
         use code::*;
         match event_type {
-            WRITE_V1 => Some((RowsKind::Insert, false)),
-            UPDATE_V1 => Some((RowsKind::Update, false)),
-            DELETE_V1 => Some((RowsKind::Delete, false)),
-            WRITE_V2 => Some((RowsKind::Insert, true)),
-            UPDATE_V2 | PARTIAL_UPDATE => Some((RowsKind::Update, true)),
-            DELETE_V2 => Some((RowsKind::Delete, true)),
+            WRITE_V1 => Some((RowsKind::Insert, Layout::V1)),
+            UPDATE_V1 => Some((RowsKind::Update, Layout::V1)),
+            DELETE_V1 => Some((RowsKind::Delete, Layout::V1)),
+            WRITE_V2 => Some((RowsKind::Insert, Layout::V2)),
+            UPDATE_V2 => Some((RowsKind::Update, Layout::V2)),
+            PARTIAL_UPDATE => Some((RowsKind::Update, Layout::PartialUpdate)),
+            DELETE_V2 => Some((RowsKind::Delete, Layout::V2)),
             _ => None,
         }
     }
 
     /// Parses the headers of a rows event body (checksum removed).
-    pub fn parse(kind: RowsKind, v2: bool, data: &'a [u8]) -> Result<Self, Malformed> {
+    pub fn parse(kind: RowsKind, layout: Layout, data: &'a [u8]) -> Result<Self, Malformed> {
         let mut c = Cursor::new(data);
         let table_id = c.uint_le(6)?;
         let _flags = c.u16()?;
-        if v2 {
+        if layout != Layout::V1 {
             let extra = usize::from(c.u16()?);
             c.take(extra.saturating_sub(2))?;
         }
@@ -119,6 +143,8 @@ impl<'a> RowsEvent<'a> {
             present,
             present_after,
             body: c,
+            partial: layout == Layout::PartialUpdate && kind == RowsKind::Update,
+            before_spans: Vec::new(),
         })
     }
 
@@ -160,13 +186,27 @@ impl<'a> RowsEvent<'a> {
         };
         let c = &mut self.body;
         let columns = &cols.map.columns;
+        let partial_bits = if self.partial && side == Side::After {
+            value_options(c, cols.map)?
+        } else {
+            None
+        };
         let present_count = (0..columns.len()).filter(|i| bit(present, *i)).count();
         let nulls = c.take(present_count.div_ceil(8))?;
         slots.clear();
         out.push(b'{');
         let mut first = true;
         let mut j = 0;
+        let mut json_index = 0;
         for (i, col) in columns.iter().enumerate() {
+            // The partial bits count every JSON column, in the image or not.
+            let diffs = match (partial_bits, &col.kind) {
+                (Some(bits), ColumnKind::Json { .. }) => {
+                    json_index += 1;
+                    bit(bits, json_index - 1)
+                }
+                _ => false,
+            };
             if !bit(present, i) {
                 slots.push(Slot::default());
                 continue;
@@ -187,7 +227,18 @@ impl<'a> RowsEvent<'a> {
             if null {
                 out.extend_from_slice(b"null");
             } else {
-                write_value(col, c, out)
+                let written = if diffs {
+                    let base = self
+                        .before_spans
+                        .get(i)
+                        .copied()
+                        .flatten()
+                        .map(|(start, end)| c.span(start, end));
+                    patched(col, base, c).map(|v| write_cell(out, &Cell::Json(v)))
+                } else {
+                    write_value(col, c, out)
+                };
+                written
                     .map_err(|e| Malformed::new(format!("column {} ({}): {e}", i + 1, col.name)))?;
                 if let Some(Some(m)) = cols.masks.get(i) {
                     // The clear value never leaves: it is replaced in the buffer it was written to.
@@ -218,6 +269,14 @@ impl<'a> RowsEvent<'a> {
             });
         }
         out.push(b'}');
+        if self.partial && side == Side::Before {
+            self.before_spans.clear();
+            self.before_spans.extend(
+                slots
+                    .iter()
+                    .map(|s| (s.present && !s.null).then_some(s.src)),
+            );
+        }
         Ok(())
     }
 
@@ -238,24 +297,97 @@ impl<'a> RowsEvent<'a> {
             return Ok(None);
         }
         Ok(Some(match self.kind {
-            RowsKind::Insert => (None, Some(image(&mut self.body, table, self.present)?)),
-            RowsKind::Delete => (Some(image(&mut self.body, table, self.present)?), None),
+            RowsKind::Insert => (
+                None,
+                Some(image(&mut self.body, table, self.present, None)?),
+            ),
+            RowsKind::Delete => (
+                Some(image(&mut self.body, table, self.present, None)?),
+                None,
+            ),
             RowsKind::Update => {
-                let before = image(&mut self.body, table, self.present)?;
-                let after = image(&mut self.body, table, self.present_after)?;
+                let before = image(&mut self.body, table, self.present, None)?;
+                let partial = match self.partial {
+                    true => value_options(&mut self.body, table)?.map(|bits| (bits, &before)),
+                    false => None,
+                };
+                let after = image(&mut self.body, table, self.present_after, partial)?;
                 (Some(before), Some(after))
             }
         }))
     }
 }
 
-fn image(c: &mut Cursor<'_>, table: &TableMap, present: &[u8]) -> Result<Image, Malformed> {
+/// Reads the value options that start a PARTIAL_UPDATE_ROWS after image: the partial bits
+/// (one per JSON column of the table, set where the column holds diffs) when there are any.
+fn value_options<'a>(c: &mut Cursor<'a>, table: &TableMap) -> Result<Option<&'a [u8]>, Malformed> {
+    if c.lenenc()? & PARTIAL_JSON == 0 {
+        return Ok(None);
+    }
+    let json_columns = table
+        .columns
+        .iter()
+        .filter(|c| matches!(c.kind, ColumnKind::Json { .. }))
+        .count();
+    Ok(Some(c.take(json_columns.div_ceil(8))?))
+}
+
+/// The value of a JSON column stored as diffs: `base` (the before image's bytes, with their
+/// length prefix) with the diffs read from `c` applied.
+fn patched(
+    col: &super::table_map::Column,
+    base: Option<&[u8]>,
+    c: &mut Cursor<'_>,
+) -> Result<serde_json::Value, Malformed> {
+    let diffs = json_bytes(col, c)?;
+    let mut doc = match base {
+        Some(bytes) => jsonb::decode(json_bytes(col, &mut Cursor::new(bytes))?)?,
+        None => return Err(no_base()),
+    };
+    json_diff::apply(&mut doc, diffs)?;
+    Ok(doc)
+}
+
+/// The bytes of a JSON column's value (binary JSON, or diffs), after their length prefix.
+fn json_bytes<'a>(
+    col: &super::table_map::Column,
+    c: &mut Cursor<'a>,
+) -> Result<&'a [u8], Malformed> {
+    let ColumnKind::Json { len_bytes } = col.kind else {
+        return Err(Malformed::new("JSON diffs in a column that is not JSON"));
+    };
+    let n = c.uint_le(usize::from(len_bytes))? as usize;
+    c.take(n)
+}
+
+fn no_base() -> Malformed {
+    Malformed::new(
+        "a partial JSON update (binlog_row_value_options=PARTIAL_JSON) whose before image has no value to apply it to; Sluice needs binlog_row_image=FULL with it, or SET GLOBAL binlog_row_value_options='' and restart the capture",
+    )
+}
+
+/// One row image; `partial` has the partial bits of a PARTIAL_UPDATE_ROWS after image and the
+/// before image its diffs apply to.
+fn image(
+    c: &mut Cursor<'_>,
+    table: &TableMap,
+    present: &[u8],
+    partial: Option<(&[u8], &Image)>,
+) -> Result<Image, Malformed> {
     let n = table.columns.len();
     let present_count = (0..n).filter(|i| bit(present, *i)).count();
     let nulls = c.take(present_count.div_ceil(8))?;
     let mut row = Vec::with_capacity(n);
     let mut j = 0;
+    let mut json_index = 0;
     for (i, col) in table.columns.iter().enumerate() {
+        let diffs_against = match partial {
+            Some((bits, before)) if matches!(col.kind, ColumnKind::Json { .. }) => {
+                json_index += 1;
+                bit(bits, json_index - 1).then_some(before)
+            }
+            _ => None,
+        };
         if !bit(present, i) {
             row.push(None);
             continue;
@@ -265,8 +397,17 @@ fn image(c: &mut Cursor<'_>, table: &TableMap, present: &[u8]) -> Result<Image, 
         if is_null {
             row.push(Some(Cell::Null));
         } else {
-            let cell = read_cell(col, c)
-                .map_err(|e| Malformed::new(format!("column {} ({}): {e}", i + 1, col.name)))?;
+            let cell = match diffs_against {
+                Some(before) => match before.get(i) {
+                    Some(Some(Cell::Json(base))) => json_bytes(col, c).and_then(|diffs| {
+                        let mut doc = base.clone();
+                        json_diff::apply(&mut doc, diffs).map(|()| Cell::Json(doc))
+                    }),
+                    _ => Err(no_base()),
+                },
+                None => read_cell(col, c),
+            }
+            .map_err(|e| Malformed::new(format!("column {} ({}): {e}", i + 1, col.name)))?;
             row.push(Some(cell));
         }
     }
@@ -302,10 +443,73 @@ mod tests {
         b.push(cols);
         let bitmap = usize::from(cols).div_ceil(8);
         b.extend(std::iter::repeat_n(0xff, bitmap));
-        if kind == code::UPDATE_V1 || kind == code::UPDATE_V2 {
+        if matches!(
+            kind,
+            code::UPDATE_V1 | code::UPDATE_V2 | code::PARTIAL_UPDATE
+        ) {
             b.extend(std::iter::repeat_n(0xff, bitmap));
         }
         b
+    }
+
+    /// id INT, doc JSON, tag VARCHAR(20).
+    fn json_table() -> TableMap {
+        let bytes = table_map_bytes(
+            "d",
+            "t",
+            &[(ty::LONG, &[]), (ty::JSON, &[4]), (ty::VARCHAR, &[20, 0])],
+            &[(4, names(&["id", "doc", "tag"]))],
+        );
+        TableMap::parse(&bytes, 6).unwrap()
+    }
+
+    /// A JSON column's value as stored in a row: 4-byte length, then the bytes.
+    fn json_value(bytes: &[u8]) -> Vec<u8> {
+        [&(bytes.len() as u32).to_le_bytes()[..], bytes].concat()
+    }
+
+    /// `{"a":1}` in binary JSON: small object, one key entry, the int16 inline, the key.
+    const DOC_A1: &[u8] = &[0x00, 1, 0, 12, 0, 11, 0, 1, 0, 0x05, 1, 0, b'a'];
+
+    /// Every row of a PARTIAL_UPDATE_ROWS event over [`json_table`], rendered as
+    /// `(data, old)` the way the decoder does, and checked against the cells.
+    fn partial_rows(body: &[u8]) -> Result<Vec<(String, String)>, Malformed> {
+        let t = json_table();
+        let mut b = rows_header(code::PARTIAL_UPDATE, 3);
+        b.extend_from_slice(body);
+        let (kind, layout) = RowsEvent::kind_of(code::PARTIAL_UPDATE).unwrap();
+        assert_eq!(layout, Layout::PartialUpdate);
+        let mut by_cells = RowsEvent::parse(kind, layout, &b)?;
+        let mut ev = RowsEvent::parse(kind, layout, &b)?;
+        let keys: Vec<Box<[u8]>> = t
+            .columns
+            .iter()
+            .map(|c| sluice_event::json_key(&c.name))
+            .collect();
+        let cols = Columns {
+            masks: &[],
+            map: &t,
+            keys: &keys,
+            dropped: &[false; 3],
+        };
+        let mut rows = Vec::new();
+        while ev.has_row(&t)? {
+            let (mut before, mut after) = (Vec::new(), Vec::new());
+            let (mut bs, mut slots) = (Vec::new(), Vec::new());
+            ev.render(Side::Before, &cols, &mut before, &mut bs)?;
+            ev.render(Side::After, &cols, &mut after, &mut slots)?;
+            let (_, cells) = by_cells.next_row(&t)?.unwrap();
+            assert_eq!(after, reference_json(&t, &cells.unwrap()));
+            let old: Vec<String> = bs
+                .iter()
+                .zip(&slots)
+                .filter(|(b, a)| !ev.same(b, a))
+                .map(|(b, _)| String::from_utf8_lossy(&before[b.pair.0..b.pair.1]).into_owned())
+                .collect();
+            rows.push((String::from_utf8(after).unwrap(), old.join(",")));
+        }
+        assert!(by_cells.next_row(&t)?.is_none());
+        Ok(rows)
     }
 
     #[test]
@@ -317,8 +521,8 @@ mod tests {
         // after: id=7, name NULL, amount 12.30
         b.extend_from_slice(&[0b010, 7, 0, 0, 0]);
         b.extend_from_slice(&[0x80, 0, 0, 12, 30]);
-        let (kind, v2) = RowsEvent::kind_of(code::UPDATE_V2).unwrap();
-        let mut ev = RowsEvent::parse(kind, v2, &b).unwrap();
+        let (kind, layout) = RowsEvent::kind_of(code::UPDATE_V2).unwrap();
+        let mut ev = RowsEvent::parse(kind, layout, &b).unwrap();
         let (before, after) = ev.next_row(&t).unwrap().unwrap();
         let before = before.unwrap();
         let after = after.unwrap();
@@ -330,11 +534,100 @@ mod tests {
     }
 
     #[test]
+    fn partial_update_applies_json_diffs_to_the_before_image() {
+        use crate::binlog::json_diff::tests::{diff, jstr};
+        let mut body = Vec::new();
+        // Row 1, before: id=7, doc={"a":1}, tag='hi'.
+        body.extend_from_slice(&[0b000, 7, 0, 0, 0]);
+        body.extend(json_value(DOC_A1));
+        body.extend_from_slice(&[2, b'h', b'i']);
+        // After: value options PARTIAL_JSON_UPDATES, partial bits (doc is the first JSON
+        // column), then the image: id=7, doc as diffs, tag='yo'.
+        body.extend_from_slice(&[0x01, 0b1, 0b000, 7, 0, 0, 0]);
+        let diffs = [
+            diff(0, "$.a", Some(&jstr("x"))),
+            diff(1, "$.b", Some(&[0x04, 1])),
+        ]
+        .concat();
+        body.extend(json_value(&diffs));
+        body.extend_from_slice(&[2, b'y', b'o']);
+        // Row 2: no value options set, so the after image holds doc whole.
+        body.extend_from_slice(&[0b000, 8, 0, 0, 0]);
+        body.extend(json_value(DOC_A1));
+        body.extend_from_slice(&[1, b'z']);
+        body.extend_from_slice(&[0x00, 0b000, 8, 0, 0, 0]);
+        body.extend(json_value(&[0x04, 2]));
+        body.extend_from_slice(&[1, b'z']);
+        // Row 3: partial bits set but doc NULL after: nothing to apply.
+        body.extend_from_slice(&[0b000, 9, 0, 0, 0]);
+        body.extend(json_value(DOC_A1));
+        body.extend_from_slice(&[1, b'z']);
+        body.extend_from_slice(&[0x01, 0b1, 0b010, 9, 0, 0, 0, 1, b'z']);
+        let rows = partial_rows(&body).unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                (
+                    r#"{"id":7,"doc":{"a":"x","b":true},"tag":"yo"}"#.to_owned(),
+                    r#""doc":{"a":1},"tag":"hi""#.to_owned()
+                ),
+                (
+                    r#"{"id":8,"doc":false,"tag":"z"}"#.to_owned(),
+                    r#""doc":{"a":1}"#.to_owned()
+                ),
+                (
+                    r#"{"id":9,"doc":null,"tag":"z"}"#.to_owned(),
+                    r#""doc":{"a":1}"#.to_owned()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn partial_update_that_does_not_fit_is_an_error_not_a_misread_row() {
+        use crate::binlog::json_diff::tests::{diff, jstr};
+        let before = [
+            &[0b000, 7, 0, 0, 0][..],
+            &json_value(DOC_A1),
+            &[2, b'h', b'i'],
+        ]
+        .concat();
+        let after = |d: Vec<u8>| {
+            [
+                &[0x01, 0b1, 0b000, 7, 0, 0, 0][..],
+                &json_value(&d),
+                &[2, b'y', b'o'],
+            ]
+            .concat()
+        };
+        // A path the before image does not have.
+        let err =
+            partial_rows(&[before.clone(), after(diff(0, "$.zz", Some(&jstr("x"))))].concat())
+                .unwrap_err();
+        assert!(
+            err.0.contains("column 2 (doc)") && err.0.contains("REPLACE $.zz"),
+            "{err}"
+        );
+        // The before image without the JSON value (binlog_row_image=MINIMAL): named, with the fix.
+        let null_before = [&[0b010, 7, 0, 0, 0][..], &[2, b'h', b'i']].concat();
+        let err = partial_rows(&[null_before, after(diff(2, "$.a", None))].concat()).unwrap_err();
+        assert!(
+            err.0.contains("binlog_row_value_options=PARTIAL_JSON")
+                && err.0.contains("SET GLOBAL binlog_row_value_options=''"),
+            "{err}"
+        );
+        // Diff bytes that stop short.
+        let mut short = after(diff(0, "$.a", Some(&jstr("x"))));
+        short[7] = 99;
+        assert!(partial_rows(&[before, short].concat()).is_err());
+    }
+
+    #[test]
     fn truncated_row_is_an_error() {
         let t = table();
         let mut b = rows_header(code::WRITE_V1, 3);
         b.extend_from_slice(&[0b000, 7, 0, 0, 0, 5, b'a']);
-        let mut ev = RowsEvent::parse(RowsKind::Insert, false, &b).unwrap();
+        let mut ev = RowsEvent::parse(RowsKind::Insert, Layout::V1, &b).unwrap();
         let err = ev.next_row(&t).unwrap_err();
         assert!(err.0.contains("column 2 (name)"), "{err}");
     }
@@ -363,8 +656,8 @@ mod tests {
         let mut b = rows_header(code::WRITE_V1, table.columns.len() as u8);
         b.extend_from_slice(body);
         let (Ok(mut by_cells), Ok(mut rendered)) = (
-            RowsEvent::parse(RowsKind::Insert, false, &b),
-            RowsEvent::parse(RowsKind::Insert, false, &b),
+            RowsEvent::parse(RowsKind::Insert, Layout::V1, &b),
+            RowsEvent::parse(RowsKind::Insert, Layout::V1, &b),
         ) else {
             return 0;
         };
@@ -524,10 +817,11 @@ mod tests {
     proptest! {
         /// Random bytes never panic the decoder: every outcome is rows or an error.
         #[test]
-        fn random_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..200), kind in 0u8..3, v2: bool) {
+        fn random_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..200), kind in 0u8..3, layout in 0u8..3) {
             let t = table();
             let kind = [RowsKind::Insert, RowsKind::Update, RowsKind::Delete][usize::from(kind)];
-            if let Ok(mut ev) = RowsEvent::parse(kind, v2, &body) {
+            let layout = [Layout::V1, Layout::V2, Layout::PartialUpdate][usize::from(layout)];
+            if let Ok(mut ev) = RowsEvent::parse(kind, layout, &body) {
                 for _ in 0..50 {
                     match ev.next_row(&t) {
                         Ok(Some(_)) => {}
@@ -546,7 +840,7 @@ mod tests {
             if let Ok(table) = TableMap::parse(&bytes, 6) {
                 let mut b = rows_header(code::WRITE_V1, 1);
                 b.extend_from_slice(&body);
-                if let Ok(mut ev) = RowsEvent::parse(RowsKind::Insert, false, &b) {
+                if let Ok(mut ev) = RowsEvent::parse(RowsKind::Insert, Layout::V1, &b) {
                     let _ = ev.next_row(&table);
                 }
             }

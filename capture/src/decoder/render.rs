@@ -1,7 +1,7 @@
 //! A rows event's rows as row events: an UPDATE's `old`, a key change as DELETE + INSERT, keys.
 
 use super::{Decoder, Header};
-use crate::binlog::{Columns, Malformed, RowsEvent, RowsKind, Side, Slot};
+use crate::binlog::{Columns, Layout, Malformed, RowsEvent, RowsKind, Side, Slot};
 use crate::output::{Output, RowEvent, Table};
 use sluice_event::EventType;
 use std::sync::Arc;
@@ -11,12 +11,12 @@ impl Decoder {
         &mut self,
         h: Header,
         kind: RowsKind,
-        v2: bool,
+        layout: Layout,
         data: &[u8],
         capture_ms: i64,
         out: &mut Vec<Output>,
     ) -> Result<(), Malformed> {
-        let mut ev = RowsEvent::parse(kind, v2, data)?;
+        let mut ev = RowsEvent::parse(kind, layout, data)?;
         let Some(table) = self.tables.get(&ev.table_id) else {
             return Err(Malformed::new(format!(
                 "rows event for table id {} without a TABLE_MAP before it",

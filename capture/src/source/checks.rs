@@ -119,6 +119,26 @@ impl ServerFacts {
                 format!("binlog_row_metadata is {} on {addr}; column names come from information_schema instead, which is wrong while a schema change is replicated: SET GLOBAL binlog_row_metadata=FULL (and in my.cnf)", v.unwrap_or("unsupported")),
             ),
         }
+        // MySQL 8: JSON columns of an UPDATE may be logged as diffs against the before image,
+        // which the capture applies; without the before image's value there is nothing to
+        // apply them to.
+        match self.var("binlog_row_value_options") {
+            Some(v) if v.to_ascii_uppercase().contains("PARTIAL_JSON") => {
+                let full = self
+                    .var("binlog_row_image")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("FULL"));
+                if full {
+                    add(
+                        "binlog_row_value_options",
+                        CheckStatus::Ok,
+                        "PARTIAL_JSON: JSON diffs are applied to the before image".into(),
+                    );
+                } else {
+                    add("binlog_row_value_options", CheckStatus::Fail, format!("binlog_row_value_options is PARTIAL_JSON on {addr} with binlog_row_image {}: an UPDATE's JSON columns are logged as diffs against a before image that lacks them, so the new values cannot be rebuilt: SET GLOBAL binlog_row_value_options='' (and in my.cnf) and restart the capture, or use binlog_row_image=FULL", self.var("binlog_row_image").unwrap_or("unknown")));
+                }
+            }
+            _ => {}
+        }
         let compressed = self
             .var("log_bin_compress")
             .is_some_and(|v| v.eq_ignore_ascii_case("ON"));
@@ -183,6 +203,7 @@ mod tests {
                 ("binlog_format", "STATEMENT"),
                 ("binlog_row_image", "MINIMAL"),
                 ("binlog_row_metadata", "MINIMAL"),
+                ("binlog_row_value_options", "PARTIAL_JSON"),
                 ("log_bin_compress", "ON"),
             ],
             &["GRANT SELECT ON *.* TO `u`@`%`"],
@@ -199,13 +220,17 @@ mod tests {
                 "log_bin",
                 "binlog_format",
                 "binlog_row_image",
+                "binlog_row_value_options",
                 "log_bin_compress",
                 "grants",
                 "position"
             ]
         );
         assert!(fails[1].message.contains("SET GLOBAL binlog_format=ROW"));
-        assert!(fails[5]
+        assert!(fails[3]
+            .message
+            .contains("SET GLOBAL binlog_row_value_options=''"));
+        assert!(fails[6]
             .message
             .contains("oldest binlog there is binlog.000002"));
         assert!(results
@@ -217,6 +242,7 @@ mod tests {
                 ("binlog_format", "ROW"),
                 ("binlog_row_image", "FULL"),
                 ("binlog_row_metadata", "FULL"),
+                ("binlog_row_value_options", "PARTIAL_JSON"),
                 ("log_bin_compress", "OFF"),
             ],
             &["GRANT ALL PRIVILEGES ON *.* TO `u`@`%`"],
