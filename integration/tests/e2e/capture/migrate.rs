@@ -195,6 +195,20 @@ async fn migrate_by_gtid_to_a_promoted_replica_loses_and_repeats_nothing() {
     write_rounds(&mut [&mut c], &db, 8..12).await;
     let replica_pos = gtid_binlog_pos(&mut c).await;
 
+    // Pointed at the promoted replica without migrating, the capture would resume by GTID:
+    // the replica's binlog holds the checkpoint's transactions.
+    set_url(&config, &primary_url, &replica.url());
+    let config_arg = config.display().to_string();
+    let check = run_to_end(
+        &capture_binary(),
+        ["check", "--config", &config_arg],
+        &[],
+        60,
+    )
+    .await;
+    assert!(check.success(), "{}", check.text());
+    set_url(&config, &replica.url(), &primary_url);
+
     let dry = migrate(&config, &replica.url(), &["--dry-run"]).await;
     let gtid = before.gtid.clone().unwrap();
     for part in [
