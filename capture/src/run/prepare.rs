@@ -139,6 +139,7 @@ async fn resume(
                     }
                     format!("the checkpoint was taken on {old}, this is {server}")
                 }
+                None if cp.file.is_empty() => "the checkpoint has no binlog position".to_owned(),
                 None => "source.resume = \"gtid\"".to_owned(),
             };
             tracing::info!(gtid = %state, "resuming by GTID, not by {}:{}: {why}", cp.file, cp.pos);
@@ -200,8 +201,8 @@ impl ResumeRefused {
 /// | position | position | refused |
 /// | gtid | GTID (MariaDB, with a state), else refused | the same |
 ///
-/// A checkpoint without a file (taken before a GTID start reached its first boundary) resumes
-/// by GTID.
+/// A checkpoint without a file (written by `migrate --by gtid`) resumes by GTID, on another
+/// server too unless `source.resume = "position"`.
 pub fn resume_by(
     mode: Resume,
     cp: &Checkpoint,
@@ -220,6 +221,9 @@ pub fn resume_by(
         (None, _) => Err(ResumeRefused::NoGtid),
     };
     if cp.file.is_empty() {
+        if !same && mode == Resume::Position {
+            return Err(other());
+        }
         return by_gtid(gtid);
     }
     match (mode, same) {
@@ -319,6 +323,8 @@ mod tests {
         let mut no_file = cp(Some(a), Some("0-1-42"));
         no_file.file.clear();
         assert_eq!(resume_by(Position, &no_file, a, MariaDb), by_gtid);
+        assert_eq!(resume_by(Auto, &no_file, b, MariaDb), by_gtid);
+        assert_eq!(resume_by(Position, &no_file, b, MariaDb), other);
         let msg = ResumeRefused::OtherServer {
             checkpoint: a.into(),
             server: b.into(),
