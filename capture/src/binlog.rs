@@ -3,6 +3,7 @@
 
 pub mod cursor;
 pub mod decimal;
+pub mod fixed_bin;
 pub mod json_diff;
 pub mod jsonb;
 pub mod mariadb;
@@ -12,4 +13,5 @@ pub mod value;
 
 pub use cursor::Malformed;
 pub use rows::{Columns, Image, Layout, RowsEvent, RowsKind, Side, Slot};
+pub use fixed_bin::FixedBin;
 pub use table_map::{Charset, Column, ColumnKind, TableMap};

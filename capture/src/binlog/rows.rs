@@ -758,6 +758,53 @@ mod tests {
         assert_eq!(assert_render_matches_cells(&table, &body), 1);
     }
 
+    #[test]
+    fn uuid_and_inet_columns_render_as_text() {
+        use crate::binlog::FixedBin;
+        let bytes = table_map_bytes(
+            "d",
+            "t",
+            &[
+                (ty::STRING, &[ty::STRING, 16]),
+                (ty::STRING, &[ty::STRING, 4]),
+                (ty::STRING, &[ty::STRING, 16]),
+            ],
+            &[(4, names(&["u", "a", "b"]))],
+        );
+        let mut table = TableMap::parse(&bytes, 6).unwrap();
+        for (c, f) in
+            table
+                .columns
+                .iter_mut()
+                .zip([FixedBin::Uuid, FixedBin::Inet4, FixedBin::Inet6])
+        {
+            c.charset = crate::binlog::Charset::Binary;
+            c.fixed_bin = Some(f);
+        }
+        // As MariaDB logs them: trailing zero bytes left off.
+        let mut body = vec![0];
+        body.push(14);
+        body.extend_from_slice(&[
+            0x55, 0x0e, 0x84, 0x00, 0xe2, 0x9b, 0x41, 0xd4, 0xa7, 0x16, 0x44, 0x66, 0x55, 0x44,
+        ]);
+        body.extend_from_slice(&[4, 192, 168, 0, 1]);
+        body.extend_from_slice(&[16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 1, 2, 3, 4]);
+        body.extend_from_slice(&[0, 0, 1, 10, 0]);
+        assert_eq!(assert_render_matches_cells(&table, &body), 2);
+        let mut b = rows_header(code::WRITE_V1, 3);
+        b.extend_from_slice(&body);
+        let mut ev = RowsEvent::parse(RowsKind::Insert, Layout::V1, &b).unwrap();
+        let row = |r: Option<RowImages>| reference_json(&table, &r.unwrap().1.unwrap());
+        assert_eq!(
+            String::from_utf8(row(ev.next_row(&table).unwrap())).unwrap(),
+            r#"{"u":"550e8400-e29b-41d4-a716-446655440000","a":"192.168.0.1","b":"::ffff:1.2.3.4"}"#
+        );
+        assert_eq!(
+            String::from_utf8(row(ev.next_row(&table).unwrap())).unwrap(),
+            r#"{"u":"00000000-0000-0000-0000-000000000000","a":"10.0.0.0","b":"::"}"#
+        );
+    }
+
     /// A column type with metadata TABLE_MAP accepts, picked by `pick`, shaped by `a` and `b`.
     fn column_type(pick: u8, a: u8, b: u8) -> (u8, Vec<u8>) {
         match pick % 24 {
@@ -809,6 +856,7 @@ mod tests {
                 col.unsigned = c.2;
                 col.json_text = c.3;
                 col.members = vec!["a".into(), "b\"".into()];
+                col.fixed_bin = [None, Some(crate::binlog::FixedBin::Uuid), Some(crate::binlog::FixedBin::Inet4), Some(crate::binlog::FixedBin::Inet6)][usize::from(c.0[2] % 4)];
             }
             assert_render_matches_cells(&table, &body);
         }

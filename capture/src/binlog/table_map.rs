@@ -2,6 +2,7 @@
 //! `binlog_row_metadata=FULL`, column names, signedness, charsets, ENUM/SET names and the primary key.
 
 use super::cursor::{Cursor, Malformed};
+use super::fixed_bin::FixedBin;
 use std::sync::Arc;
 
 /// MySQL column type codes as they appear in TABLE_MAP events.
@@ -165,6 +166,8 @@ pub struct Column {
     pub members: Vec<String>,
     /// MariaDB stores JSON as LONGTEXT; such columns are parsed as JSON text.
     pub json_text: bool,
+    /// MariaDB's UUID, INET4 and INET6 are BINARY in the binlog; published as their text.
+    pub fixed_bin: Option<FixedBin>,
 }
 
 /// A decoded TABLE_MAP event.
@@ -223,6 +226,7 @@ impl TableMap {
                 charset: Charset::Utf8,
                 members: Vec::new(),
                 json_text: false,
+                fixed_bin: None,
             });
         }
         let mut map = TableMap {

@@ -31,6 +31,12 @@ pub fn write_value(col: &Column, c: &mut Cursor<'_>, out: &mut Vec<u8>) -> Resul
         ColumnKind::VarString { len_bytes } | ColumnKind::Blob { len_bytes } => {
             write_text(out, col.charset, prefixed(c, *len_bytes)?);
         }
+        ColumnKind::FixedString { len_bytes, max_len } if col.fixed_bin.is_some() => {
+            write_cell(
+                out,
+                &fixed_bin_cell(col, prefixed(c, *len_bytes)?, *max_len),
+            );
+        }
         ColumnKind::FixedString { len_bytes, .. } if col.charset != Charset::Binary => {
             write_text(out, col.charset, prefixed(c, *len_bytes)?);
         }
@@ -135,6 +141,9 @@ pub fn read_cell(col: &Column, c: &mut Cursor<'_>) -> Result<Cell, Malformed> {
             fsp: 0,
         },
         ColumnKind::VarString { len_bytes } => text(col.charset, prefixed(c, *len_bytes)?, None),
+        ColumnKind::FixedString { len_bytes, max_len } if col.fixed_bin.is_some() => {
+            fixed_bin_cell(col, prefixed(c, *len_bytes)?, *max_len)
+        }
         ColumnKind::FixedString { len_bytes, max_len } => text(
             col.charset,
             prefixed(c, *len_bytes)?,
@@ -185,6 +194,15 @@ pub fn read_cell(col: &Column, c: &mut Cursor<'_>) -> Result<Cell, Malformed> {
         ColumnKind::Bit { bytes } => Cell::Bit(c.uint_be(usize::from(*bytes).min(8))?),
         ColumnKind::Null => Cell::Null,
     })
+}
+
+/// A UUID, INET4 or INET6 value as its text; bytes that are not one (a column whose type
+/// changed under the cached schema) stay what a BINARY column gives.
+fn fixed_bin_cell(col: &Column, bytes: &[u8], max_len: u16) -> Cell {
+    match col.fixed_bin.and_then(|f| f.text(bytes)) {
+        Some(s) => Cell::Text(s),
+        None => text(col.charset, bytes, Some(usize::from(max_len))),
+    }
 }
 
 /// MariaDB's JSON is LONGTEXT with a json_valid() check. Plain JSON is kept as its compacted
@@ -351,6 +369,7 @@ mod tests {
             charset,
             members: vec!["a".into(), "b".into(), "c".into()],
             json_text: false,
+            fixed_bin: None,
         }
     }
 

@@ -48,6 +48,8 @@ impl Kind {
             "set" => Kind::Set,
             "bit" => Kind::Bit,
             "json" => Kind::Json,
+            // MariaDB's UUID, INET4 and INET6: SELECT gives the text the binlog decoder prints.
+            "uuid" | "inet4" | "inet6" => Kind::Text,
             "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => Kind::Bytes,
             "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
             | "multipolygon" | "geometrycollection" | "geomcollection" => Kind::Geometry,
@@ -309,6 +311,8 @@ mod tests {
         );
         assert_eq!(Kind::of("point", None, None, false), Kind::Geometry);
         assert_eq!(Kind::of("varbinary", None, None, false), Kind::Bytes);
+        assert_eq!(Kind::of("uuid", None, None, false), Kind::Text);
+        assert_eq!(Kind::of("INET6", Some("binary"), None, false), Kind::Text);
     }
 
     #[test]

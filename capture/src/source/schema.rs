@@ -2,7 +2,7 @@
 
 use super::checks::Flavor;
 use super::SourceClient;
-use crate::binlog::{Charset, TableMap};
+use crate::binlog::{Charset, FixedBin, TableMap};
 use crate::error::CaptureError;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -17,6 +17,8 @@ pub struct ColumnInfo {
     pub charset: Charset,
     pub members: Vec<String>,
     pub json_text: bool,
+    /// MariaDB's UUID, INET4 and INET6, which the binlog calls BINARY.
+    pub fixed_bin: Option<FixedBin>,
 }
 
 /// information_schema lookups, cached per table until the next DDL.
@@ -40,8 +42,8 @@ impl SchemaCache {
         self.tables.clear();
     }
 
-    /// Fills in what the TABLE_MAP did not carry: JSON columns on MariaDB, and everything
-    /// but the types when binlog_row_metadata is not FULL (checking the column count).
+    /// Fills in what the TABLE_MAP did not carry: JSON, UUID and INET columns on MariaDB, and
+    /// everything but the types when binlog_row_metadata is not FULL (checking the column count).
     pub async fn enrich(
         &mut self,
         client: &SourceClient,
@@ -72,7 +74,9 @@ impl SchemaCache {
         };
         if map.full_metadata {
             for c in map.columns.iter_mut() {
-                c.json_text = cols.iter().any(|i| i.json_text && i.name == c.name);
+                let info = cols.iter().find(|i| i.name == c.name);
+                c.json_text = info.is_some_and(|i| i.json_text);
+                c.fixed_bin = info.and_then(|i| i.fixed_bin);
             }
             return Ok(());
         }
@@ -88,6 +92,7 @@ impl SchemaCache {
             c.charset = i.charset;
             c.members = i.members.clone();
             c.json_text = i.json_text;
+            c.fixed_bin = i.fixed_bin;
         }
         map.pk = pk
             .iter()
@@ -148,6 +153,7 @@ async fn lookup(conn: &mut Conn, db: &str, table: &str) -> Result<Lookup, mysql_
             };
             ColumnInfo {
                 json_text: json.contains(&name) || data_type.eq_ignore_ascii_case("json"),
+                fixed_bin: FixedBin::of(&data_type),
                 unsigned: lower.contains("unsigned"),
                 members: if lower.starts_with("enum(") || lower.starts_with("set(") {
                     members(&column_type)

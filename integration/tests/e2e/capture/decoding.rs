@@ -48,6 +48,9 @@ const ALL_TYPES: &[(&str, &str, &str)] = &[
     ("b64", "BIT(64)", "CAST(b64 + 0 AS CHAR)"),
     ("js", "JSON", "js"),
     ("geo", "GEOMETRY", "CONCAT('{\"srid\":', ST_SRID(geo), ',\"wkb\":', JSON_QUOTE(REPLACE(TO_BASE64(ST_AsBinary(geo)), CHAR(10), '')), '}')"),
+    ("uu", "UUID", "JSON_QUOTE(CAST(uu AS CHAR))"),
+    ("ip4", "INET4", "JSON_QUOTE(CAST(ip4 AS CHAR))"),
+    ("ip6", "INET6", "JSON_QUOTE(CAST(ip6 AS CHAR))"),
 ];
 
 /// Edge-value rows: (id, values in ALL_TYPES order as SQL literals).
@@ -65,6 +68,7 @@ fn edge_rows() -> Vec<(u32, Vec<&'static str>)> {
             "b'1111111111111111111111111111111111111111111111111111111111111111'",
             "'{\"a\":[1,{\"b\":null}],\"c\":\"ü\",\"n\":1.5e300,\"deep\":{\"x\":{\"y\":[true,false]}}}'",
             "ST_GeomFromText('POINT(1 2)', 4326)",
+            "'550e8400-e29b-41d4-a716-446655440000'", "'192.168.0.1'", "'::ffff:1.2.3.4'",
         ]),
         (2, vec![
             "127", "0", "32767", "0", "8388607", "0", "2147483647", "0", "9223372036854775807", "0",
@@ -73,6 +77,7 @@ fn edge_rows() -> Vec<(u32, Vec<&'static str>)> {
             "'2000-01-01 00:00:00.000001'", "NULL", "NULL", "'00:00:00'", "'12:34:56.7'", "'-01:02:03.040506'", "0",
             "''", "''", "''", "''", "x'00'", "x''", "x''", "'shipped'", "''", "b'0'", "b'0'", "'[]'",
             "ST_GeomFromText('LINESTRING(0 0, 1 1, 2 5)')",
+            "'00000000-0000-0000-0000-000000000000'", "'0.0.0.0'", "'::'",
         ]),
         (3, vec!["NULL"; ALL_TYPES.len()]),
     ]
@@ -98,6 +103,41 @@ async fn expected_rows(
             let v: Value =
                 serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {text}: {e}"));
             m.insert((*name).to_owned(), v);
+        }
+        out.insert(id, m);
+    }
+    out
+}
+
+/// `columns` of every row of `{db}.t` by id, as the snapshot reader turns them into JSON.
+async fn snapshot_cells(
+    c: &mut mysql_async::Conn,
+    db: &str,
+    columns: &[&str],
+) -> BTreeMap<u64, BTreeMap<String, Value>> {
+    use sluice_capture::snapshot::value::{cell, Kind};
+    let mut kinds = Vec::new();
+    for col in columns {
+        let (data_type, charset): (String, Option<String>) = c
+            .exec_first(
+                "SELECT DATA_TYPE, CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 't' AND COLUMN_NAME = ?",
+                (db, col),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        kinds.push(Kind::of(&data_type, charset.as_deref(), None, false));
+    }
+    let sql = format!("SELECT id, {} FROM {db}.t ORDER BY id", columns.join(", "));
+    let rows: Vec<mysql_async::Row> = c.exec(sql, ()).await.unwrap();
+    let mut out = BTreeMap::new();
+    for mut row in rows {
+        let id: u64 = row.get(0).unwrap();
+        let mut m = BTreeMap::new();
+        for (i, (col, kind)) in columns.iter().zip(&kinds).enumerate() {
+            let mut json = Vec::new();
+            sluice_event::write_cell(&mut json, &cell(*kind, row.take(i + 1).unwrap()));
+            m.insert((*col).to_owned(), serde_json::from_slice(&json).unwrap());
         }
         out.insert(id, m);
     }
@@ -155,7 +195,8 @@ async fn all_types_insert_update_delete_match_select() {
         .unwrap();
     }
     let inserted = expected_rows(&mut c, &db).await;
-    c.query_drop(format!("UPDATE {db}.t SET vc = CONCAT('v2-', IFNULL(vc, '')), d10 = 7.5, st = 'b', js = '{{\"k\":[1,2]}}' WHERE id IN (1, 3)"))
+    let snapshot = snapshot_cells(&mut c, &db, &["uu", "ip4", "ip6"]).await;
+    c.query_drop(format!("UPDATE {db}.t SET vc = CONCAT('v2-', IFNULL(vc, '')), d10 = 7.5, st = 'b', js = '{{\"k\":[1,2]}}', uu = '6ccd780c-baba-1026-9564-5b8c656024db', ip4 = '255.255.255.255', ip6 = IF(id = 1, '::1', '2001:db8::ff00:42:8329') WHERE id IN (1, 3)"))
         .await
         .unwrap();
     let updated = expected_rows(&mut c, &db).await;
@@ -177,6 +218,14 @@ async fn all_types_insert_update_delete_match_select() {
         assert_row_eq(&e.data, &inserted[&id], &format!("INSERT id={id}"));
         assert_eq!(e.pk, vec!["id".to_owned()]);
         assert_eq!(e.key(), format!("[\"{db}\",\"t\",{id}]").into_bytes());
+    }
+    // Read as the snapshot reads rows (a prepared SELECT, each column's kind from
+    // information_schema), UUID and INET values are the binlog's text.
+    for e in &events[0..3] {
+        let id = e.data["id"].as_u64().unwrap();
+        for (col, v) in &snapshot[&id] {
+            assert_eq!(&e.data[col], v, "snapshot and binlog of id={id}.{col}");
+        }
     }
     for e in &events[3..5] {
         let id = e.data["id"].as_u64().unwrap();
