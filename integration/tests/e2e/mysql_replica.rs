@@ -48,6 +48,9 @@ const COLUMNS: &[(&str, &str, &str)] = &[
     ("flags", "BIT(10)", "CAST(flags + 0 AS CHAR)"),
     ("attrs", "JSON", "attrs"),
     ("place", "GEOMETRY", "CONCAT('{\"srid\":', ST_SRID(place), ',\"wkb\":', JSON_QUOTE(REPLACE(TO_BASE64(ST_AsBinary(place)), CHAR(10), '')), '}')"),
+    ("uid", "UUID", "JSON_QUOTE(CAST(uid AS CHAR))"),
+    ("ip4", "INET4", "JSON_QUOTE(CAST(ip4 AS CHAR))"),
+    ("ip6", "INET6", "JSON_QUOTE(CAST(ip6 AS CHAR))"),
 ];
 
 /// Table `t` with every column of [`COLUMNS`], for [`mysql::create_database`].

@@ -89,6 +89,32 @@ pub(super) fn random_values(rng: &mut StdRng, id: i64) -> Vec<String> {
         rng.random_range(-90..90),
         [0, 4326][rng.random_range(0..2)]
     ));
+    // RFC 4122 version 1 or 4 (MariaDB refuses some other version and variant bits).
+    let mut u = random_array::<16>(rng);
+    u[6] = (u[6] & 0x0f) | [0x10, 0x40][rng.random_range(0..2)];
+    u[8] = (u[8] & 0x3f) | 0x80;
+    v.push(format!(
+        "'{}-{}-{}-{}-{}'",
+        hex(&u[..4]),
+        hex(&u[4..6]),
+        hex(&u[6..8]),
+        hex(&u[8..10]),
+        hex(&u[10..])
+    ));
+    let ip4 = random_array::<4>(rng);
+    v.push(format!("'{}.{}.{}.{}'", ip4[0], ip4[1], ip4[2], ip4[3]));
+    // Zero groups and IPv4-mapped forms come up often enough to matter.
+    let mut ip6 = random_array::<16>(rng);
+    for w in ip6.chunks_mut(2) {
+        if rng.random_ratio(1, 3) {
+            w.fill(0);
+        }
+    }
+    if rng.random_ratio(1, 4) {
+        ip6[..10].fill(0);
+        ip6[10..12].fill(0xff);
+    }
+    v.push(format!("CAST(x'{}' AS INET6)", hex(&ip6)));
     // Any column but the key may be NULL.
     for x in v.iter_mut().skip(1) {
         if rng.random_ratio(1, 12) {
@@ -101,6 +127,10 @@ pub(super) fn random_values(rng: &mut StdRng, id: i64) -> Vec<String> {
 fn random_bytes(rng: &mut StdRng, max: usize) -> Vec<u8> {
     let n = rng.random_range(0..=max);
     (0..n).map(|_| rng.random()).collect()
+}
+
+fn random_array<const N: usize>(rng: &mut StdRng) -> [u8; N] {
+    std::array::from_fn(|_| rng.random())
 }
 
 fn hex(b: &[u8]) -> String {
