@@ -12,6 +12,6 @@ pub mod table_map;
 pub mod value;
 
 pub use cursor::Malformed;
-pub use rows::{Columns, Image, Layout, RowsEvent, RowsKind, Side, Slot};
 pub use fixed_bin::FixedBin;
+pub use rows::{Columns, Image, Layout, RowsEvent, RowsKind, Side, Slot};
 pub use table_map::{Charset, Column, ColumnKind, TableMap};
