@@ -5,6 +5,7 @@
 //! (read_committed) is taken; the killed worker is then started again. Prints each fail-over,
 //! the median and the max against the target (max <= 10 s with default settings), and checks at
 //! the end that every insert arrived exactly once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use mysql_async::prelude::Queryable;
 use sluice_integration::fleet::{Arrivals, Fleet};
@@ -87,10 +88,16 @@ async fn main() {
                 if let Some(at) = first {
                     break at.duration_since(killed);
                 }
-                assert!(Instant::now() < deadline, "{instance}: no event 120 s after the kill");
+                assert!(
+                    Instant::now() < deadline,
+                    "{instance}: no event 120 s after the kill"
+                );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             };
-            println!("kill {k:>2}: {victim} down, {instance} back after {:.2} s", took.as_secs_f64());
+            println!(
+                "kill {k:>2}: {victim} down, {instance} back after {:.2} s",
+                took.as_secs_f64()
+            );
             times.push(took.as_secs_f64());
         }
         fleet.start(&victim);
@@ -102,9 +109,9 @@ async fn main() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let all = arrivals.all();
-        let complete = dbs.iter().all(|db| {
-            all.iter().filter(|a| &a.event.instance == db).count() >= written as usize
-        });
+        let complete = dbs
+            .iter()
+            .all(|db| all.iter().filter(|a| &a.event.instance == db).count() >= written as usize);
         if complete || Instant::now() > deadline {
             break;
         }
@@ -127,7 +134,11 @@ async fn main() {
             "{db}: {} events, {} distinct ids, {written} written: {}",
             ids.len(),
             distinct.len(),
-            if ok { "exactly once" } else { "NOT exactly once" }
+            if ok {
+                "exactly once"
+            } else {
+                "NOT exactly once"
+            }
         );
     }
     times.sort_by(f64::total_cmp);
@@ -141,7 +152,9 @@ async fn main() {
     );
     println!(
         "load average at the end: {}",
-        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
     );
     if !exact {
         std::process::exit(1);
