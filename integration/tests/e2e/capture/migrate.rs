@@ -25,6 +25,8 @@ fn write_config(db: &str, url: &str, state: &Path, start: &str) -> PathBuf {
         url: url.to_owned(),
         start: Some(start.to_owned()),
         checkpoint_interval_ms: Some(100),
+        // A free port: the default one is taken by any other capture running at the time.
+        metrics: true,
         ..CaptureToml::new(db, state)
     }
     .text();
