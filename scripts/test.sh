@@ -23,6 +23,7 @@ fi
 
 echo "[test] cargo fmt --check" >&2
 cargo fmt --all --check
+(cd fuzz && cargo fmt --check)
 echo "[test] cargo clippy" >&2
 cargo clippy --workspace --all-targets -- -D warnings
 # End-to-end tests start sluice-capture / sluice-sink as processes: build them first.
@@ -30,3 +31,6 @@ echo "[test] cargo build (binaries for the end-to-end tests)" >&2
 cargo build --workspace --bins
 echo "[test] cargo nextest run" >&2
 cargo nextest run --workspace --no-fail-fast "$@"
+# A few seconds of fuzzing per parser (scripts/fuzz.sh; the long run is by hand, docs/reliability.md).
+echo "[test] fuzzing every parser for ${FUZZ_SECONDS:-5} s each" >&2
+FUZZ_SECONDS="${FUZZ_SECONDS:-5}" bash scripts/fuzz.sh

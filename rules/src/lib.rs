@@ -19,6 +19,7 @@ mod test_util;
 
 pub use config::{ConvertConfig, FieldsConfig, JsonPathConfig, MatchConfig, OnError, RuleConfig};
 pub use error::{RuleError, TemplateError};
+pub use expr::Filter;
 pub use fields::mask::{Masking, MASKINGS};
 pub use rule::{Mapped, Rule};
 pub use template::Template;

@@ -344,7 +344,11 @@ mod tests {
         let fleet = load(&path).unwrap();
         assert_eq!(fleet.name, "shop");
         assert_eq!(fleet.control_topic, "sluice.fleet.shop");
-        let names: Vec<&str> = fleet.instances.iter().map(|c| c.instance.as_str()).collect();
+        let names: Vec<&str> = fleet
+            .instances
+            .iter()
+            .map(|c| c.instance.as_str())
+            .collect();
         assert_eq!(names, ["shop-archive", "shop-main"]);
         assert_eq!(fleet.instances[1].source.server_id, 4242);
         assert!(!is_fleet(&path.with_file_name("capture.toml")));
