@@ -6,6 +6,7 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use sluice_capture::checkpoint::{Checkpoint, FileStore};
+use sluice_capture::config::CaptureConfig;
 use sluice_event::ChangeEvent;
 use sluice_integration::capture::CaptureToml;
 use sluice_integration::mariadb::PrivateMariaDb;
@@ -19,9 +20,10 @@ use std::time::{Duration, Instant};
 const KEYS: u32 = 10;
 const PARTITIONS: i32 = 3;
 
-/// A capture config file for `db` on `url`, from `start`.
-fn write_config(db: &str, url: &str, state: &Path, start: &str) -> PathBuf {
-    let text = CaptureToml {
+/// A capture config file for `db` on `url`, from `start`; with `kafka_store`, the checkpoints
+/// also go to a topic of the test's own.
+fn write_config(db: &str, url: &str, state: &Path, start: &str, kafka_store: bool) -> PathBuf {
+    let mut text = CaptureToml {
         url: url.to_owned(),
         start: Some(start.to_owned()),
         checkpoint_interval_ms: Some(100),
@@ -30,6 +32,12 @@ fn write_config(db: &str, url: &str, state: &Path, start: &str) -> PathBuf {
         ..CaptureToml::new(db, state)
     }
     .text();
+    if kafka_store {
+        text = text.replace(
+            "[checkpoint]\n",
+            &format!("[checkpoint]\nkafka = true\ntopic = \"sluice.checkpoints.{db}\"\n"),
+        );
+    }
     sluice_integration::write_temp_file(db, "capture.toml", &text)
 }
 
@@ -131,7 +139,8 @@ async fn migrate(config: &Path, to: &str, extra: &[&str]) -> process::Finished {
 
 /// The switch to a promoted replica: the capture stops, the primary goes on and dies, the
 /// replica is promoted and written to, `migrate` goes by GTID, and the capture resumes on the
-/// replica at the next transaction: nothing lost, nothing repeated, `seq` increasing.
+/// replica at the next transaction: nothing lost, nothing repeated, `seq` increasing. The
+/// checkpoints are in both stores (file and topic) here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_by_gtid_to_a_promoted_replica_loses_and_repeats_nothing() {
     let common = [
@@ -171,7 +180,7 @@ async fn migrate_by_gtid_to_a_promoted_replica_loses_and_repeats_nothing() {
     .await;
     let (file, pos) = mysql::binlog_end(&mut p).await;
     let state = std::env::temp_dir().join(format!("sluice-capture-test-{db}"));
-    let config = write_config(&db, &primary.url(), &state, &format!("{file}:{pos}"));
+    let config = write_config(&db, &primary.url(), &state, &format!("{file}:{pos}"), true);
 
     // Rounds 0-3 captured from the primary.
     write_rounds(&mut [&mut p], &db, 0..4).await;
@@ -233,6 +242,14 @@ async fn migrate_by_gtid_to_a_promoted_replica_loses_and_repeats_nothing() {
         out.stdout
     );
     let moved = FileStore::new(&state, &db).load().unwrap().unwrap();
+    let cfg: CaptureConfig = sluice_config::load(&config).unwrap();
+    let (_, kafka_store) = sluice_capture::checkpoint_store::stores(&cfg);
+    let in_topic = kafka_store.unwrap().load().await.unwrap();
+    assert_eq!(
+        in_topic.as_ref(),
+        Some(&moved),
+        "migrate writes both stores"
+    );
     assert_eq!(moved.seq, before.seq, "seq is kept");
     assert!(
         moved.server.as_deref().unwrap().starts_with("mariadb:2@"),
@@ -286,7 +303,7 @@ async fn migrate_by_time_to_a_separately_loaded_server_loses_nothing() {
     }
     let (file, pos) = mysql::binlog_end(&mut a).await;
     let state = std::env::temp_dir().join(format!("sluice-capture-test-{db}"));
-    let config = write_config(&db, &old.url(), &state, &format!("{file}:{pos}"));
+    let config = write_config(&db, &old.url(), &state, &format!("{file}:{pos}"), false);
 
     // Rounds 0-2, then 3-5 more than the margin later, on both servers.
     write_rounds(&mut [&mut a, &mut b], &db, 0..3).await;
