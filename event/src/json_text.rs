@@ -2,12 +2,18 @@
 //! MariaDB keeps JSON columns as text, and parsing each one into a tree only to print it again
 //! was a measurable share of the capture's time.
 
-/// Nesting deeper than this is refused, as serde_json (what sinks parse events with) refuses it.
-const MAX_DEPTH: usize = 127;
+/// The deepest a JSON column's value may nest and still be embedded as JSON: MySQL's own limit
+/// for JSON documents. An event adds two levels around a value (the event, `data`/`old`), and
+/// serde_json, what sinks read events with, stops at 128 levels, as many other parsers do; a
+/// deeper MariaDB value (its JSON is text, with no such limit) is published as a JSON string of
+/// its text instead (docs/event-format.md), so every event the capture writes reads back.
+pub const MAX_JSON_DEPTH: usize = 100;
+const MAX_DEPTH: usize = MAX_JSON_DEPTH;
 
 /// `text` without insignificant whitespace, if it is one JSON value that serde_json reads
 /// back: valid UTF-8 and RFC 8259 syntax, no lone surrogate escapes, no number that overflows
-/// a double, nesting up to 127 levels. Strings, escapes and numbers are kept exactly as written.
+/// a double, nesting up to [`MAX_JSON_DEPTH`] levels. Strings, escapes and numbers are kept
+/// exactly as written.
 /// `None` means: not such a value (the caller decides; the capture falls back to parsing).
 pub fn compact_json(text: &[u8]) -> Option<String> {
     let mut out = Vec::with_capacity(text.len());
@@ -34,6 +40,27 @@ pub fn compact_json_into(text: &[u8], out: &mut Vec<u8>) -> bool {
         out.truncate(start);
     }
     whole
+}
+
+/// A JSON column's text as the cell an event embeds: compact text when [`compact_json`] takes
+/// it, else the value serde_json parses from it (a number beyond a double's range, a lone
+/// surrogate escape), if that nests at most [`MAX_JSON_DEPTH`] levels. `None`: not JSON to embed
+/// (the caller writes the text as a string).
+pub fn json_column(text: &[u8]) -> Option<crate::Cell> {
+    if let Some(t) = compact_json(text) {
+        return Some(crate::Cell::JsonText(t));
+    }
+    let value: serde_json::Value = serde_json::from_slice(text).ok()?;
+    (depth(&value) <= MAX_JSON_DEPTH).then_some(crate::Cell::Json(value))
+}
+
+/// Container levels of `v` (a scalar is 0).
+fn depth(v: &serde_json::Value) -> usize {
+    match v {
+        serde_json::Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        serde_json::Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 struct Compactor<'a> {
@@ -278,12 +305,16 @@ mod tests {
         }
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
         assert_eq!(compact_json(deep.as_bytes()), None);
-        // serde_json's recursion limit, level for level.
-        for levels in [126, 127, 128, 129] {
+        for (levels, embedded) in [(1, true), (100, true), (101, false), (127, false)] {
             let doc = format!("{}{}", "[".repeat(levels), "]".repeat(levels));
             assert_eq!(
                 compact_json(doc.as_bytes()).is_some(),
-                serde_json::from_str::<serde_json::Value>(&doc).is_ok(),
+                embedded,
+                "{levels} levels"
+            );
+            assert_eq!(
+                json_column(doc.as_bytes()).is_some(),
+                embedded,
                 "{levels} levels"
             );
         }

@@ -17,7 +17,7 @@ mod seq;
 mod write;
 
 pub use cell::Cell;
-pub use json_text::{compact_json, compact_json_into};
+pub use json_text::{compact_json, compact_json_into, json_column, MAX_JSON_DEPTH};
 pub use key::{decode_key, encode_key, KeyError};
 pub use partition::{murmur2, partition_for_key};
 pub use seq::SeqGenerator;

@@ -152,10 +152,7 @@ pub fn read_cell(col: &Column, c: &mut Cursor<'_>) -> Result<Cell, Malformed> {
         ColumnKind::Blob { len_bytes } => {
             let bytes = prefixed(c, *len_bytes)?;
             if col.json_text {
-                match sluice_event::compact_json(bytes) {
-                    Some(s) => Cell::JsonText(s),
-                    None => json_text_cell(col.charset, bytes),
-                }
+                json_text_cell(col.charset, bytes)
             } else {
                 text(col.charset, bytes, None)
             }
@@ -208,11 +205,10 @@ fn fixed_bin_cell(col: &Column, bytes: &[u8], max_len: u16) -> Cell {
 /// MariaDB's JSON is LONGTEXT with a json_valid() check. Plain JSON is kept as its compacted
 /// text (no tree built, see [`write_value`]); anything else is parsed, and a value that is
 /// not JSON after all (the check can be dropped) stays text.
+/// A MariaDB JSON column's text that `compact_json` did not take: the parsed value, or the text
+/// as a string (not JSON, or nested deeper than `MAX_JSON_DEPTH`).
 fn json_text_cell(charset: Charset, bytes: &[u8]) -> Cell {
-    match serde_json::from_slice(bytes) {
-        Ok(v) => Cell::Json(v),
-        Err(_) => text(charset, bytes, None),
-    }
+    sluice_event::json_column(bytes).unwrap_or_else(|| text(charset, bytes, None))
 }
 
 /// The name of ENUM member `i` (1-based); MySQL's "invalid value" member, index 0, is the empty
@@ -379,6 +375,41 @@ mod tests {
         let cell = read_cell(&c, &mut cur).unwrap();
         assert!(cur.is_empty(), "{bytes:?} not fully read");
         cell
+    }
+
+    /// A MariaDB JSON column nested deeper than `MAX_JSON_DEPTH` is published as the string of
+    /// its text, by both the direct writer and the cells, so every event reads back in the sink.
+    #[test]
+    fn json_text_deeper_than_the_limit_is_a_string_and_the_event_reads_back() {
+        let mut c = col(ColumnKind::Blob { len_bytes: 4 }, false, Charset::Utf8);
+        c.json_text = true;
+        for (levels, embedded) in [
+            (3, true),
+            (100, true),
+            (101, false),
+            (127, false),
+            (200, false),
+        ] {
+            let doc = format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+            let mut bytes = (doc.len() as u32).to_le_bytes().to_vec();
+            bytes.extend_from_slice(doc.as_bytes());
+            let mut value = Vec::new();
+            write_value(&c, &mut Cursor::new(&bytes), &mut value).unwrap();
+            let cell = read_cell(&c, &mut Cursor::new(&bytes)).unwrap();
+            let mut from_cell = Vec::new();
+            sluice_event::write_cell(&mut from_cell, &cell);
+            assert_eq!(value, from_cell, "{levels} levels: the two paths differ");
+            assert_eq!(value.first() == Some(&b'['), embedded, "{levels} levels");
+            let event = format!(
+                r#"{{"v":1,"seq":1,"source":"binlog","instance":"i","database":"d","table":"t","type":"INSERT","ts_ms":1,"capture_ms":1,"pos":{{"file":"b.1","offset":4,"row":0}},"pk":["c"],"data":{{"c":{}}}}}"#,
+                String::from_utf8(value).unwrap()
+            );
+            let back = sluice_event::ChangeEvent::decode(event.as_bytes())
+                .unwrap_or_else(|e| panic!("{levels} levels: the sink cannot read it: {e}"));
+            if !embedded {
+                assert_eq!(back.data["c"], serde_json::Value::String(doc));
+            }
+        }
     }
 
     #[test]

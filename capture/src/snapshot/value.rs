@@ -126,13 +126,7 @@ fn bytes_cell(kind: Kind, b: Vec<u8>) -> Cell {
         Kind::Bit => Cell::Bit(b.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x))),
         // Kept as compact text, as the binlog decoder keeps MariaDB's JSON, so a snapshot row
         // and the same row from the binlog have the same bytes; parsed only where that fails.
-        Kind::Json => match sluice_event::compact_json(&b) {
-            Some(t) => Cell::JsonText(t),
-            None => match serde_json::from_slice(&b) {
-                Ok(v) => Cell::Json(v),
-                Err(_) => Cell::Text(text(b)),
-            },
-        },
+        Kind::Json => sluice_event::json_column(&b).unwrap_or_else(|| Cell::Text(text(b))),
         Kind::Geometry if b.len() >= 4 => Cell::Geometry {
             srid: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
             wkb: b[4..].to_vec(),
