@@ -74,6 +74,7 @@ async fn main() {
             .map(|(i, _)| i.clone())
             .collect();
         let killed = Instant::now();
+        let killed_ms = now_ms();
         sluice_integration::process::kill9(&mut fleet.workers.get_mut(&victim).unwrap().child)
             .await;
         for instance in &lost {
@@ -82,7 +83,9 @@ async fn main() {
                 let first = arrivals
                     .all()
                     .iter()
-                    .filter(|a| &a.event.instance == instance && a.at > killed)
+                    // Read from the binlog after the kill: only the new owner can have published
+                    // it (an event the old owner sent just before may arrive just after).
+                    .filter(|a| &a.event.instance == instance && a.event.capture_ms > killed_ms)
                     .map(|a| a.at)
                     .min();
                 if let Some(at) = first {
@@ -161,23 +164,35 @@ async fn main() {
     }
 }
 
-/// Waits until each instance has one owner, and then a few seconds more for the group to
-/// settle (a restarted worker may be given an instance back).
+/// Waits until each instance has one owner and the owners stayed the same for 3 s (a restarted
+/// worker may be given an instance back in a second rebalance).
 async fn settle(fleet: &Fleet, skip: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(120);
+    let mut stable: Option<(std::collections::BTreeMap<String, Vec<String>>, Instant)> = None;
     loop {
         let owners = fleet.owners(skip).await;
-        if fleet
+        let whole = fleet
             .instances
             .iter()
-            .all(|i| owners.get(i).is_some_and(|w| w.len() == 1))
-        {
-            break;
+            .all(|i| owners.get(i).is_some_and(|w| w.len() == 1));
+        match &stable {
+            Some((same, since)) if whole && *same == owners => {
+                if since.elapsed() >= Duration::from_secs(3) {
+                    return;
+                }
+            }
+            _ => stable = whole.then(|| (owners.clone(), Instant::now())),
         }
         assert!(Instant::now() < deadline, "instances not owned: {owners:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    tokio::time::sleep(Duration::from_secs(4)).await;
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {

@@ -112,12 +112,13 @@ async fn a_fleet_survives_kill_join_and_pause_with_every_row_exactly_once() {
         .map(|(i, _)| i.clone())
         .collect();
     let killed_at = Instant::now();
+    let killed_ms = sluice_capture::clock::now_ms();
     sluice_integration::process::kill9(&mut fleet.workers.get_mut(&victim).unwrap().child).await;
     eprintln!("killed {victim}, which owned {lost:?}");
     w.write_for(Duration::from_secs(12), &mut conn).await;
     let mut failover = BTreeMap::new();
     for instance in &lost {
-        let first = first_after(&arrivals.all(), instance, killed_at)
+        let first = first_after(&arrivals.all(), instance, killed_ms)
             .unwrap_or_else(|| panic!("no event of {instance} arrived after the kill"));
         failover.insert(instance.clone(), first.duration_since(killed_at));
     }
@@ -281,10 +282,11 @@ fn most_loaded(owners: &BTreeMap<String, Vec<String>>) -> String {
         .expect("an owner")
 }
 
-/// When the first event of `instance` arrived after `after`.
-fn first_after(all: &[Arrival], instance: &str, after: Instant) -> Option<Instant> {
+/// When the first event of `instance` read from the binlog after `after_ms` arrived: only a new
+/// owner can have published it.
+fn first_after(all: &[Arrival], instance: &str, after_ms: i64) -> Option<Instant> {
     all.iter()
-        .filter(|a| a.event.instance == instance && a.at > after)
+        .filter(|a| a.event.instance == instance && a.event.capture_ms > after_ms)
         .map(|a| a.at)
         .min()
 }
