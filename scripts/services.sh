@@ -30,8 +30,12 @@ REDIS_PORT=6380
 REDIS_CLUSTER_PORTS=(6390 6391 6392)
 ES_PORT=9200
 # chromium: the status page test; prometheus: promtool checks deploy/prometheus rules.
+# Kerberos: libsasl2-dev to build librdkafka with GSSAPI (rdkafka's `gssapi` feature), its GSSAPI
+# plugin and kinit (krb5-user) at run time, and a KDC (krb5-kdc, kadmin.local from
+# krb5-admin-server) that the Kerberos end-to-end test runs on loopback.
 DEBIAN_PACKAGES=(mariadb-server mariadb-client redis-server libssl-dev pkg-config make g++ curl procps openssl time
-    chromium prometheus)
+    chromium prometheus
+    libsasl2-dev libsasl2-modules-gssapi-mit krb5-user krb5-kdc krb5-admin-server)
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() {
