@@ -18,6 +18,9 @@ pub struct PrivateBroker {
     child: Child,
     port: u16,
     log: PathBuf,
+    /// The jars and the server.properties it runs with, to start it again.
+    lib: PathBuf,
+    config: PathBuf,
 }
 
 impl PrivateBroker {
@@ -34,34 +37,71 @@ impl PrivateBroker {
             .map_err(|e| format!("write {}: {e}", config.display()))?;
         let log = dir.join("kafka.log");
         format_storage(&lib, &config, &dir.join("format.log"))?;
-        let log_file =
-            std::fs::File::create(&log).map_err(|e| format!("create {}: {e}", log.display()))?;
-        let log_err = log_file
-            .try_clone()
-            .map_err(|e| format!("open {}: {e}", log.display()))?;
-        let child = Command::new("java")
-            .args([
-                "-Xms128m",
-                "-Xmx384m",
-                "-XX:+UseSerialGC",
-                "-XX:TieredStopAtLevel=1",
-            ])
-            .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
-            .arg("-Dorg.slf4j.simpleLogger.log.kafka.server.KafkaRaftServer=info")
-            .arg("-cp")
-            .arg(classpath(&lib))
-            .arg("kafka.Kafka")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(log_err)
-            .spawn()
-            .map_err(|e| format!("start java (Kafka from {}): {e}", lib.display()))?;
-        let mut broker = PrivateBroker { child, port, log };
+        let child = spawn(&lib, &config, &log)?;
+        let mut broker = PrivateBroker {
+            child,
+            port,
+            log,
+            lib,
+            config,
+        };
         broker.wait_ready().await?;
         Ok(broker)
     }
 
+    /// SIGKILL, then the same broker started again on its data and port (a crashed broker
+    /// restarted by its supervisor); waits until it answers.
+    pub async fn kill_and_restart(&mut self) -> Result<(), String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&self.lib, &self.config, &self.log)?;
+        self.wait_ready().await
+    }
+
+    /// SIGKILL only (restart with [`PrivateBroker::restart`]).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a killed broker again; waits until it answers.
+    pub async fn restart(&mut self) -> Result<(), String> {
+        self.child = spawn(&self.lib, &self.config, &self.log)?;
+        self.wait_ready().await
+    }
+}
+
+/// `kafka.Kafka` with `config`, its output appended to `log`.
+fn spawn(lib: &Path, config: &Path, log: &Path) -> Result<Child, String> {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("open {}: {e}", log.display()))?;
+    let log_err = log_file
+        .try_clone()
+        .map_err(|e| format!("open {}: {e}", log.display()))?;
+    Command::new("java")
+        .args([
+            "-Xms128m",
+            "-Xmx384m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+        ])
+        .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
+        .arg("-Dorg.slf4j.simpleLogger.log.kafka.server.KafkaRaftServer=info")
+        .arg("-cp")
+        .arg(classpath(&lib))
+        .arg("kafka.Kafka")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(log_file)
+        .stderr(log_err)
+        .spawn()
+        .map_err(|e| format!("start java (Kafka from {}): {e}", lib.display()))
+}
+
+impl PrivateBroker {
     /// Bootstrap servers, `127.0.0.1:<port>`.
     pub fn brokers(&self) -> String {
         format!("127.0.0.1:{}", self.port)

@@ -40,6 +40,25 @@ impl Fleet {
     /// Writes a fleet file over `databases` of the shared MariaDB, every instance starting at
     /// `start` (`<file>:<pos>`), with `session_timeout_ms`.
     pub fn new(name: &str, databases: &[String], start: &str, session_timeout_ms: u64) -> Fleet {
+        Fleet::on(
+            &crate::kafka_brokers(),
+            &crate::mysql_url(),
+            name,
+            databases,
+            start,
+            session_timeout_ms,
+        )
+    }
+
+    /// [`Fleet::new`] with the Kafka bootstrap servers `brokers` and the source URL `url`.
+    pub fn on(
+        brokers: &str,
+        url: &str,
+        name: &str,
+        databases: &[String],
+        start: &str,
+        session_timeout_ms: u64,
+    ) -> Fleet {
         let dir = std::env::temp_dir().join(name);
         std::fs::create_dir_all(&dir).expect("fleet dir");
         // Replica ids unique among this run's concurrent tests and fleets.
@@ -49,7 +68,6 @@ impl Fleet {
              [kafka]\nbrokers = [\"{brokers}\"]\n[metrics]\nlisten = \"${{LISTEN}}\"\n\
              [publish]\ntopic = \"{{instance}}\"\ncreate_topics = true\npartitions = {PARTITIONS}\n\
              [checkpoint]\ndir = \"{state}\"\ntopic = \"{name}.checkpoints\"\n",
-            brokers = crate::kafka_brokers(),
             state = dir.join("state").display(),
         );
         let mut instances = databases.to_vec();
@@ -57,7 +75,6 @@ impl Fleet {
         for (i, db) in instances.iter().enumerate() {
             text.push_str(&format!(
                 "[[instances]]\ninstance = \"{db}\"\n[instances.source]\nurl = \"{url}\"\nserver_id = {id}\nstart = \"{start}\"\n[instances.filter]\ninclude = [\"{db}\\\\..*\"]\n",
-                url = crate::mysql_url(),
                 id = base + i as u32,
             ));
         }

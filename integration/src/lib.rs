@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub mod broker;
 pub mod capture;
+pub mod chaos;
 pub mod debezium;
 pub mod es;
 pub mod events;
@@ -21,7 +22,10 @@ pub mod kafka;
 pub mod mariadb;
 pub mod mysql;
 pub mod process;
+pub mod redis_server;
+pub mod server_tls;
 pub mod sink;
+pub mod tcp_proxy;
 pub mod wait;
 
 pub use process::kill9;

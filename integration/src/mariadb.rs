@@ -14,6 +14,8 @@ pub struct PrivateMariaDb {
     child: Child,
     dir: PathBuf,
     port: u16,
+    /// The extra arguments it was started with, to start it again.
+    args: Vec<String>,
 }
 
 impl PrivateMariaDb {
@@ -47,44 +49,55 @@ impl PrivateMariaDb {
             ));
         }
         let port = crate::free_port()?;
-        let socket = dir.join("mysqld.sock");
-        let log = dir.join("mariadbd.log");
-        let child = Command::new("mariadbd")
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--socket={}", socket.display()))
-            .arg(format!("--pid-file={}", dir.join("mariadbd.pid").display()))
-            .arg(format!("--port={port}"))
-            .arg("--bind-address=127.0.0.1")
-            .arg(format!("--user={user}"))
-            .arg("--skip-name-resolve")
-            .arg(format!("--tmpdir={}", tmp.display()))
-            .arg(format!("--log-error={}", log.display()))
-            .arg("--innodb-buffer-pool-size=32M")
-            .arg("--character-set-server=utf8mb4")
-            .args(args)
-            .current_dir(&data)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("start mariadbd: {e}"))?;
-        let server = PrivateMariaDb { child, dir, port };
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let child = spawn(&dir, port, &args)?;
+        let server = PrivateMariaDb {
+            child,
+            dir,
+            port,
+            args,
+        };
+        server.wait_ready().await?;
+        let mut c = server.root().await.map_err(|e| e.to_string())?;
+        for sql in [
+            "CREATE USER IF NOT EXISTS 'sluice'@'%' IDENTIFIED BY 'sluice'",
+            "GRANT ALL PRIVILEGES ON *.* TO 'sluice'@'%' WITH GRANT OPTION",
+        ] {
+            c.query_drop(sql).await.map_err(|e| format!("{sql}: {e}"))?;
+        }
+        Ok(server)
+    }
+
+    /// SIGKILL, then `mariadbd` started again on the same data directory and port (with its
+    /// crash recovery); waits until it accepts connections.
+    pub async fn kill_and_restart(&mut self) -> Result<(), String> {
+        self.kill().await;
+        self.restart().await
+    }
+
+    /// SIGKILL only (start it again with [`PrivateMariaDb::restart`]).
+    pub async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
+    /// Starts a killed server again; waits until it accepts connections.
+    pub async fn restart(&mut self) -> Result<(), String> {
+        self.child = spawn(&self.dir, self.port, &self.args)?;
+        self.wait_ready().await
+    }
+
+    async fn wait_ready(&self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            match server.root().await {
-                Ok(mut c) => {
-                    for sql in [
-                        "CREATE USER IF NOT EXISTS 'sluice'@'%' IDENTIFIED BY 'sluice'",
-                        "GRANT ALL PRIVILEGES ON *.* TO 'sluice'@'%' WITH GRANT OPTION",
-                    ] {
-                        c.query_drop(sql).await.map_err(|e| format!("{sql}: {e}"))?;
-                    }
-                    return Ok(server);
+            match self.root().await {
+                Ok(c) => {
+                    let _ = c.disconnect().await;
+                    return Ok(());
                 }
                 Err(e) if Instant::now() > deadline => {
-                    let tail = std::fs::read_to_string(&log).unwrap_or_default();
+                    let log = self.dir.join("mariadbd.log");
+                    let tail = std::fs::read_to_string(log).unwrap_or_default();
                     return Err(format!("private MariaDB did not start: {e}\n{tail}"));
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
@@ -112,6 +125,36 @@ impl Drop for PrivateMariaDb {
         let _ = self.child.try_wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// `mariadbd` on the data directory in `dir`, listening on `port`, with `args` added.
+fn spawn(dir: &std::path::Path, port: u16, args: &[String]) -> Result<Child, String> {
+    let data = dir.join("data");
+    let tmp = dir.join("tmp");
+    let socket = dir.join("mysqld.sock");
+    let log = dir.join("mariadbd.log");
+    let user = whoami();
+    Command::new("mariadbd")
+        .arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--socket={}", socket.display()))
+        .arg(format!("--pid-file={}", dir.join("mariadbd.pid").display()))
+        .arg(format!("--port={port}"))
+        .arg("--bind-address=127.0.0.1")
+        .arg(format!("--user={user}"))
+        .arg("--skip-name-resolve")
+        .arg(format!("--tmpdir={}", tmp.display()))
+        .arg(format!("--log-error={}", log.display()))
+        .arg("--innodb-buffer-pool-size=32M")
+        .arg("--character-set-server=utf8mb4")
+        .args(args)
+        .current_dir(&data)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("start mariadbd: {e}"))
 }
 
 /// The user mariadbd runs as: the current one (`--user` is required when that is root).

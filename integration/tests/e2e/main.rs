@@ -4,6 +4,7 @@
 
 mod capture;
 mod capture_json;
+mod chaos;
 mod debezium;
 mod detect;
 mod elasticsearch;
@@ -12,6 +13,7 @@ mod fleet;
 mod formats;
 mod group_session;
 mod mysql_replica;
+mod mysql_tls;
 mod operations;
 mod outage;
 mod redis_cluster;
