@@ -4,6 +4,9 @@ use crate::{Problems, Secret};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
+/// The first part of the brokers' Kerberos principal (`kafka/<host>@REALM`) unless configured.
+pub const DEFAULT_KERBEROS_SERVICE_NAME: &str = "kafka";
+
 /// Where `/metrics`, `/healthz` and `/readyz` listen unless configured.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 
@@ -21,6 +24,14 @@ pub struct KafkaConfig {
     pub sasl_username: Option<String>,
     /// Usually `"${KAFKA_PASSWORD}"`.
     pub sasl_password: Option<Secret>,
+    /// GSSAPI: the first part of the brokers' principal (`<name>/<broker host>@REALM`); default
+    /// [`DEFAULT_KERBEROS_SERVICE_NAME`].
+    pub sasl_kerberos_service_name: Option<String>,
+    /// GSSAPI: the principal this client logs in as with `sasl_kerberos_keytab`, e.g.
+    /// `sluice@EXAMPLE.COM`. Without both, the ticket cache of an earlier `kinit` is used.
+    pub sasl_kerberos_principal: Option<String>,
+    /// GSSAPI: the keytab holding the key of `sasl_kerberos_principal`.
+    pub sasl_kerberos_keytab: Option<String>,
     /// PEM file of the CA that signed the brokers' certificates (default: the system's CAs).
     pub ssl_ca_location: Option<String>,
     /// PEM file of this client's certificate, for brokers that require one (mTLS).
@@ -52,6 +63,9 @@ pub enum SaslMechanism {
     ScramSha256,
     #[serde(rename = "SCRAM-SHA-512")]
     ScramSha512,
+    /// Kerberos.
+    #[serde(rename = "GSSAPI")]
+    Gssapi,
 }
 
 impl KafkaConfig {
@@ -78,7 +92,9 @@ impl KafkaConfig {
             self.security_protocol,
             SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
         );
+        let gssapi = self.sasl_mechanism == Some(SaslMechanism::Gssapi);
         if sasl
+            && !gssapi
             && (self.sasl_mechanism.is_none()
                 || self.sasl_username.is_none()
                 || self.sasl_password.is_none())
@@ -95,6 +111,7 @@ impl KafkaConfig {
             );
         }
         self.validate_tls(path, problems);
+        self.validate_kerberos(path, problems);
     }
 
     /// The TLS files: they only mean something over TLS, and a certificate needs its key.
@@ -154,8 +171,12 @@ impl KafkaConfig {
                 SaslMechanism::Plain => "PLAIN",
                 SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
                 SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+                SaslMechanism::Gssapi => "GSSAPI",
             };
             props.push(("sasl.mechanism".into(), name.into()));
+        }
+        if self.sasl_mechanism == Some(SaslMechanism::Gssapi) {
+            props.extend(self.kerberos_properties());
         }
         if let Some(u) = &self.sasl_username {
             props.push(("sasl.username".into(), u.clone()));
@@ -371,6 +392,55 @@ mod tests {
             };
             parse(&format!("[kafka]\nbrokers = [\"a:1\"]\nsecurity_protocol = \"{protocol}\"\n{sasl}ssl_ca_location = \"ca.pem\"\nssl_certificate_location = \"c.pem\"\nssl_key_location = \"c.key\"\n")).unwrap();
         }
+    }
+
+    #[test]
+    fn kerberos_settings_map_to_librdkafka() {
+        let keytab =
+            std::env::temp_dir().join(format!("sluice-config-{}.keytab", std::process::id()));
+        std::fs::write(&keytab, b"\x05\x02").unwrap();
+        let f = parse(&format!("[kafka]\nbrokers = [\"a:1\"]\nsecurity_protocol = \"sasl_ssl\"\nsasl_mechanism = \"GSSAPI\"\nsasl_kerberos_principal = \"sluice@EXAMPLE.COM\"\nsasl_kerberos_keytab = \"{}\"\n", keytab.display())).unwrap();
+        let props = f.kafka.client_properties();
+        let _ = std::fs::remove_file(&keytab);
+        for (k, v) in [
+            ("sasl.mechanism", "GSSAPI"),
+            ("sasl.kerberos.service.name", DEFAULT_KERBEROS_SERVICE_NAME),
+            ("sasl.kerberos.principal", "sluice@EXAMPLE.COM"),
+            ("sasl.kerberos.keytab", keytab.to_str().unwrap()),
+        ] {
+            assert!(props.contains(&(k.into(), v.into())), "{k} in {props:?}");
+        }
+        // Without a keytab: the ticket cache of an earlier kinit, which librdkafka must not
+        // replace by running kinit itself.
+        let f = parse("[kafka]\nbrokers = [\"a:1\"]\nsecurity_protocol = \"sasl_plaintext\"\nsasl_mechanism = \"GSSAPI\"\nsasl_kerberos_service_name = \"kafka-prod\"\n").unwrap();
+        let props = f.kafka.client_properties();
+        assert!(props.contains(&("sasl.kerberos.service.name".into(), "kafka-prod".into())));
+        assert!(props.contains(&("sasl.kerberos.min.time.before.relogin".into(), "0".into())));
+    }
+
+    #[test]
+    fn kerberos_problems_name_their_key() {
+        let head = "[kafka]\nbrokers = [\"a:1\"]\nsecurity_protocol = \"sasl_plaintext\"\n";
+        let err = parse(&format!("{head}sasl_mechanism = \"GSSAPI\"\nsasl_kerberos_principal = \"sluice@EXAMPLE.COM\"\nsasl_kerberos_keytab = \"/nonexistent/sluice.keytab\"\nsasl_username = \"u\"\n")).unwrap_err();
+        assert!(err.contains("\n  kafka.sasl_kerberos_keytab: cannot read /nonexistent/sluice.keytab (No such file or directory (os error 2)); give the path of this client's keytab, readable by the user that runs Sluice"), "{err}");
+        assert!(err.contains("\n  kafka.sasl_username: GSSAPI (Kerberos) logs in with sasl_kerberos_principal and sasl_kerberos_keytab, not a user name and password; remove it"), "{err}");
+        let err = parse(&format!(
+            "{head}sasl_mechanism = \"GSSAPI\"\nsasl_kerberos_principal = \"sluice@EXAMPLE.COM\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.ends_with("\n  kafka.sasl_kerberos_keytab: sasl_kerberos_principal (sluice@EXAMPLE.COM) is set but not its keytab; set sasl_kerberos_keytab to the keytab holding its key, or remove sasl_kerberos_principal to use the ticket cache of an earlier kinit"), "{err}");
+        let err = parse(&format!("{head}sasl_mechanism = \"PLAIN\"\nsasl_username = \"u\"\nsasl_password = \"p\"\nsasl_kerberos_service_name = \"kafka\"\n")).unwrap_err();
+        assert!(err.ends_with("\n  kafka.sasl_kerberos_service_name: a Kerberos setting, but sasl_mechanism is not \"GSSAPI\"; set sasl_mechanism = \"GSSAPI\" (with security_protocol = \"sasl_plaintext\" or \"sasl_ssl\"), or remove it"), "{err}");
+        let err = parse(&format!(
+            "{head}sasl_mechanism = \"GSSAPI\"\nsasl_kerberos_service_name = \"kafka/host\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("kafka.sasl_kerberos_service_name: `kafka/host` is not a service name"),
+            "{err}"
+        );
+        // GSSAPI needs no user name or password.
+        parse(&format!("{head}sasl_mechanism = \"GSSAPI\"\n")).unwrap();
     }
 
     #[test]

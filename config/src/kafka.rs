@@ -9,6 +9,7 @@
 //! decision is in `classify`, the context and [`watched`] in `watch`.
 
 mod classify;
+pub(crate) mod kerberos;
 mod watch;
 
 pub use watch::{watched, KafkaFailure, KafkaWatch};
@@ -58,6 +59,15 @@ pub enum KafkaSecurityError {
         /// What is wrong with the file and what to do, in words.
         problem: String,
         /// librdkafka's (OpenSSL's) text.
+        detail: String,
+    },
+    /// A Kerberos (SASL/GSSAPI) login that cannot succeed as configured.
+    Kerberos {
+        /// The config key to change, e.g. `sasl_kerberos_principal`.
+        key: &'static str,
+        /// What is wrong and what to do, in words, naming the setting.
+        problem: String,
+        /// kinit's or librdkafka's text.
         detail: String,
     },
 }
@@ -124,6 +134,11 @@ impl fmt::Display for KafkaSecurityError {
                 problem,
                 detail,
             } => write!(f, "kafka.{key} ({path}) {problem} ({detail})"),
+            KafkaSecurityError::Kerberos {
+                key: _,
+                problem,
+                detail,
+            } => write!(f, "Kerberos login to Kafka failed: {problem} ({detail})"),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The one decision of which librdkafka reports are definite, and the parsing of their text.
 
 use super::KafkaSecurityError;
-use crate::common::SecurityProtocol;
+use crate::common::{SaslMechanism, SecurityProtocol};
 use crate::KafkaConfig;
 
 impl KafkaConfig {
@@ -14,6 +14,9 @@ impl KafkaConfig {
             return Some(e);
         }
         let broker = || broker_of(report).unwrap_or_else(|| self.brokers.join(","));
+        if let Some(e) = self.classify_kerberos(report) {
+            return Some(e);
+        }
         if report.contains("SASL authentication error") {
             return Some(KafkaSecurityError::SaslLogin {
                 broker: broker(),
@@ -52,6 +55,30 @@ impl KafkaConfig {
             });
         }
         None
+    }
+
+    /// A failed Kerberos login: librdkafka's kinit (`SASLREFRESH`) or the GSSAPI exchange.
+    fn classify_kerberos(&self, report: &str) -> Option<KafkaSecurityError> {
+        if self.sasl_mechanism != Some(SaslMechanism::Gssapi) {
+            return None;
+        }
+        if let Some(exit) = after(report, "Kerberos ticket refresh failed: ") {
+            // `<the kinit command>: exited with code 1`
+            let exit = exit.rsplit_once(": ").map_or(exit, |(_, e)| e);
+            return Some(self.kerberos_failure(&format!("librdkafka's kinit {exit}")));
+        }
+        let gssapi = after(report, "GSSAPI Error: ").map(strip_timing)?;
+        if let Some(service) = after(gssapi, "(Server ")
+            .and_then(|s| s.split_once(" not found in Kerberos database"))
+            .map(|(s, _)| s)
+        {
+            return Some(self.unknown_service(
+                &broker_of(report).unwrap_or_else(|| self.brokers.join(",")),
+                service,
+                gssapi,
+            ));
+        }
+        Some(self.kerberos_failure(gssapi))
     }
 
     /// A client creation error about a TLS file: librdkafka loads them when the client is made.

@@ -211,3 +211,101 @@ fn watched_stops_at_a_definite_report_or_the_deadline() {
     );
     assert!(matches!(r, Err(KafkaFailure::Request(_))), "{r:?}");
 }
+
+fn kerberos(extra: &str) -> KafkaConfig {
+    kafka(&format!(
+        "security_protocol = \"sasl_plaintext\"\nsasl_mechanism = \"GSSAPI\"\n{extra}"
+    ))
+}
+
+// The texts below are what librdkafka 2.12 built with Cyrus SASL 2.1.28 and MIT Kerberos 1.20
+// reported against Apache Kafka 4.3, and what MIT kinit 1.20 wrote.
+#[test]
+fn an_unknown_service_principal_names_the_service_name() {
+    let report = "[thrd:sasl_plaintext://localhost:19093/bootstrap]: sasl_plaintext://localhost:19093/bootstrap: Failed to initialize SASL authentication: SASL handshake failed (start (-1)): SASL(-1): generic failure: GSSAPI Error: Unspecified GSS failure.  Minor code may provide more information (Server kafkax/localhost@SLUICE.TEST not found in Kerberos database) (after 1ms in state AUTH_REQ)";
+    let e = kerberos("sasl_kerberos_service_name = \"kafkax\"\n")
+        .classify(report)
+        .unwrap();
+    assert!(
+        matches!(
+            e,
+            KafkaSecurityError::Kerberos {
+                key: "sasl_kerberos_service_name",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "Kerberos login to Kafka failed: the KDC has no principal kafkax/localhost@SLUICE.TEST for the broker at localhost:19093: kafka.sasl_kerberos_service_name (kafkax) must be the first part of the brokers' principals and the broker's host name (as in kafka.brokers and the brokers' advertised listeners) the second (Unspecified GSS failure.  Minor code may provide more information (Server kafkax/localhost@SLUICE.TEST not found in Kerberos database))"
+    );
+}
+
+#[test]
+fn kerberos_reports_are_kerberos_only_with_gssapi() {
+    let report =
+        "[thrd:main]: Kerberos ticket refresh failed: kinit -t \"k\" -k p: exited with code 1";
+    assert_eq!(sasl_ssl().classify(report), None);
+    // A keytab that is gone is found before kinit runs.
+    let k = kerberos(
+        "sasl_kerberos_principal = \"sluice@SLUICE.TEST\"\nsasl_kerberos_keytab = \"/nonexistent/sluice.keytab\"\n",
+    );
+    let e = k.classify(report).unwrap();
+    assert!(
+        e.to_string().starts_with("Kerberos login to Kafka failed: kafka.sasl_kerberos_keytab (/nonexistent/sluice.keytab) cannot be read (No such file or directory")
+            && e.to_string().ends_with(" (librdkafka's kinit exited with code 1)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn kinit_errors_name_the_setting_to_change() {
+    let keytab = "/etc/sluice/sluice.keytab";
+    let principal = "wrong@SLUICE.TEST";
+    let holds = || vec!["sluice@SLUICE.TEST".to_owned()];
+    let cases = [
+        (
+            "kinit: Keytab contains no suitable keys for wrong@SLUICE.TEST while getting initial credentials",
+            "sasl_kerberos_principal",
+            "the keytab in kafka.sasl_kerberos_keytab (/etc/sluice/sluice.keytab) has no key for kafka.sasl_kerberos_principal (wrong@SLUICE.TEST); it holds sluice@SLUICE.TEST: ",
+        ),
+        (
+            "kinit: Client 'wrong@SLUICE.TEST' not found in Kerberos database while getting initial credentials",
+            "sasl_kerberos_principal",
+            "the KDC does not know kafka.sasl_kerberos_principal (wrong@SLUICE.TEST): ",
+        ),
+        (
+            "kinit: Cannot contact any KDC for realm 'SLUICE.TEST' while getting initial credentials",
+            "sasl_kerberos_principal",
+            "no KDC answers for the realm of kafka.sasl_kerberos_principal (wrong@SLUICE.TEST): check that the realm is right, that its `kdc =` in the Kerberos config (",
+        ),
+        (
+            "kinit: Key table file '/etc/sluice/sluice.keytab' not found while getting initial credentials",
+            "sasl_kerberos_keytab",
+            "kafka.sasl_kerberos_keytab (/etc/sluice/sluice.keytab) does not exist",
+        ),
+        (
+            "kinit: Preauthentication failed while getting initial credentials",
+            "sasl_kerberos_keytab",
+            "the KDC refused the key of kafka.sasl_kerberos_principal (wrong@SLUICE.TEST) in kafka.sasl_kerberos_keytab (/etc/sluice/sluice.keytab): the keytab is out of date",
+        ),
+    ];
+    for (text, want_key, want) in cases {
+        let (key, problem) = kerberos::kinit_problem(principal, keytab, text, holds);
+        assert_eq!(key, want_key, "{text}");
+        assert!(problem.starts_with(want), "{text}: {problem}");
+    }
+}
+
+#[test]
+fn without_a_keytab_a_failed_exchange_points_at_the_ticket_cache() {
+    // Without a keytab the ticket cache is what counts: the report's GSSAPI text is the detail.
+    let report = "sasl_plaintext://localhost:19093/bootstrap: Failed to initialize SASL authentication: SASL handshake failed (start (-1)): SASL(-1): generic failure: GSSAPI Error: No credentials were supplied, or the credentials were unavailable or inaccessible (No Kerberos credentials available (default cache: FILE:/tmp/cc5)) (after 0ms in state AUTH_REQ)";
+    let e = kerberos("").classify(report).unwrap();
+    let KafkaSecurityError::Kerberos { key, detail, .. } = &e else {
+        panic!("{e:?}");
+    };
+    assert_eq!(*key, "sasl_kerberos_keytab");
+    assert_eq!(detail, "No credentials were supplied, or the credentials were unavailable or inaccessible (No Kerberos credentials available (default cache: FILE:/tmp/cc5))");
+}
