@@ -10,9 +10,9 @@
 # dead-letter topic is empty. Prints the operations, the faults of each kind and the time to
 # converge after the last fault.
 #
-#   CHAOS_SECONDS (600)  how long the workload and faults run
+#   CHAOS_SECONDS (1200) how long the workload and faults run
 #   CHAOS_SEED           repeat a run (printed at the start)
-#   CHAOS_FAULT_EVERY    mean seconds between faults (6)
+#   CHAOS_FAULT_EVERY    mean seconds between faults (5)
 #   CHAOS_RATE           workload transactions per second (20)
 # A short run is part of the test suite (integration/tests/e2e/chaos.rs).
 set -euo pipefail

@@ -10,7 +10,8 @@
 #   input_formats   Canal, Maxwell and Debezium messages
 #
 # FUZZ_SECONDS per target (default 5, what CI runs) or FUZZ_RUNS executions per target (the long
-# run: FUZZ_RUNS=10000000 FUZZ_RELEASE=1 scripts/fuzz.sh); FUZZ_TARGETS="a b" picks targets.
+# run: FUZZ_RUNS=10000000 FUZZ_RELEASE=1 scripts/fuzz.sh; with FUZZ_SECONDS too, whichever ends
+# first); FUZZ_TARGETS="a b" picks targets.
 # The corpus grows in $SLUICE_STATE_DIR/fuzz/corpus/<target> (kept between runs) from the seeds in
 # fuzz/seeds/<target>; a crash stops the script with the input in fuzz/artifacts/<target>/, which
 # `cargo fuzz run <target> <file>` replays. Each crash found is fixed with a regression test in the
@@ -35,7 +36,10 @@ targets="${FUZZ_TARGETS:-$(cargo fuzz list)}"
 for t in $targets; do
     corpus="$STATE/fuzz/corpus/$t"
     mkdir -p "$corpus" "seeds/$t"
-    if [ -n "$RUNS" ]; then limit=(-runs="$RUNS"); else limit=(-max_total_time="$SECONDS_PER"); fi
+    # -runs for the long run, bounded in time too when FUZZ_SECONDS is also given.
+    limit=()
+    [ -n "$RUNS" ] && limit+=(-runs="$RUNS")
+    if [ -z "$RUNS" ] || [ -n "${FUZZ_SECONDS:-}" ]; then limit+=(-max_total_time="$SECONDS_PER"); fi
     echo "[fuzz] $t: ${limit[*]}" >&2
     started=$SECONDS
     cargo fuzz run -s none "${profile[@]}" "$t" "$corpus" "seeds/$t" -- "${limit[@]}" \

@@ -11,8 +11,8 @@ async fn main() {
     let seed = env("CHAOS_SEED", rand::random::<u32>() as u64);
     let opts = Options {
         seed,
-        duration: Duration::from_secs(env("CHAOS_SECONDS", 600)),
-        fault_every: Duration::from_secs_f64(env("CHAOS_FAULT_EVERY", 6.0)),
+        duration: Duration::from_secs(env("CHAOS_SECONDS", 1200)),
+        fault_every: Duration::from_secs_f64(env("CHAOS_FAULT_EVERY", 5.0)),
         rate: env("CHAOS_RATE", 20),
         converge_within: Duration::from_secs(env("CHAOS_CONVERGE_SECONDS", 300)),
     };

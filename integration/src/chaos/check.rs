@@ -47,7 +47,7 @@ impl Sampler {
             compare("replica", &mut self.replica, &mut self.replica_gone, rows)?;
             self.samples += 1;
         }
-        if let Some(docs) = index_docs(&self.http, rig).await {
+        if let Some(docs) = index_docs(&self.http, rig, false).await {
             compare("index", &mut self.index, &mut self.index_gone, docs)?;
             self.samples += 1;
         }
@@ -108,35 +108,47 @@ async fn replica_rows(rig: &Rig) -> Option<BTreeMap<i64, Sample>> {
     )
 }
 
-/// `id → (v, _version)` of the index (up to 10,000 documents), `None` if OpenSearch does not
-/// answer or the index does not exist yet.
-async fn index_docs(http: &reqwest::Client, rig: &Rig) -> Option<BTreeMap<i64, Sample>> {
+/// `id → (v, _version)` of the index by ascending id: the first 10,000 documents, or with
+/// `all` every one (pages of 10,000 after the last id); `None` if OpenSearch does not answer or
+/// the index does not exist yet.
+async fn index_docs(http: &reqwest::Client, rig: &Rig, all: bool) -> Option<BTreeMap<i64, Sample>> {
     let es = crate::es_url();
     let es = es.trim_end_matches('/');
-    let body: serde_json::Value = http
-        .post(format!("{es}/{}/_search", rig.index))
-        .json(&serde_json::json!({"size": 10000, "version": true, "query": {"match_all": {}}}))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    let hits = body["hits"]["hits"].as_array()?;
-    Some(
-        hits.iter()
-            .filter_map(|h| {
-                let id = h["_id"].as_str()?.parse::<i64>().ok()?;
-                Some((
-                    id,
-                    Sample {
-                        v: h["_source"]["v"].as_i64()?,
-                        version: h["_version"].as_i64()?,
-                    },
-                ))
-            })
-            .collect(),
-    )
+    let mut out = BTreeMap::new();
+    let mut after: Option<i64> = None;
+    loop {
+        let mut query = serde_json::json!({
+            "size": 10000, "version": true, "query": {"match_all": {}}, "sort": [{"id": "asc"}]
+        });
+        if let Some(last) = after {
+            query["search_after"] = serde_json::json!([last]);
+        }
+        let body: serde_json::Value = http
+            .post(format!("{es}/{}/_search", rig.index))
+            .json(&query)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let hits = body["hits"]["hits"].as_array()?;
+        for h in hits {
+            let (Some(id), Some(v), Some(version)) = (
+                h["_id"].as_str().and_then(|s| s.parse::<i64>().ok()),
+                h["_source"]["v"].as_i64(),
+                h["_version"].as_i64(),
+            ) else {
+                continue;
+            };
+            out.insert(id, Sample { v, version });
+        }
+        if !all || hits.len() < 10000 {
+            return Some(out);
+        }
+        after = hits.last().and_then(|h| h["sort"][0].as_i64());
+        after?;
+    }
 }
 
 /// Waits until the replica and the index equal the source and every changed row's stale cache
@@ -159,12 +171,14 @@ pub async fn converge(
             .send()
             .await;
         let replica = replica_rows(rig).await.unwrap_or_default();
-        let index = index_docs(&sampler.http, rig).await.unwrap_or_default();
+        let index = index_docs(&sampler.http, rig, true)
+            .await
+            .unwrap_or_default();
         let replica_v: BTreeMap<i64, i64> = replica.iter().map(|(k, s)| (*k, s.v)).collect();
         let index_v: BTreeMap<i64, i64> = index.iter().map(|(k, s)| (*k, s.v)).collect();
         let stale = stale_keys(rig, done).await;
         let replica_ok = replica_v == source;
-        let index_ok = index_v == source || (source.len() > 10_000 && index.len() == 10_000);
+        let index_ok = index_v == source;
         if replica_ok && index_ok && stale == Some(0) {
             return Ok(source.len());
         }

@@ -25,8 +25,8 @@ pub enum Fault {
 }
 
 const ALL: [(Fault, u32); 13] = [
-    (Fault::KillCapture, 4),
-    (Fault::KillSink, 4),
+    (Fault::KillCapture, 6),
+    (Fault::KillSink, 6),
     (Fault::KillBroker, 1),
     (Fault::KillReplica, 1),
     (Fault::KillRedis, 1),
