@@ -191,6 +191,31 @@ impl ChangeEvent {
         encode_key(&self.database, &self.table, &values)
     }
 
+    /// Whether the Kafka key `key` names this event's row: the bytes [`ChangeEvent::key`] makes
+    /// (compared as they are written, without building them), or another writing of the same
+    /// JSON array (spacing, string escapes) with the same database, table and key values. A key
+    /// that names another row put the message in that row's partition, so the sink refuses it.
+    pub fn key_matches(&self, key: &[u8]) -> bool {
+        let pk = || {
+            self.pk
+                .iter()
+                .map(|col| self.data.get(col).unwrap_or(&serde_json::Value::Null))
+        };
+        let mut same = key::SameBytes::new(key);
+        if key::write_key_to(&mut same, &self.database, &self.table, pk()) && same.matched() {
+            return true;
+        }
+        match decode_key(key) {
+            Ok((database, table, values)) => {
+                database == self.database
+                    && table == self.table
+                    && values.len() == self.pk.len()
+                    && pk().zip(&values).all(|(a, b)| a == b)
+            }
+            Err(_) => false,
+        }
+    }
+
     /// `database.table`, as carried in the `sluice-table` header.
     pub fn qualified_table(&self) -> String {
         format!("{}.{}", self.database, self.table)

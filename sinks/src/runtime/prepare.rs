@@ -79,7 +79,8 @@ pub struct Failure {
     pub reason: String,
     /// The rule says `on_error = "stop"`.
     pub stop: bool,
-    /// Why, as a bounded label for metrics: `decode` (not a change event), `mapping` (a rule
+    /// Why, as a bounded label for metrics and the `sluice-error-class` header: `decode` (not
+    /// a change event), `key` (the key names another row than the event), `mapping` (a rule
     /// could not map it), `rejected` (a target refused it) or `retries` (a target kept
     /// failing past `retry.max_retries`).
     pub class: &'static str,
@@ -128,6 +129,10 @@ impl Routing {
         };
         if format == InputFormat::Sluice {
             return match ChangeEvent::decode(payload) {
+                Ok(event) if key.is_some_and(|k| !event.key_matches(k)) => {
+                    failure(key_failure(key.unwrap_or_default(), &event));
+                    None
+                }
                 Ok(event) => {
                     let ts_ms = event.ts_ms;
                     self.apply(event, payload.len(), cache, &mut item, &mut failure);
@@ -172,6 +177,12 @@ impl Routing {
                 return None;
             }
         };
+        if let (Format::Sluice, Some(k), [event]) = (format, key, events.as_slice()) {
+            if !event.key_matches(k) {
+                failure(key_failure(k, event));
+                return None;
+            }
+        }
         let share = payload.len() / events.len().max(1);
         let mut newest = None;
         for event in events {
@@ -239,6 +250,30 @@ impl Routing {
     /// Whether rule `i` stops the sink on a definite failure.
     pub fn stops(&self, i: usize) -> bool {
         self.rules.rule(i).on_error() == OnError::Stop
+    }
+}
+
+/// A Sluice event under a key that names another row (or is no Sluice key): the key chose the
+/// partition, so the message may be out of order with the row's other changes, and writing it
+/// could put an older change over a newer one.
+fn key_failure(key: &[u8], event: &ChangeEvent) -> Failure {
+    const SHOWN: usize = 200;
+    let shown = String::from_utf8_lossy(&key[..key.len().min(SHOWN)]);
+    let more = if key.len() > SHOWN { "..." } else { "" };
+    Failure {
+        rule: None,
+        target: None,
+        reason: format!(
+            "key does not match the event's primary key: the message's key is `{shown}{more}`, \
+             its event (`{}.{}`) says `{}`; the key decides the partition, so the message may be \
+             out of order with its row's other changes: produce it under the key its event makes \
+             (docs/event-format.md, *Key*)",
+            event.database,
+            event.table,
+            String::from_utf8_lossy(&event.key()),
+        ),
+        stop: false,
+        class: "key",
     }
 }
 
@@ -378,5 +413,49 @@ on_error = "stop"
 
         let p = r.prepare(None, &mut cache);
         assert!(p.items.is_empty() && p.failures.is_empty());
+    }
+
+    #[test]
+    fn a_key_that_names_another_row_is_a_key_failure_and_no_key_is_none() {
+        let r = routing(
+            "[[rules]]\nname = \"a\"\ntarget = \"out\"\nmatch = { tables = [\"shop.users\"] }\n",
+        );
+        let value = event("users", serde_json::json!({"id": 5}));
+        for format in [InputFormat::Sluice, InputFormat::Auto] {
+            let run = |key: Option<&[u8]>| {
+                let (mut items, mut failures) = (Vec::new(), Vec::new());
+                r.prepare_into(
+                    format,
+                    key,
+                    Some(&value),
+                    &mut MatchCache::default(),
+                    |_, i| items.push(i.rule),
+                    |f| failures.push(f),
+                );
+                (items, failures)
+            };
+            for good in [
+                None,
+                Some(&br#"["shop","users",5]"#[..]),
+                Some(b"[\"shop\", \"users\", 5]"),
+            ] {
+                assert_eq!(run(good), (vec![0], vec![]), "{format:?} {good:?}");
+            }
+            for bad in [&br#"["shop","users",6]"#[..], b"k", b""] {
+                let (items, failures) = run(Some(bad));
+                assert!(items.is_empty(), "{format:?}");
+                assert_eq!(failures.len(), 1);
+                assert_eq!(failures[0].class, "key");
+                assert_eq!(failures[0].rule, None);
+                assert!(
+                    failures[0].reason.starts_with(&format!(
+                        "key does not match the event's primary key: the message's key is `{}`, its event (`shop.users`) says `[\"shop\",\"users\",5]`",
+                        String::from_utf8_lossy(bad)
+                    )),
+                    "{}",
+                    failures[0].reason
+                );
+            }
+        }
     }
 }
