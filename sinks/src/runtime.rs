@@ -16,8 +16,8 @@ mod worker;
 
 pub use backoff::{backoff, ceiling, RateLimit};
 pub use dlq::{
-    HEADER_ERROR, HEADER_ORIGINAL_OFFSET, HEADER_ORIGINAL_PARTITION, HEADER_ORIGINAL_TOPIC,
-    HEADER_RULE, HEADER_TARGET,
+    HEADER_ERROR, HEADER_ERROR_CLASS, HEADER_ORIGINAL_OFFSET, HEADER_ORIGINAL_PARTITION,
+    HEADER_ORIGINAL_TOPIC, HEADER_RULE, HEADER_TARGET,
 };
 pub(crate) use kafka::kafka_error;
 pub use kafka::{kafka_client_config, kafka_producer_config};

@@ -59,6 +59,9 @@ impl Dispatcher {
         let mut commit_tick = tokio::time::interval(self.env.config.consumer.commit_interval());
         let mut flush_tick = tokio::time::interval(Duration::from_millis(10));
         let mut errors = RateLimit::new(Duration::from_secs(10));
+        // Errors that hold partitions back until the config changes: their own limit, so the
+        // broker errors that follow them do not hide them.
+        let mut stuck = RateLimit::new(Duration::from_secs(10));
         let mut lag_tick = tokio::time::interval(LAG_INTERVAL);
         // A message whose worker's channel is full: nothing more is read until it has room
         // (librdkafka's own prefetch bound then holds the rest back, and nothing fetched is
@@ -135,8 +138,17 @@ impl Dispatcher {
                         }
                     }
                     Woke::Message(Err(e)) => {
-                        if let Some(held_back) = errors.allow(Instant::now()) {
-                            tracing::warn!(held_back, "Kafka consumer: {e}; retrying");
+                        match super::kafka::consumer_error_advice(&self.env.config, &e) {
+                            Some(advice) => {
+                                if let Some(held_back) = stuck.allow(Instant::now()) {
+                                    tracing::error!(held_back, "Kafka consumer: {e}; {advice}");
+                                }
+                            }
+                            None => {
+                                if let Some(held_back) = errors.allow(Instant::now()) {
+                                    tracing::warn!(held_back, "Kafka consumer: {e}; retrying");
+                                }
+                            }
                         }
                     }
                 },

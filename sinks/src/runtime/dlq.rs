@@ -10,6 +10,8 @@ use std::time::Duration;
 
 /// Header with the reason a message was dead-lettered.
 pub const HEADER_ERROR: &str = "sluice-error";
+/// Header with the kind of failure: `decode`, `key`, `mapping`, `rejected` or `retries`.
+pub const HEADER_ERROR_CLASS: &str = "sluice-error-class";
 /// Header with the name of the rule that failed (absent when the message itself is bad).
 pub const HEADER_RULE: &str = "sluice-rule";
 /// Header with the name of the target that rejected the item (absent when none did).
@@ -44,6 +46,10 @@ impl DeadLetter<'_> {
         h.push((
             HEADER_ERROR.into(),
             self.failure.reason.clone().into_bytes(),
+        ));
+        h.push((
+            HEADER_ERROR_CLASS.into(),
+            self.failure.class.as_bytes().to_vec(),
         ));
         if let Some(rule) = &self.failure.rule {
             h.push((HEADER_RULE.into(), rule.clone().into_bytes()));
@@ -122,6 +128,7 @@ mod tests {
         let want: Vec<(String, String)> = [
             ("sluice-seq", "7"),
             ("sluice-error", "bad"),
+            ("sluice-error-class", "mapping"),
             ("sluice-rule", "users"),
             ("sluice-original-topic", "t"),
             ("sluice-original-partition", "3"),

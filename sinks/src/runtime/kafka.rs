@@ -54,13 +54,54 @@ const CONSUMER_ONLY: &[&str] = &[
     "check.crcs",
 ];
 
-/// [`kafka_client_config`] for the dead-letter producer: without the consumer-only properties.
+/// The dead-letter producer's `message.max.bytes` unless `kafka.options` sets one: librdkafka's
+/// upper bound, so the broker (the dead-letter topic's `max.message.bytes`) decides what is too
+/// large. librdkafka's default, 1,000,000, would refuse any letter of a bigger message than
+/// that, which the consumer reads without trouble (a 10 MB message, say), and the partition
+/// would wait for it forever.
+const DLQ_MESSAGE_MAX_BYTES: &str = "1000000000";
+
+/// [`kafka_client_config`] for the dead-letter producer: without the consumer-only properties,
+/// and able to send any message the consumer could read.
 pub fn kafka_producer_config(config: &SinkConfig) -> ClientConfig {
     let mut c = kafka_client_config(config);
     for k in CONSUMER_ONLY {
         c.remove(k);
     }
+    if c.get("message.max.bytes").is_none() {
+        c.set("message.max.bytes", DLQ_MESSAGE_MAX_BYTES);
+    }
     c
+}
+
+/// librdkafka's default `receive.message.max.bytes`.
+const DEFAULT_RECEIVE_MAX: &str = "100000000";
+
+/// What to do about a consumer error that, left alone, holds partitions back for good; `None`
+/// for the errors librdkafka gets over by itself. A message bigger than
+/// `receive.message.max.bytes` cannot be received at all: librdkafka drops the connection
+/// (`BadMessage`, "Invalid response size"), reconnects and fetches the same offset again, so
+/// the partitions behind it never move, and no message of theirs reaches the sink to be
+/// dead-lettered.
+pub(crate) fn consumer_error_advice(
+    config: &SinkConfig,
+    e: &rdkafka::error::KafkaError,
+) -> Option<String> {
+    use rdkafka::types::RDKafkaErrorCode::BadMessage;
+    if e.rdkafka_error_code() != Some(BadMessage) {
+        return None;
+    }
+    let c = kafka_client_config(config);
+    let receive = c
+        .get("receive.message.max.bytes")
+        .unwrap_or(DEFAULT_RECEIVE_MAX);
+    Some(format!(
+        "librdkafka could not read a fetch answer, usually because a message is bigger than \
+         receive.message.max.bytes ({receive}; librdkafka's own log line above says \
+         \"Invalid response size\" then). The partitions behind it do not move and nothing is \
+         skipped until it can be read: raise kafka.options receive.message.max.bytes above \
+         the largest message (fetch.max.bytes must stay at least 512 bytes below it)"
+    ))
 }
 
 pub(crate) fn kafka_error(
@@ -77,8 +118,29 @@ pub(crate) fn kafka_error(
 
 #[cfg(test)]
 mod config_tests {
-    use super::{kafka_client_config, kafka_producer_config};
+    use super::{consumer_error_advice, kafka_client_config, kafka_producer_config};
     use crate::config::SinkConfig;
+
+    #[test]
+    fn a_fetch_answer_too_big_to_receive_names_the_setting() {
+        use rdkafka::error::KafkaError;
+        use rdkafka::types::RDKafkaErrorCode;
+        let text = "[kafka]\nbrokers = [\"b:9092\"]\noptions = { \"receive.message.max.bytes\" = \"1049088\" }\n[consumer]\ngroup_id = \"g\"\ntopics = [\"t\"]\n";
+        let c = sluice_config::parse::<SinkConfig>(text, std::path::Path::new("s.toml"), |_| None)
+            .unwrap();
+        let bad = KafkaError::MessageConsumption(RDKafkaErrorCode::BadMessage);
+        let advice = consumer_error_advice(&c, &bad).unwrap();
+        assert!(
+            advice.contains("bigger than receive.message.max.bytes (1049088;"),
+            "{advice}"
+        );
+        assert!(
+            advice.contains("raise kafka.options receive.message.max.bytes"),
+            "{advice}"
+        );
+        let down = KafkaError::MessageConsumption(RDKafkaErrorCode::AllBrokersDown);
+        assert_eq!(consumer_error_advice(&c, &down), None);
+    }
 
     #[test]
     fn the_dead_letter_producer_gets_no_consumer_only_properties() {
@@ -99,5 +161,7 @@ mod config_tests {
         assert_eq!(producer.get("queued.max.messages.kbytes"), None);
         assert_eq!(producer.get("socket.timeout.ms"), Some("5000"));
         assert!(producer.get("bootstrap.servers").is_some());
+        assert_eq!(producer.get("message.max.bytes"), Some("1000000000"));
+        assert_eq!(consumer.get("message.max.bytes"), None);
     }
 }

@@ -326,7 +326,9 @@ impl Worker {
                 Err(e) => {
                     attempt = attempt.saturating_add(1);
                     let pause = backoff(&self.env.config.retry, attempt);
-                    tracing::warn!(attempt, "cannot write to dead-letter topic {dlq}: {e}; retrying (create the topic if the broker does not create topics)");
+                    let size = msg.size() + f.reason.len();
+                    tracing::warn!(topic = %self.topic, partition = self.partition, offset = msg.offset,
+                        attempt, "{}", dead_letter_refused(&dlq, &e, size));
                     tokio::select! {
                         biased;
                         _ = self.stop.abandon.cancelled() => return Err(Halt::Abandoned),
@@ -345,6 +347,25 @@ impl Worker {
             offset: msg.offset,
             reason: f.reason.clone(),
         }
+    }
+}
+
+/// Why a dead letter of about `size` bytes was not taken by `dlq`, and what to do; the
+/// partition waits meanwhile.
+fn dead_letter_refused(dlq: &str, e: &rdkafka::error::KafkaError, size: usize) -> String {
+    use rdkafka::types::RDKafkaErrorCode::MessageSizeTooLarge;
+    if e.rdkafka_error_code() == Some(MessageSizeTooLarge) {
+        format!(
+            "dead-letter topic {dlq} refused a letter of about {size} bytes as too large ({e}); \
+             the partition waits and retries: raise the topic's max.message.bytes \
+             (kafka-configs.sh --alter --entity-type topics --entity-name {dlq} --add-config \
+             max.message.bytes=<bytes>), or kafka.options message.max.bytes if you set it"
+        )
+    } else {
+        format!(
+            "cannot write to dead-letter topic {dlq}: {e}; the partition waits and retries \
+             (create the topic if the broker does not create topics)"
+        )
     }
 }
 
@@ -475,6 +496,26 @@ match = { tables = ["shop.users"] }
         stop.abandon.cancel();
         task.await.unwrap().unwrap();
         assert_eq!(done.load(Ordering::Acquire), 7);
+    }
+
+    #[test]
+    fn a_dead_letter_too_large_for_its_topic_names_the_setting() {
+        use rdkafka::error::KafkaError;
+        use rdkafka::types::RDKafkaErrorCode;
+        let e = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+        let text = dead_letter_refused("t.dlq", &e, 12_000_000);
+        assert!(
+            text.starts_with(
+                "dead-letter topic t.dlq refused a letter of about 12000000 bytes as too large"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("--entity-name t.dlq --add-config max.message.bytes="),
+            "{text}"
+        );
+        let e = KafkaError::MessageProduction(RDKafkaErrorCode::UnknownTopicOrPartition);
+        assert!(dead_letter_refused("t.dlq", &e, 1).contains("create the topic"));
     }
 
     #[tokio::test]
