@@ -260,10 +260,16 @@ impl Write for ElasticsearchTarget {
             let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else {
                 continue;
             };
-            let actions: usize = chunk.iter().map(|e| e.actions.len()).sum();
+            let actions: Vec<(Op, &str)> = chunk
+                .iter()
+                .flat_map(|e| {
+                    let id = items[e.item].mapped.id.as_str();
+                    e.actions.iter().map(move |a| (a.op, id))
+                })
+                .collect();
             let bytes = &body[first.bytes.start..last.bytes.end];
             let mut pressure = false;
-            match service::bulk(&self.client, bytes, actions).await {
+            match service::bulk(&self.client, bytes, &actions).await {
                 Err(failed) => {
                     pressure = failed.pressure;
                     for e in chunk {

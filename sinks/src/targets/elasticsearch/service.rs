@@ -1,6 +1,7 @@
 //! The requests: the client, one `_bulk` request per chunk, index creation and alias swaps.
 
 use super::config::{parse_url, read_ca, ElasticsearchConfig};
+use super::encoder::Op;
 use super::retry::{classify, is_pressure, Failure};
 use crate::targets::Outcome;
 use elasticsearch::auth::Credentials;
@@ -84,11 +85,14 @@ fn transport(
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
-/// Sends one `_bulk` request; `body` is NDJSON ending in a newline, `actions` its actions.
+/// Sends one `_bulk` request; `body` is NDJSON ending in a newline, `actions` its actions
+/// (operation and document id) in order. An answer that does not answer exactly these actions
+/// (another count, another operation or document at some place) fails the request as a whole,
+/// to be retried: taking its statuses would count documents as written that were not.
 pub async fn bulk(
     es: &Elasticsearch,
     body: &[u8],
-    actions: usize,
+    actions: &[(Op, &str)],
 ) -> Result<Vec<Answer>, RequestFailed> {
     let failed = |f: Failure<'_>| RequestFailed {
         pressure: is_pressure(&f),
@@ -113,13 +117,47 @@ pub async fn bulk(
     }
     let parsed: BulkResponse = serde_json::from_slice(&bytes)
         .map_err(|e| failed(Failure::Response(&format!("not a bulk response ({e})"))))?;
-    if parsed.items.len() != actions {
-        return Err(failed(Failure::Response(&format!(
-            "{} items for {actions} actions",
-            parsed.items.len()
-        ))));
+    if let Some(what) = mismatch(&parsed.items, actions) {
+        return Err(failed(Failure::Response(&what)));
     }
     Ok(parsed.items.into_iter().map(BulkItem::answer).collect())
+}
+
+/// How `items` fail to answer `actions`, if they do.
+fn mismatch(items: &[BulkItem], actions: &[(Op, &str)]) -> Option<String> {
+    if items.len() != actions.len() {
+        return Some(format!(
+            "{} items for {} actions",
+            items.len(),
+            actions.len()
+        ));
+    }
+    items
+        .iter()
+        .zip(actions)
+        .enumerate()
+        .find_map(|(n, (item, (op, id)))| {
+            let (answered_op, body) = item.parts();
+            let same_op = answered_op == op_key(*op);
+            // An item without `_id` (a server that leaves it out) is taken by its place.
+            let same_id = body.id.as_deref().is_none_or(|got| got == *id);
+            (!same_op || !same_id).then(|| {
+                format!(
+                    "item {n} answers {answered_op} of document `{}`, the request's action {n} is {} of document `{id}`",
+                    body.id.as_deref().unwrap_or("?"),
+                    op_key(*op)
+                )
+            })
+        })
+}
+
+/// The key of an action in the bulk request and its answer.
+fn op_key(op: Op) -> &'static str {
+    match op {
+        Op::Index => "index",
+        Op::Update => "update",
+        Op::Delete => "delete",
+    }
 }
 
 /// Why `GET /` failed.
@@ -325,6 +363,8 @@ enum BulkItem {
 
 #[derive(Deserialize)]
 struct ItemBody {
+    #[serde(rename = "_id", default)]
+    id: Option<String>,
     status: u16,
     #[serde(default)]
     error: Option<ErrorBody>,
@@ -341,6 +381,16 @@ struct ErrorBody {
 }
 
 impl BulkItem {
+    /// The action's key (`index`, `create`, ...) and the body under it.
+    fn parts(&self) -> (&'static str, &ItemBody) {
+        match self {
+            BulkItem::Index(b) => ("index", b),
+            BulkItem::Create(b) => ("create", b),
+            BulkItem::Update(b) => ("update", b),
+            BulkItem::Delete(b) => ("delete", b),
+        }
+    }
+
     fn answer(self) -> Answer {
         let (BulkItem::Index(b) | BulkItem::Create(b) | BulkItem::Update(b) | BulkItem::Delete(b)) =
             self;
@@ -405,6 +455,42 @@ mod tests {
     impl std::error::Error for Wrapped {
         fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
             Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn an_answer_to_other_actions_is_a_mismatch() {
+        let items = |json: &str| -> Vec<BulkItem> {
+            serde_json::from_str::<BulkResponse>(json).unwrap().items
+        };
+        let actions = [(Op::Index, "1"), (Op::Delete, "2")];
+        let right = items(
+            r#"{"items":[{"index":{"_id":"1","status":201}},{"delete":{"_id":"2","status":404}}]}"#,
+        );
+        assert_eq!(mismatch(&right, &actions), None);
+        let no_ids = items(r#"{"items":[{"index":{"status":201}},{"delete":{"status":200}}]}"#);
+        assert_eq!(mismatch(&no_ids, &actions), None);
+        let cases = [
+            (r#"{"items":[{"index":{"_id":"1","status":201}}]}"#, "1 items for 2 actions"),
+            (
+                r#"{"items":[{"index":{"_id":"2","status":201}},{"delete":{"_id":"1","status":200}}]}"#,
+                "item 0 answers index of document `2`, the request's action 0 is index of document `1`",
+            ),
+            (
+                r#"{"items":[{"index":{"_id":"1","status":201}},{"index":{"_id":"2","status":201}}]}"#,
+                "item 1 answers index of document `2`, the request's action 1 is delete of document `2`",
+            ),
+            (
+                r#"{"items":[{"create":{"_id":"1","status":201}},{"delete":{"_id":"2","status":200}}]}"#,
+                "item 0 answers create of document `1`, the request's action 0 is index of document `1`",
+            ),
+        ];
+        for (json, want) in cases {
+            assert_eq!(
+                mismatch(&items(json), &actions).as_deref(),
+                Some(want),
+                "{json}"
+            );
         }
     }
 
