@@ -4,10 +4,12 @@
 //! in the fault injector; process tests start `target/debug/sluice-sink` (built beforehand by
 //! `cargo build --workspace --bins`, as scripts/test.sh does) and kill it. This file holds the
 //! helpers; the tests are in `runtime` (failed writes, pauses, the in-flight bound),
-//! `dead_letters` (the dead-letter topic and `on_error = "stop"`), `start_at`, `redis_target` and
+//! `dead_letters` (the dead-letter topic and `on_error = "stop"`), `poison` (every kind of bad
+//! message, and garbage answers of the search server, through OpenSearch), `start_at`, `redis_target` and
 //! `process` (the binary: bad configs, kill -9, two processes in one group, SIGTERM).
 
 mod dead_letters;
+mod poison;
 mod process;
 mod redis_target;
 mod runtime;
