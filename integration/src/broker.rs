@@ -3,7 +3,8 @@
 //! one JVM) from the jars `scripts/services.sh up` copied from Maven Central, with its data in a
 //! temp dir, listening on free loopback ports and advertising that same address, so clients
 //! reach it (and only it) after bootstrap. The process is killed when the value is dropped, also
-//! when the test fails.
+//! when the test fails. [`PrivateBroker::start_with_gssapi`] adds a SASL_PLAINTEXT listener that
+//! logs clients in with Kerberos (a KDC from [`crate::kdc`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,32 +19,85 @@ pub struct PrivateBroker {
     child: Child,
     port: u16,
     log: PathBuf,
-    /// The jars and the server.properties it runs with, to start it again.
+    /// The jars, the server.properties and the JVM options it runs with, to start it again.
     lib: PathBuf,
     config: PathBuf,
+    jvm: Vec<String>,
+    /// `host:port` of the GSSAPI listener, when it has one.
+    gssapi: Option<String>,
+}
+
+/// A Kerberos (SASL/GSSAPI over SASL_PLAINTEXT) listener of a private broker.
+pub struct GssapiListener {
+    /// The Kerberos config the broker's JVM reads (`-Djava.security.krb5.conf`).
+    pub krb5_conf: PathBuf,
+    /// The keytab holding the key of `principal`.
+    pub keytab: PathBuf,
+    /// The broker's principal, `<service>/<host>@REALM`: clients ask for a ticket to
+    /// `<service>/<host>`, where `<host>` is the host name the listener advertises.
+    pub principal: String,
 }
 
 impl PrivateBroker {
     /// Formats a fresh KRaft storage and starts `kafka.Kafka` on a free loopback port; waits
     /// until the broker answers a metadata request.
     pub async fn start(name: &str) -> Result<PrivateBroker, String> {
+        Self::start_with(name, None).await
+    }
+
+    /// [`PrivateBroker::start`] with a GSSAPI listener besides the PLAINTEXT one (which stays
+    /// the inter-broker listener, for readiness and topic set-up).
+    pub async fn start_with_gssapi(
+        name: &str,
+        listener: GssapiListener,
+    ) -> Result<PrivateBroker, String> {
+        Self::start_with(name, Some(listener)).await
+    }
+
+    async fn start_with(
+        name: &str,
+        gssapi: Option<GssapiListener>,
+    ) -> Result<PrivateBroker, String> {
         let lib = kafka_lib()?;
         let dir = std::env::temp_dir().join(crate::unique_name(name));
         std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let port = crate::free_port()?;
         let controller = crate::free_port()?;
         let config = dir.join("server.properties");
-        std::fs::write(&config, properties(&dir, port, controller))
-            .map_err(|e| format!("write {}: {e}", config.display()))?;
+        let mut text = properties(&dir, port, controller);
+        let mut jvm = Vec::new();
+        let mut gssapi_brokers = None;
+        if let Some(listener) = &gssapi {
+            let gssapi_port = crate::free_port()?;
+            let (service, host) = listener
+                .principal
+                .split_once('@')
+                .and_then(|(name, _)| name.split_once('/'))
+                .ok_or_else(|| {
+                    format!(
+                        "{} is not a service principal <service>/<host>@REALM",
+                        listener.principal
+                    )
+                })?;
+            text = gssapi_properties(&text, port, gssapi_port, service, host, listener);
+            jvm.push(format!(
+                "-Djava.security.krb5.conf={}",
+                listener.krb5_conf.display()
+            ));
+            gssapi_brokers = Some(format!("{host}:{gssapi_port}"));
+        }
+        std::fs::write(&config, text).map_err(|e| format!("write {}: {e}", config.display()))?;
         let log = dir.join("kafka.log");
         format_storage(&lib, &config, &dir.join("format.log"))?;
-        let child = spawn(&lib, &config, &log)?;
+        let child = spawn(&lib, &config, &log, &jvm)?;
         let mut broker = PrivateBroker {
             child,
             port,
             log,
             lib,
             config,
+            jvm,
+            gssapi: gssapi_brokers,
         };
         broker.wait_ready().await?;
         Ok(broker)
@@ -54,7 +108,7 @@ impl PrivateBroker {
     pub async fn kill_and_restart(&mut self) -> Result<(), String> {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn(&self.lib, &self.config, &self.log)?;
+        self.child = spawn(&self.lib, &self.config, &self.log, &self.jvm)?;
         self.wait_ready().await
     }
 
@@ -66,13 +120,13 @@ impl PrivateBroker {
 
     /// Starts a killed broker again; waits until it answers.
     pub async fn restart(&mut self) -> Result<(), String> {
-        self.child = spawn(&self.lib, &self.config, &self.log)?;
+        self.child = spawn(&self.lib, &self.config, &self.log, &self.jvm)?;
         self.wait_ready().await
     }
 }
 
 /// `kafka.Kafka` with `config`, its output appended to `log`.
-fn spawn(lib: &Path, config: &Path, log: &Path) -> Result<Child, String> {
+fn spawn(lib: &Path, config: &Path, log: &Path, jvm: &[String]) -> Result<Child, String> {
     let log_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -90,8 +144,9 @@ fn spawn(lib: &Path, config: &Path, log: &Path) -> Result<Child, String> {
         ])
         .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
         .arg("-Dorg.slf4j.simpleLogger.log.kafka.server.KafkaRaftServer=info")
+        .args(jvm)
         .arg("-cp")
-        .arg(classpath(&lib))
+        .arg(classpath(lib))
         .arg("kafka.Kafka")
         .arg(config)
         .stdin(Stdio::null())
@@ -105,6 +160,12 @@ impl PrivateBroker {
     /// Bootstrap servers, `127.0.0.1:<port>`.
     pub fn brokers(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Bootstrap servers of the GSSAPI listener, `<host>:<port>` with the host of the broker's
+    /// principal, when it was started with one.
+    pub fn gssapi_brokers(&self) -> Option<String> {
+        self.gssapi.clone()
     }
 
     /// The broker's pid.
@@ -217,6 +278,44 @@ fn properties(dir: &Path, port: u16, controller: u16) -> String {
          group.initial.rebalance.delay.ms=0\n",
         dir.join("data").display()
     )
+}
+
+/// `base` (the PLAINTEXT properties) with a listener named GSSAPI on 127.0.0.1:`gssapi` that
+/// advertises `host` (the host part of the broker's principal, which clients ask tickets for).
+fn gssapi_properties(
+    base: &str,
+    plain: u16,
+    gssapi: u16,
+    service: &str,
+    host: &str,
+    listener: &GssapiListener,
+) -> String {
+    let mut text = String::new();
+    for line in base.lines() {
+        let line = if line.starts_with("listeners=") {
+            line.replacen(
+                ",CONTROLLER:",
+                &format!(",GSSAPI://127.0.0.1:{gssapi},CONTROLLER:"),
+                1,
+            )
+        } else if line.starts_with("advertised.listeners=") {
+            format!("advertised.listeners=PLAINTEXT://127.0.0.1:{plain},GSSAPI://{host}:{gssapi}")
+        } else if line.starts_with("listener.security.protocol.map=") {
+            format!("{line},GSSAPI:SASL_PLAINTEXT")
+        } else {
+            line.to_owned()
+        };
+        text.push_str(&line);
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "sasl.enabled.mechanisms=GSSAPI\n\
+         sasl.kerberos.service.name={service}\n\
+         listener.name.gssapi.gssapi.sasl.jaas.config=com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true storeKey=true keyTab=\"{}\" principal=\"{}\";\n",
+        listener.keytab.display(),
+        listener.principal
+    ));
+    text
 }
 
 /// `kafka.tools.StorageTool format` with a fixed cluster id (the broker is alone).

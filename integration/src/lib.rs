@@ -19,6 +19,7 @@ pub mod events;
 pub mod fleet;
 pub mod http_proxy;
 pub mod kafka;
+pub mod kdc;
 pub mod mariadb;
 pub mod mysql;
 pub mod process;

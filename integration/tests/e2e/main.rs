@@ -12,6 +12,7 @@ mod es_transport;
 mod fleet;
 mod formats;
 mod group_session;
+mod kerberos;
 mod mysql_replica;
 mod mysql_tls;
 mod operations;
