@@ -251,9 +251,9 @@ async fn setup() -> Result<Rig, String> {
     );
     let (broker, replica, redis) = (broker?, replica?, redis?);
     let mut root = replica.root().await.map_err(|e| e.to_string())?;
-    root.query_drop(format!(
-        "CREATE DATABASE rep; CREATE TABLE rep.t (id BIGINT PRIMARY KEY, v BIGINT NOT NULL, note VARCHAR(64), extra INT NULL, seq_v BIGINT NULL)"
-    ))
+    root.query_drop(
+        "CREATE DATABASE rep; CREATE TABLE rep.t (id BIGINT PRIMARY KEY, v BIGINT NOT NULL, note VARCHAR(64), extra INT NULL, seq_v BIGINT NULL)",
+    )
     .await
     .map_err(|e| format!("create the replica table: {e}"))?;
     let src_proxy = TcpProxy::start("127.0.0.1:3307").await?;
