@@ -5,7 +5,7 @@ pub mod snapshot;
 
 use regex::Regex;
 use serde::Deserialize;
-use sluice_config::{KafkaConfig, LogConfig, MetricsConfig, Problems, Secret, Validate};
+use sluice_config::{KafkaConfig, LogConfig, MetricsConfig, Problems, Secret, TlsMode, Validate};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -89,6 +89,47 @@ pub struct SourceConfig {
     /// Accept binlog_row_image=MINIMAL/NOBLOB (events then carry only the logged columns).
     #[serde(default)]
     pub allow_partial_row_image: bool,
+    /// TLS to the server: `disabled`, `preferred` (default: TLS when the server offers it),
+    /// `required`, `verify_ca` or `verify_identity`, as the replica target's `tls`.
+    #[serde(default)]
+    pub tls: TlsMode,
+    /// PEM file of the CA that signed the server's certificate, for `verify_ca` and
+    /// `verify_identity` (default: the built-in web PKI roots).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// TLS parameters of a MySQL URL that `source.tls` and `source.ca_file` replace.
+const URL_TLS_PARAMETERS: [&str; 4] = [
+    "require_ssl",
+    "verify_ca",
+    "verify_identity",
+    "built_in_roots",
+];
+
+impl SourceConfig {
+    /// Checks the connection settings; `path` is `source` or `instances[i].source`.
+    pub fn validate_connection(&self, path: &str, p: &mut Problems) {
+        let url = self.url.expose();
+        if !url.starts_with("mysql://") {
+            p.add(format!("{path}.url"), "must start with mysql://");
+        }
+        let query = url.split_once('?').map_or("", |(_, q)| q);
+        for pair in query.split('&') {
+            let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+            if URL_TLS_PARAMETERS.contains(&key) {
+                p.add(
+                    format!("{path}.url"),
+                    format!("the URL parameter `{key}` is not used; set TLS with {path}.tls (disabled, preferred, required, verify_ca, verify_identity) and {path}.ca_file"),
+                );
+            }
+        }
+        if self.ca_file.is_some() && !self.tls.verifies() {
+            p.add(
+                format!("{path}.ca_file"),
+                format!("only used with {path}.tls = \"verify_ca\" or \"verify_identity\"; set tls or remove ca_file"),
+            );
+        }
+    }
 }
 
 /// Where and how events are published.
@@ -278,9 +319,7 @@ impl Validate for CaptureConfig {
                 "use letters, digits, `-`, `_` or `.` (it names a topic and a file)",
             );
         }
-        if !self.source.url.expose().starts_with("mysql://") {
-            p.add("source.url", "must start with mysql://");
-        }
+        self.source.validate_connection("source", p);
         if self.source.server_id == 0 {
             p.add(
                 "source.server_id",
@@ -512,6 +551,30 @@ mod tests {
         assert_eq!(cfg.alerts.len(), 2);
         assert_eq!(cfg.webhooks.len(), 1);
         assert_eq!(cfg.metrics.max_tables, sluice_config::DEFAULT_MAX_TABLES);
+    }
+
+    #[test]
+    fn source_tls_is_set_in_one_place() {
+        let head = "instance = \"i\"\n[kafka]\nbrokers = [\"k:9092\"]\n[source]\n";
+        let cfg = parse(&format!("{head}url = \"mysql://u:${{PW}}@h:3306\"\n")).unwrap();
+        assert_eq!(cfg.source.tls, TlsMode::Preferred);
+        let cfg = parse(&format!(
+            "{head}url = \"mysql://u@h:3306\"\ntls = \"verify_identity\"\nca_file = \"/ca.pem\"\n"
+        ))
+        .unwrap();
+        assert_eq!(cfg.source.tls, TlsMode::VerifyIdentity);
+        let err = parse(&format!(
+            "{head}url = \"mysql://u:${{PW}}@h:3306?require_ssl=true&verify_ca=false\"\nca_file = \"/ca.pem\"\n"
+        ))
+        .unwrap_err();
+        for want in [
+            "source.url: the URL parameter `require_ssl` is not used; set TLS with source.tls (disabled, preferred, required, verify_ca, verify_identity) and source.ca_file",
+            "source.url: the URL parameter `verify_ca` is not used",
+            "source.ca_file: only used with source.tls = \"verify_ca\" or \"verify_identity\"; set tls or remove ca_file",
+        ] {
+            assert!(err.contains(want), "{want:?} missing from {err}");
+        }
+        assert!(!err.contains("pw"), "{err}");
     }
 
     #[test]

@@ -14,38 +14,136 @@ use crate::config::SourceConfig;
 use crate::error::CaptureError;
 use crate::gtid::MariaState;
 use mysql_async::prelude::Queryable;
-use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Opts};
+use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Opts, OptsBuilder, SslOpts};
+use sluice_config::TlsMode;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// How to reach the source and how to register with it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SourceClient {
+    /// With the password: never printed (the `Debug` below leaves it out).
     opts: Opts,
+    /// `tls = "preferred"`: the same options without TLS, for a server that offers none.
+    plain: Option<Opts>,
+    /// Set once the server turned out to offer no TLS, so later connections go plain at once.
+    no_tls: Arc<AtomicBool>,
+    tls: TlsMode,
+    ca_file: Option<PathBuf>,
     /// `host:port`, for messages.
     pub addr: String,
     server_id: u32,
     heartbeat_secs: u64,
 }
 
+impl fmt::Debug for SourceClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceClient")
+            .field("addr", &self.addr)
+            .field("tls", &self.tls)
+            .field("ca_file", &self.ca_file)
+            .field("server_id", &self.server_id)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SourceClient {
-    /// Reads the connection settings (nothing is opened yet).
+    /// Reads the connection settings and the CA file (nothing is opened yet).
     pub fn new(cfg: &SourceConfig) -> Result<SourceClient, CaptureError> {
-        let opts = Opts::from_url(cfg.url.expose()).map_err(|e| {
+        let url = Opts::from_url(cfg.url.expose()).map_err(|e| {
             CaptureError::Check(format!(
                 "source.url is not a MySQL URL: {e}; write mysql://user:password@host:port"
             ))
         })?;
-        let addr = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port());
+        let addr = format!("{}:{}", url.ip_or_hostname(), url.tcp_port());
+        let tls = tls_opts(cfg.tls, cfg.ca_file.as_deref())?;
+        let plain = (cfg.tls == TlsMode::Preferred)
+            .then(|| Opts::from(OptsBuilder::from_opts(url.clone()).ssl_opts(None)));
+        let opts = Opts::from(OptsBuilder::from_opts(url).ssl_opts(tls));
         Ok(SourceClient {
             opts,
+            plain,
+            no_tls: Arc::new(AtomicBool::new(false)),
+            tls: cfg.tls,
+            ca_file: cfg.ca_file.clone(),
             addr,
             server_id: cfg.server_id,
             heartbeat_secs: cfg.heartbeat_secs,
         })
     }
 
-    /// A plain SQL connection.
+    /// A plain SQL connection, over TLS as `source.tls` says.
     pub async fn connect(&self) -> Result<Conn, CaptureError> {
-        Conn::new(self.opts.clone()).await.map_err(|e| self.err(e))
+        if let Some(plain) = &self.plain {
+            if self.no_tls.load(Ordering::Relaxed) {
+                return Conn::new(plain.clone())
+                    .await
+                    .map_err(|e| self.connect_err(e));
+            }
+        }
+        match Conn::new(self.opts.clone()).await {
+            Ok(conn) => Ok(conn),
+            Err(mysql_async::Error::Driver(
+                mysql_async::DriverError::NoClientSslFlagFromServer,
+            )) if self.plain.is_some() => {
+                tracing::debug!(source = %self.addr, "the server offers no TLS; tls = \"preferred\" connects in plaintext");
+                self.no_tls.store(true, Ordering::Relaxed);
+                let plain = self.plain.clone().unwrap_or_else(|| self.opts.clone());
+                Conn::new(plain).await.map_err(|e| self.connect_err(e))
+            }
+            Err(e) => Err(self.connect_err(e)),
+        }
+    }
+
+    /// Whether connections go without TLS: `disabled`, or `preferred` to a server without it.
+    fn plaintext(&self) -> bool {
+        self.tls == TlsMode::Disabled || self.no_tls.load(Ordering::Relaxed)
+    }
+
+    /// A failed connection: TLS failures and a server that requires TLS as definite errors
+    /// naming `source.tls` / `source.ca_file`, anything else as [`CaptureError::Mysql`].
+    fn connect_err(&self, e: mysql_async::Error) -> CaptureError {
+        let ca = match &self.ca_file {
+            Some(path) => format!("the CA in source.ca_file ({})", path.display()),
+            None => "a built-in root CA (source.ca_file is not set)".to_owned(),
+        };
+        let text = e.to_string();
+        let message = match &e {
+            mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer) => {
+                format!(
+                    "MySQL/MariaDB at {}: the server does not offer TLS, but source.tls is \"{}\": give the server a certificate (ssl_cert, ssl_key in my.cnf), or set source.tls = \"preferred\" or \"disabled\"",
+                    self.addr, self.tls
+                )
+            }
+            mysql_async::Error::Server(s) if is_insecure_transport(s) => format!(
+                "MySQL/MariaDB at {} requires TLS (require_secure_transport), but source.tls is \"{}\": set source.tls = \"verify_identity\" (or \"verify_ca\") and source.ca_file to the CA that signed the server's certificate ({})",
+                self.addr, self.tls, s.message
+            ),
+            // MariaDB refuses a plaintext login under require_secure_transport as access denied.
+            mysql_async::Error::Server(s) if s.code == 1045 && self.plaintext() => format!(
+                "MySQL/MariaDB at {}: {}: check the user and password in source.url; a server that requires TLS (require_secure_transport) refuses plaintext logins with this error too, and this connection was plaintext (source.tls is \"{}\"): then set source.tls = \"verify_identity\" (or \"verify_ca\") and source.ca_file",
+                self.addr, s.message, self.tls
+            ),
+            _ if text.contains("NotValidForName") => format!(
+                "the TLS certificate of MySQL/MariaDB at {} does not name {}: connect by a name or address the certificate has, or set source.tls = \"verify_ca\" to check only who signed it ({text})",
+                self.addr,
+                self.opts.ip_or_hostname()
+            ),
+            _ if text.contains("invalid peer certificate") || text.contains("UnknownIssuer") => {
+                format!(
+                    "the TLS certificate of MySQL/MariaDB at {} is not signed by {ca}: point source.ca_file at the CA that signed the server's certificate, with source.tls = \"{}\" ({text})",
+                    self.addr, self.tls
+                )
+            }
+            mysql_async::Error::Io(mysql_async::IoError::Tls(_)) => format!(
+                "TLS to MySQL/MariaDB at {} failed with source.tls = \"{}\": {text}",
+                self.addr, self.tls
+            ),
+            _ => return self.err(e),
+        };
+        CaptureError::Check(message)
     }
 
     pub(crate) fn err(&self, source: mysql_async::Error) -> CaptureError {
@@ -280,4 +378,99 @@ pub struct DumpStream {
     thread: u32,
     /// The server ends the stream by itself at the end of its binlog.
     pub non_blocking: bool,
+}
+
+/// MariaDB's and MySQL's refusal of a plaintext connection under `require_secure_transport`.
+fn is_insecure_transport(e: &mysql_async::ServerError) -> bool {
+    e.code == 3159 || e.message.contains("insecure transport")
+}
+
+/// The TLS options of `source.tls`: none for `disabled`; for `preferred` and `required` no check
+/// of the certificate; for `verify_ca` its signature by `ca_file` (or the built-in roots), and
+/// for `verify_identity` also the host name.
+fn tls_opts(
+    mode: TlsMode,
+    ca_file: Option<&std::path::Path>,
+) -> Result<Option<SslOpts>, CaptureError> {
+    let opts = SslOpts::default();
+    let opts = match mode {
+        TlsMode::Disabled => return Ok(None),
+        TlsMode::Preferred | TlsMode::Required => opts
+            .with_danger_accept_invalid_certs(true)
+            .with_danger_skip_domain_validation(true),
+        TlsMode::VerifyCa => opts.with_danger_skip_domain_validation(true),
+        TlsMode::VerifyIdentity => opts,
+    };
+    let Some(path) = ca_file else {
+        return Ok(Some(opts));
+    };
+    let pem = std::fs::read(path).map_err(|e| {
+        CaptureError::Check(format!(
+            "source.ca_file ({}) cannot be read: {e}; give the PEM file of the CA that signed the server's certificate",
+            path.display()
+        ))
+    })?;
+    if !pem
+        .windows(b"-----BEGIN CERTIFICATE-----".len())
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    {
+        return Err(CaptureError::Check(format!(
+            "source.ca_file ({}) holds no PEM certificate (-----BEGIN CERTIFICATE-----); give the PEM file of the CA that signed the server's certificate",
+            path.display()
+        )));
+    }
+    // Only the configured CA: a server certificate from any public CA is not the source's.
+    Ok(Some(
+        opts.with_root_certs(vec![pem.into()])
+            .with_disable_built_in_roots(true),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_config::Secret;
+
+    fn source(url: &str, tls: TlsMode, ca_file: Option<PathBuf>) -> SourceConfig {
+        SourceConfig {
+            url: Secret::new(url),
+            server_id: 1,
+            start: "end".into(),
+            resume: "auto".into(),
+            heartbeat_secs: 5,
+            allow_partial_row_image: false,
+            tls,
+            ca_file,
+        }
+    }
+
+    #[test]
+    fn the_client_never_prints_the_password() {
+        let cfg = source("mysql://u:pw-marker-1@h:3306", TlsMode::Preferred, None);
+        let client = SourceClient::new(&cfg).unwrap();
+        let text = format!("{client:?} {cfg:?}");
+        assert!(!text.contains("pw-marker-1"), "{text}");
+        assert!(text.contains("h:3306"), "{text}");
+    }
+
+    #[test]
+    fn a_ca_file_that_is_missing_or_not_pem_is_named() {
+        let missing = PathBuf::from("/nonexistent/ca.pem");
+        let cfg = source("mysql://u@h:3306", TlsMode::VerifyCa, Some(missing));
+        let err = SourceClient::new(&cfg).unwrap_err().to_string();
+        assert!(
+            err.starts_with("source.ca_file (/nonexistent/ca.pem) cannot be read: "),
+            "{err}"
+        );
+        let not_pem = std::env::temp_dir().join(format!("sluice-ca-{}.txt", std::process::id()));
+        std::fs::write(&not_pem, "hello").unwrap();
+        let cfg = source(
+            "mysql://u@h:3306",
+            TlsMode::VerifyIdentity,
+            Some(not_pem.clone()),
+        );
+        let err = SourceClient::new(&cfg).unwrap_err().to_string();
+        let _ = std::fs::remove_file(&not_pem);
+        assert!(err.contains("holds no PEM certificate"), "{err}");
+    }
 }

@@ -9,6 +9,7 @@ mod env;
 pub mod kafka;
 pub mod logging;
 mod problems;
+mod tls;
 
 pub use common::{
     KafkaConfig, LogConfig, LogFormat, MetricsConfig, SaslMechanism, SecurityProtocol,
@@ -17,6 +18,7 @@ pub use common::{
 pub use env::interpolate_env;
 pub use kafka::{KafkaSecurityError, KafkaWatch};
 pub use problems::{Problem, Problems};
+pub use tls::TlsMode;
 
 use serde::de::DeserializeOwned;
 use std::fmt;

@@ -28,6 +28,8 @@ use std::time::Duration;
 pub struct MysqlTarget {
     name: String,
     address: String,
+    /// `tls` and `ca_file`, to name them when a later connection fails.
+    config: MysqlConfig,
     pool: MySqlPool,
     default_database: Option<String>,
     schema: Schema,
@@ -60,10 +62,11 @@ impl MysqlTarget {
         let address = redact(config.url.expose());
         let (pool, default_database) = connect_pool(config)
             .await
-            .map_err(|e| connect_error(name, &address, &e))?;
+            .map_err(|e| connect_error(name, &address, config, &e))?;
         let target = MysqlTarget {
             name: name.to_owned(),
             address,
+            config: config.clone(),
             pool,
             default_database,
             schema: Schema::default(),
@@ -176,7 +179,7 @@ impl Write for MysqlTarget {
             .execute(&self.pool)
             .await
             .map(|_| ())
-            .map_err(|e| connect_error(&self.name, &self.address, &e))
+            .map_err(|e| connect_error(&self.name, &self.address, &self.config, &e))
     }
 }
 
@@ -224,12 +227,61 @@ fn reason(o: &Outcome) -> String {
     }
 }
 
-fn connect_error(name: &str, address: &str, e: &sqlx::Error) -> TargetError {
-    TargetError::Connect {
-        target: name.to_owned(),
-        address: address.to_owned(),
-        reason: e.to_string(),
+/// A failed connection: TLS failures and a server that requires TLS name `tls` / `ca_file`.
+fn connect_error(name: &str, address: &str, config: &MysqlConfig, e: &sqlx::Error) -> TargetError {
+    match tls_failure(name, address, config, e) {
+        Some(message) => TargetError::Config {
+            target: name.to_owned(),
+            message,
+        },
+        None => TargetError::Connect {
+            target: name.to_owned(),
+            address: address.to_owned(),
+            reason: e.to_string(),
+        },
     }
+}
+
+/// What to fix when `e` is a TLS failure or the server's refusal of plaintext.
+fn tls_failure(name: &str, address: &str, config: &MysqlConfig, e: &sqlx::Error) -> Option<String> {
+    let text = e.to_string();
+    let key = format!("targets.{name}");
+    let tls = config.tls;
+    if text.contains("insecure transport") {
+        return Some(format!(
+            "{address} requires TLS (require_secure_transport), but {key}.tls is \"{tls}\": set {key}.tls = \"verify_identity\" (or \"verify_ca\") and {key}.ca_file to the CA that signed the server's certificate ({text})"
+        ));
+    }
+    // MariaDB refuses a plaintext login under require_secure_transport as access denied.
+    if text.contains("Access denied") && tls == TlsMode::Disabled {
+        return Some(format!(
+            "{address}: {text}: check the user and password in {key}.url; a server that requires TLS (require_secure_transport) refuses plaintext logins with this error too, and {key}.tls is \"disabled\": then set {key}.tls = \"verify_identity\" (or \"verify_ca\") and {key}.ca_file"
+        ));
+    }
+    // rustls's verdict on the certificate arrives as an I/O error of the handshake.
+    let certificate = text.contains("peer certificate") || text.contains("NotValidForName");
+    if !certificate && !matches!(e, sqlx::Error::Tls(_)) {
+        return None;
+    }
+    let ca = match &config.ca_file {
+        Some(path) => format!("the CA in {key}.ca_file ({})", path.display()),
+        None => format!("a built-in root CA ({key}.ca_file is not set)"),
+    };
+    Some(if text.contains("NotValidForName") {
+        format!(
+            "the TLS certificate of {address} does not name its host: connect by a name or address the certificate has, or set {key}.tls = \"verify_ca\" to check only who signed it ({text})"
+        )
+    } else if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") {
+        format!(
+            "the TLS certificate of {address} is not signed by {ca}: point {key}.ca_file at the CA that signed the server's certificate, with {key}.tls = \"{tls}\" ({text})"
+        )
+    } else if text.contains("not support") || text.contains("does not offer") {
+        format!(
+            "{address} does not offer TLS, but {key}.tls is \"{tls}\": give the server a certificate (ssl_cert, ssl_key in my.cnf), or set {key}.tls = \"preferred\" or \"disabled\" ({text})"
+        )
+    } else {
+        format!("TLS to {address} failed with {key}.tls = \"{tls}\": {text}")
+    })
 }
 
 /// The URL without its user and password, for messages.

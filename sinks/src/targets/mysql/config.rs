@@ -33,17 +33,8 @@ pub struct MysqlConfig {
     pub timeout_ms: u64,
 }
 
-/// How the connection uses TLS (the MySQL client's `--ssl-mode`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TlsMode {
-    Disabled,
-    #[default]
-    Preferred,
-    Required,
-    VerifyCa,
-    VerifyIdentity,
-}
+/// How the connection uses TLS; the same setting as the capture's `source.tls`.
+pub use sluice_config::TlsMode;
 
 /// `[rules.mysql]`: which replica table a rule writes and how.
 #[derive(Debug, Clone, Default, Deserialize)]
