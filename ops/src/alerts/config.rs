@@ -2,7 +2,7 @@
 
 use super::hours::AlertHours;
 use serde::Deserialize;
-use sluice_config::Problems;
+use sluice_config::{Problems, Secret};
 
 /// Default `repeat_seconds`: a firing alert is told again once an hour.
 pub const DEFAULT_REPEAT_SECONDS: u64 = 3600;
@@ -86,8 +86,9 @@ impl AlertKind {
 pub struct WebhookConfig {
     /// Unique name, referred to by `alerts.webhooks`.
     pub name: String,
-    /// `http://` or `https://` URL.
-    pub url: String,
+    /// `http://` or `https://` URL; it often holds a token, so it is never printed (messages
+    /// show its scheme and host only): `url = "${SLACK_WEBHOOK_URL}"`.
+    pub url: Secret,
     /// The body: Sluice's JSON notice (default) or a Slack-compatible `{"text": ...}`.
     #[serde(default)]
     pub format: WebhookFormat,
@@ -152,12 +153,16 @@ pub fn validate(
                 format!("`{}` is used twice; give each webhook its own name", w.name),
             );
         }
-        if !(w.url.starts_with("http://") || w.url.starts_with("https://"))
-            || reqwest::Url::parse(&w.url).is_err()
+        let url = w.url.expose();
+        if !(url.starts_with("http://") || url.starts_with("https://"))
+            || reqwest::Url::parse(url).is_err()
         {
             problems.add(
                 format!("{at}.url"),
-                format!("`{}` is not an http:// or https:// URL", w.url),
+                format!(
+                    "`{}` is not an http:// or https:// URL",
+                    webhook_address(url)
+                ),
             );
         }
         if w.attempts == 0 {
@@ -250,6 +255,34 @@ pub fn validate(
     }
 }
 
+/// A webhook URL as messages may show it: scheme and host, never the path, query or user
+/// (where a token would be), e.g. `https://hooks.slack.com/…`.
+pub fn webhook_address(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            let port = u.port().map_or(String::new(), |p| format!(":{p}"));
+            format!("{}://{}{port}/…", u.scheme(), u.host_str().unwrap_or(""))
+        }
+        // Not a URL: only what comes before a path or credentials could start.
+        Err(_) => {
+            let cut = url.find(['/', '@', '?']).map_or(url.len(), |i| {
+                // Keep `scheme://` itself.
+                if url[i..].starts_with("//") {
+                    i + 2
+                } else {
+                    i
+                }
+            });
+            let head = &url[..cut];
+            if cut < url.len() {
+                format!("{head}…")
+            } else {
+                head.to_owned()
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,7 +351,7 @@ mod tests {
         "#;
         let p = problems(text);
         for expected in [
-            "webhooks[0].url: `ftp://x` is not an http:// or https:// URL",
+            "webhooks[0].url: `ftp://x/…` is not an http:// or https:// URL",
             "webhooks[0].attempts: must be at least 1",
             "alerts[0].match: `shop.[orders` is not a glob over tables",
             "alerts[0].threshold_seconds: a `lag` alert needs threshold_seconds",
@@ -339,5 +372,26 @@ mod tests {
         let r: Result<File, _> = toml::from_str("[[alerts]]\nname = \"x\"\nkind = \"late\"\n");
         let e = r.err().expect("unknown kind").to_string();
         assert!(e.contains("lag") && e.contains("no_traffic"), "{e}");
+    }
+
+    #[test]
+    fn a_webhook_url_is_never_printed_past_its_host() {
+        let token = "T0AAA/B0BBB/xoxb-webhook-token";
+        assert_eq!(
+            webhook_address(&format!(
+                "https://hooks.slack.com:8443/services/{token}?x=1"
+            )),
+            "https://hooks.slack.com:8443/…"
+        );
+        assert_eq!(webhook_address("http://u:pw@h/p"), "http://h/…");
+        assert_eq!(webhook_address("ftp://x"), "ftp://x/…");
+        assert_eq!(webhook_address("hooks/secret"), "hooks…");
+        assert_eq!(webhook_address("nonsense"), "nonsense");
+        let text = format!("[[webhooks]]\nname = \"a\"\nurl = \"smtp://user:{token}@h/p\"\n");
+        let p = problems(&text);
+        assert!(p.contains("webhooks[0].url: `smtp://…` is not"), "{p}");
+        assert!(!p.contains("webhook-token"), "{p}");
+        let f: File = toml::from_str(&text.replace("smtp", "https")).expect("parses");
+        assert!(!format!("{:?}", f.webhooks).contains("webhook-token"));
     }
 }

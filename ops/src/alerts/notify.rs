@@ -114,7 +114,7 @@ async fn deliver(
         let mut wait = Duration::from_millis(hook.backoff_ms);
         for attempt in 1..=hook.attempts {
             let sent = client
-                .post(&hook.url)
+                .post(hook.url.expose())
                 .timeout(Duration::from_millis(hook.timeout_ms))
                 .json(&payload)
                 .send()
@@ -128,12 +128,13 @@ async fn deliver(
                         format!("HTTP {s}"),
                     )
                 }
-                Err(e) => (true, e.to_string()),
+                // reqwest's message would include the URL, and with it the token.
+                Err(e) => (true, e.without_url().to_string()),
             };
             if !retry || attempt == hook.attempts {
                 tracing::error!(webhook = %hook.name, alert = %notice.alert, attempts = attempt,
                     "could not deliver the notice to {}: {why}; check the webhook's URL and that it answers 2xx",
-                    hook.url);
+                    super::config::webhook_address(hook.url.expose()));
                 break;
             }
             tracing::warn!(webhook = %hook.name, attempt, "webhook failed ({why}); retrying in {wait:?}");
@@ -217,7 +218,7 @@ mod tests {
     fn hook(name: &str, url: &str) -> WebhookConfig {
         WebhookConfig {
             name: name.into(),
-            url: url.into(),
+            url: sluice_config::Secret::new(url),
             format: WebhookFormat::Json,
             timeout_ms: 2000,
             attempts: 3,
