@@ -23,20 +23,14 @@ async fn main() {
         .await
         .expect("connect to MariaDB (bash scripts/services.sh up)");
     let dbs: Vec<String> = ["a", "b"].iter().map(|s| format!("{name}_{s}")).collect();
-    for db in &dbs {
-        conn.query_drop(format!(
-            "CREATE DATABASE `{db}`; CREATE TABLE `{db}`.t (id BIGINT PRIMARY KEY, v INT NOT NULL)"
-        ))
-        .await
-        .expect("create a database");
-    }
-    let (file, pos): (String, u64) = conn
-        .query_first("SHOW MASTER STATUS")
-        .await
-        .expect("SHOW MASTER STATUS")
-        .map(|row: mysql_async::Row| (row.get(0).unwrap(), row.get(1).unwrap()))
-        .expect("the binary log is on");
-    let mut fleet = Fleet::new(&name, &dbs, &format!("{file}:{pos}"), session_ms);
+    let start = sluice_integration::fleet::source_tables(
+        &mut conn,
+        &dbs,
+        "id BIGINT PRIMARY KEY, v INT NOT NULL",
+    )
+    .await
+    .unwrap();
+    let mut fleet = Fleet::new(&name, &dbs, &start, session_ms);
     for w in ["w1", "w2", "w3"] {
         fleet.start(w);
     }

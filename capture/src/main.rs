@@ -168,6 +168,32 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// What `run` starts before capturing: logging (with the recent warnings the status page shows),
+/// the metrics recorder, the monitor `monitor` makes, and the HTTP endpoint on `listen`. Returns
+/// the readiness flag `/readyz` reports.
+async fn start_serving(
+    log: &sluice_config::LogConfig,
+    listen: &str,
+    cancel: &CancellationToken,
+    monitor: impl FnOnce(Arc<sluice_ops::Recent>) -> Arc<sluice_ops::Monitor>,
+) -> anyhow::Result<Arc<AtomicBool>> {
+    let recent = sluice_ops::Recent::new();
+    sluice_config::logging::init_with(log, recent.layer());
+    let ready = Arc::new(AtomicBool::new(false));
+    let prometheus = http::install_metrics().map_err(anyhow::Error::msg)?;
+    let monitor = monitor(recent);
+    http::serve(
+        listen,
+        prometheus,
+        Arc::clone(&ready),
+        monitor,
+        cancel.clone(),
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    Ok(ready)
+}
+
 async fn run_cli(cli: Cli) -> anyhow::Result<()> {
     let _ = INSTANCE.set(cli.instance.clone());
     let cancel = CancellationToken::new();
@@ -178,39 +204,19 @@ async fn run_cli(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("--until is for one instance; a fleet file runs until stopped");
             }
             let fleet = sluice_capture::config::fleet::load(&config)?;
-            let recent = sluice_ops::Recent::new();
-            sluice_config::logging::init_with(&fleet.log, recent.layer());
-            let ready = Arc::new(AtomicBool::new(false));
-            let prometheus = http::install_metrics().map_err(anyhow::Error::msg)?;
-            let monitor = http::fleet_monitor(&fleet, recent, cancel.clone());
-            http::serve(
-                &fleet.metrics.listen,
-                prometheus,
-                Arc::clone(&ready),
-                monitor,
-                cancel.clone(),
-            )
-            .await
-            .map_err(anyhow::Error::msg)?;
+            let ready = start_serving(&fleet.log, &fleet.metrics.listen, &cancel, |recent| {
+                http::fleet_monitor(&fleet, recent, cancel.clone())
+            })
+            .await?;
             sluice_capture::fleet::run(&config, fleet, cancel, ready).await?;
         }
         Command::Run { config, until } => {
             let cfg = load(&config)?;
             let until = parse_until(until)?;
-            let recent = sluice_ops::Recent::new();
-            sluice_config::logging::init_with(&cfg.log, recent.layer());
-            let ready = Arc::new(AtomicBool::new(false));
-            let prometheus = http::install_metrics().map_err(anyhow::Error::msg)?;
-            let monitor = http::monitor(&cfg, recent, cancel.clone());
-            http::serve(
-                &cfg.metrics.listen,
-                prometheus,
-                Arc::clone(&ready),
-                monitor,
-                cancel.clone(),
-            )
-            .await
-            .map_err(anyhow::Error::msg)?;
+            let ready = start_serving(&cfg.log, &cfg.metrics.listen, &cancel, |recent| {
+                http::monitor(&cfg, recent, cancel.clone())
+            })
+            .await?;
             run::run(&cfg, until, cancel, ready).await?;
         }
         Command::Check { config } => {

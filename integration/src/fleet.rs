@@ -221,3 +221,27 @@ impl Drop for Arrivals {
         self.stop.store(true, Ordering::Relaxed);
     }
 }
+
+/// Creates each of `dbs` with a table `t (<columns>)` on the shared source and returns the
+/// binlog position right after (`<file>:<pos>`): where captures of them start.
+pub async fn source_tables(
+    conn: &mut mysql_async::Conn,
+    dbs: &[String],
+    columns: &str,
+) -> Result<String, String> {
+    use mysql_async::prelude::Queryable;
+    for db in dbs {
+        conn.query_drop(format!(
+            "CREATE DATABASE `{db}`; CREATE TABLE `{db}`.t ({columns})"
+        ))
+        .await
+        .map_err(|e| format!("create {db}: {e}"))?;
+    }
+    let (file, pos): (String, u64) = conn
+        .query_first("SHOW MASTER STATUS")
+        .await
+        .map_err(|e| format!("SHOW MASTER STATUS: {e}"))?
+        .and_then(|row: mysql_async::Row| Some((row.get(0)?, row.get(1)?)))
+        .ok_or("the source's binary log is off")?;
+    Ok(format!("{file}:{pos}"))
+}

@@ -232,18 +232,12 @@ async fn setup() -> Result<Rig, String> {
     let mut conn = mysql_async::Conn::from_url(crate::mysql_url())
         .await
         .map_err(|e| format!("connect to MariaDB: {e}"))?;
-    let table = "(id BIGINT PRIMARY KEY, v BIGINT NOT NULL, note VARCHAR(64))";
-    conn.query_drop(format!(
-        "CREATE DATABASE `{db}`; CREATE TABLE `{db}`.t {table}"
-    ))
-    .await
-    .map_err(|e| format!("create the source: {e}"))?;
-    let (file, pos): (String, u64) = conn
-        .query_first("SHOW MASTER STATUS")
-        .await
-        .map_err(|e| e.to_string())?
-        .and_then(|row: mysql_async::Row| Some((row.get(0)?, row.get(1)?)))
-        .ok_or("the source's binary log is off")?;
+    let start = crate::fleet::source_tables(
+        &mut conn,
+        std::slice::from_ref(&db),
+        "id BIGINT PRIMARY KEY, v BIGINT NOT NULL, note VARCHAR(64)",
+    )
+    .await?;
     let (broker, replica, redis) = tokio::join!(
         PrivateBroker::start("chaos_kafka"),
         PrivateMariaDb::start("chaos_replica", &[]),
@@ -271,7 +265,7 @@ async fn setup() -> Result<Rig, String> {
         &src_url,
         &name,
         std::slice::from_ref(&db),
-        &format!("{file}:{pos}"),
+        &start,
         6_000,
     );
     let topic = db.clone();
