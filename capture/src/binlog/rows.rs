@@ -192,6 +192,13 @@ impl<'a> RowsEvent<'a> {
             None
         };
         let present_count = (0..columns.len()).filter(|i| bit(present, *i)).count();
+        if present_count == 0 {
+            // Such an image takes no bytes: the rows after it would never end. Servers always
+            // log at least one column.
+            return Err(Malformed::new(
+                "a row image with no columns (the event's column bitmap is empty)",
+            ));
+        }
         let nulls = c.take(present_count.div_ceil(8))?;
         slots.clear();
         out.push(b'{');

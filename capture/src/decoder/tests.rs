@@ -358,3 +358,34 @@ fn a_gtid_start_checkpoints_exact_boundaries_only_with_server_and_commit_time() 
         matches!(out.last(), Some(Output::Commit(cp)) if cp.file == "binlog.000007" && cp.pos == 4)
     );
 }
+
+/// Found by fuzzing (fuzz/seeds/binlog_events/rows-without-columns): a TABLE_MAP of a table
+/// without columns, then a rows event for it. Each row image took no bytes, so the rows never
+/// ended and the decoder filled memory; now the event is an error.
+#[test]
+fn a_rows_event_whose_images_take_no_bytes_is_an_error_not_an_endless_loop() {
+    let input: &[u8] = include_bytes!("../../../fuzz/seeds/binlog_events/rows-without-columns");
+    let mut d = bare_decoder(FilterConfig::default());
+    let mut out = Vec::new();
+    let mut rest = input;
+    let mut failed = None;
+    while rest.len() >= 3 {
+        let kind = rest[0];
+        let len = usize::from(u16::from_le_bytes([rest[1], rest[2]])).min(rest.len() - 3);
+        let body = &rest[3..3 + len];
+        rest = &rest[3 + len..];
+        if kind == 19 {
+            if let Ok(map) = TableMap::parse(body, 6) {
+                let _ = d.add_table(map);
+            }
+            continue;
+        }
+        if let Err(e) = d.handle(h(kind, 100), body, 0, &mut out) {
+            failed = Some(e.to_string());
+            break;
+        }
+    }
+    let failed = failed.expect("the rows event is refused");
+    assert!(failed.contains("row image with no columns"), "{failed}");
+    assert!(out.len() < 10, "{} outputs", out.len());
+}
