@@ -18,6 +18,7 @@ mod mysql_tls;
 mod operations;
 mod outage;
 mod redis_cluster;
+mod secrets;
 mod security;
 mod server_settings;
 mod sink;
