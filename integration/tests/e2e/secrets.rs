@@ -167,8 +167,6 @@ async fn no_secret_in_any_output_of_any_command() {
         .arg("+set")
         .arg("+hset")
         .arg("+expire")
-        .arg("+multi")
-        .arg("+exec")
         .arg("+@connection")
         .query_async(&mut redis)
         .await
