@@ -5,13 +5,10 @@
 //! names the setting to change when the keytab is missing, the principal is not in the keytab
 //! or no KDC answers.
 
-use mysql_async::prelude::Queryable;
 use sluice_integration::broker::{GssapiListener, PrivateBroker};
 use sluice_integration::capture::CaptureToml;
 use sluice_integration::kdc::{Kdc, REALM};
-use sluice_integration::process::{
-    assert_running, capture_binary, run_to_end, sink_binary, spawn_run, terminate, Finished,
-};
+use sluice_integration::process::{capture_binary, run_to_end, sink_binary, spawn_run, Finished};
 use sluice_integration::{create_topic_on, mysql, redis_url, unique_name};
 use std::path::{Path, PathBuf};
 
@@ -181,51 +178,15 @@ async fn capture_and_sink_log_in_with_kerberos() {
         &sink_log,
     );
 
-    let rows = [(1, "ada"), (2, "grace"), (3, "barbara")];
-    for (id, name) in rows {
-        c.exec_drop(
-            format!("INSERT INTO {db}.t VALUES (?, ?)"),
-            (id, name.to_owned()),
-        )
-        .await
-        .unwrap();
-    }
-    let mut redis = redis::Client::open(redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    sluice_integration::wait::until_ok(
+    crate::security::three_rows_reach_redis(
+        &mut c,
+        &db,
+        (&mut capture, &capture_log),
+        (&mut sink, &sink_log),
+        "the GSSAPI listener",
         60,
-        "every row in Redis, through capture and sink on the GSSAPI listener",
-        async || {
-            assert_running(&mut capture, "sluice-capture", &capture_log);
-            assert_running(&mut sink, "sluice-sink", &sink_log);
-            for (id, name) in rows {
-                let key = format!("{db}:t:{id}");
-                let value: Option<String> = redis::cmd("GET")
-                    .arg(&key)
-                    .query_async(&mut redis)
-                    .await
-                    .map_err(|e| format!("GET {key}: {e}"))?;
-                let row: serde_json::Value = match value {
-                    Some(v) => serde_json::from_str(&v).map_err(|e| format!("{key}: {e}: {v}"))?,
-                    None => return Err(format!("{key} is not there yet")),
-                };
-                if row["name"] != name {
-                    return Err(format!("{key} = {row}"));
-                }
-            }
-            Ok(())
-        },
     )
     .await;
-    for (child, name) in [(&mut capture, "sluice-capture"), (&mut sink, "sluice-sink")] {
-        assert!(
-            terminate(child, 30).await.is_some(),
-            "{name} did not stop within 30 s of SIGTERM"
-        );
-    }
     // Both logged in as the client principal: each one's credential cache holds its ticket for
     // the broker's service.
     for process in ["capture", "sink"] {

@@ -160,51 +160,15 @@ async fn capture_and_sink_through_sasl_ssl_never_log_the_password() {
     let mut capture = spawn_run(&capture_binary(), &capture_config, &[], &env, &capture_log);
     let mut sink = spawn_run(&sink_binary(), &sink_config, &[], &env, &sink_log);
 
-    let rows = [(1, "ada"), (2, "grace"), (3, "barbara")];
-    for (id, name) in rows {
-        c.exec_drop(
-            format!("INSERT INTO {db}.t VALUES (?, ?)"),
-            (id, name.to_owned()),
-        )
-        .await
-        .unwrap();
-    }
-    let mut redis = redis::Client::open(redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    sluice_integration::wait::until_ok(
+    three_rows_reach_redis(
+        &mut c,
+        &db,
+        (&mut capture, &capture_log),
+        (&mut sink, &sink_log),
+        "the SASL_SSL listener",
         120,
-        "every row in Redis, through capture and sink on the SASL_SSL listener",
-        async || {
-            assert_running(&mut capture, "sluice-capture", &capture_log);
-            assert_running(&mut sink, "sluice-sink", &sink_log);
-            for (id, name) in rows {
-                let key = format!("{db}:t:{id}");
-                let value: Option<String> = redis::cmd("GET")
-                    .arg(&key)
-                    .query_async(&mut redis)
-                    .await
-                    .map_err(|e| format!("GET {key}: {e}"))?;
-                let row: serde_json::Value = match value {
-                    Some(v) => serde_json::from_str(&v).map_err(|e| format!("{key}: {e}: {v}"))?,
-                    None => return Err(format!("{key} is not there yet")),
-                };
-                if row["name"] != name {
-                    return Err(format!("{key} = {row}"));
-                }
-            }
-            Ok(())
-        },
     )
     .await;
-    for (child, name) in [(&mut capture, "sluice-capture"), (&mut sink, "sluice-sink")] {
-        assert!(
-            terminate(child, 30).await.is_some(),
-            "{name} did not stop within 30 s of SIGTERM"
-        );
-    }
 
     for (log, name) in [(&capture_log, "sluice-capture"), (&sink_log, "sluice-sink")] {
         let text = std::fs::read_to_string(log).unwrap();
@@ -332,4 +296,62 @@ async fn check_on_the_mtls_listener_needs_the_client_certificate() {
         "sluice-sink check with the client certificate: {}",
         out.text()
     );
+}
+
+/// Inserts three rows into `db.t (id, name)` and waits (up to `secs`) until each is in Redis as
+/// `<db>:t:<id>` through the running capture and sink (which must keep running), then stops both
+/// with SIGTERM. `listener` names how they reach Kafka, for the message.
+pub(crate) async fn three_rows_reach_redis(
+    c: &mut mysql_async::Conn,
+    db: &str,
+    (capture, capture_log): (&mut tokio::process::Child, &std::path::Path),
+    (sink, sink_log): (&mut tokio::process::Child, &std::path::Path),
+    listener: &str,
+    secs: u64,
+) {
+    let rows = [(1, "ada"), (2, "grace"), (3, "barbara")];
+    for (id, name) in rows {
+        c.exec_drop(
+            format!("INSERT INTO {db}.t VALUES (?, ?)"),
+            (id, name.to_owned()),
+        )
+        .await
+        .unwrap();
+    }
+    let mut redis = redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    sluice_integration::wait::until_ok(
+        secs,
+        &format!("every row in Redis, through capture and sink on {listener}"),
+        async || {
+            assert_running(capture, "sluice-capture", capture_log);
+            assert_running(sink, "sluice-sink", sink_log);
+            for (id, name) in rows {
+                let key = format!("{db}:t:{id}");
+                let value: Option<String> = redis::cmd("GET")
+                    .arg(&key)
+                    .query_async(&mut redis)
+                    .await
+                    .map_err(|e| format!("GET {key}: {e}"))?;
+                let row: serde_json::Value = match value {
+                    Some(v) => serde_json::from_str(&v).map_err(|e| format!("{key}: {e}: {v}"))?,
+                    None => return Err(format!("{key} is not there yet")),
+                };
+                if row["name"] != name {
+                    return Err(format!("{key} = {row}"));
+                }
+            }
+            Ok(())
+        },
+    )
+    .await;
+    for (child, name) in [(capture, "sluice-capture"), (sink, "sluice-sink")] {
+        assert!(
+            terminate(child, 30).await.is_some(),
+            "{name} did not stop within 30 s of SIGTERM"
+        );
+    }
 }
