@@ -31,6 +31,7 @@ impl Filter {
             tokens,
             pos: 0,
             text,
+            depth: 0,
         };
         let root = p.or()?;
         if let Some(t) = p.tokens.get(p.pos) {

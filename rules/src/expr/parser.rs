@@ -8,7 +8,14 @@ pub(super) struct Parser<'t> {
     pub(super) tokens: Vec<Token>,
     pub(super) pos: usize,
     pub(super) text: &'t str,
+    /// Parentheses, `!` and list brackets open around the current token.
+    pub(super) depth: usize,
 }
+
+/// How deeply parentheses, `!` and lists may nest. Parsing, evaluating and dropping an
+/// expression recurse once per level: without a bound, a long enough `((((…` overflowed the
+/// stack (found by fuzzing).
+pub(super) const MAX_NESTING: usize = 64;
 
 impl Parser<'_> {
     fn peek(&self) -> Option<&Tok> {
@@ -64,16 +71,32 @@ impl Parser<'_> {
         })
     }
 
+    /// One level deeper, or the error that says the expression nests too deeply.
+    fn nest<T>(&mut self, inner: impl FnOnce(&mut Self) -> Result<T, String>) -> Result<T, String> {
+        if self.depth >= MAX_NESTING {
+            return Err(format!(
+                "the expression nests parentheses, `!` and lists more than {MAX_NESTING} deep at character {}; write it flatter",
+                self.tokens.get(self.pos).map_or(self.text.len(), |t| t.at) + 1
+            ));
+        }
+        self.depth += 1;
+        let result = inner(self);
+        self.depth -= 1;
+        result
+    }
+
     fn not(&mut self) -> Result<Expr, String> {
         if self.eat(&Tok::Not) {
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            return self.nest(|p| Ok(Expr::Not(Box::new(p.not()?))));
         }
         if self.eat(&Tok::LParen) {
-            let e = self.or()?;
-            if !self.eat(&Tok::RParen) {
-                return Err(self.expected("`)`"));
-            }
-            return Ok(e);
+            return self.nest(|p| {
+                let e = p.or()?;
+                if !p.eat(&Tok::RParen) {
+                    return Err(p.expected("`)`"));
+                }
+                Ok(e)
+            });
         }
         self.comparison()
     }
@@ -123,7 +146,7 @@ impl Parser<'_> {
             Tok::True => Operand::Literal(Value::Bool(true)),
             Tok::False => Operand::Literal(Value::Bool(false)),
             Tok::Null => Operand::Literal(Value::Null),
-            Tok::LBracket => Operand::Literal(Value::Array(self.list()?)),
+            Tok::LBracket => Operand::Literal(Value::Array(self.nest(Self::list)?)),
             Tok::Ident(name) => {
                 if (name == "old" || name == "data") && self.eat(&Tok::Dot) {
                     let column = match self.peek().cloned() {

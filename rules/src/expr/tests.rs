@@ -199,3 +199,28 @@ proptest::proptest! {
         proptest::prop_assert_eq!(f.eval(&e), Ok(ia < ib));
     }
 }
+
+/// Found by fuzzing: deeply nested parentheses overflowed the stack. Nesting is bounded (`!`,
+/// parentheses and lists alike), with an error that says so; the bound itself still parses.
+#[test]
+fn nesting_is_bounded_with_a_clear_error() {
+    use super::parser::MAX_NESTING;
+    let e = event(EventType::Insert, json!({"a": 1}), None);
+    let ok = format!(
+        "{}a == 1{}",
+        "(".repeat(MAX_NESTING),
+        ")".repeat(MAX_NESTING)
+    );
+    assert_eq!(Filter::parse(&ok).unwrap().eval(&e), Ok(true));
+    for deep in [
+        format!("{}a == 1{}", "(".repeat(100_000), ")".repeat(100_000)),
+        format!("{}a", "!".repeat(100_000)),
+        format!("a in {}1{}", "[".repeat(100_000), "]".repeat(100_000)),
+    ] {
+        let err = Filter::parse(&deep).unwrap_err();
+        assert!(
+            err.contains(&format!("more than {MAX_NESTING} deep")),
+            "{err}"
+        );
+    }
+}
