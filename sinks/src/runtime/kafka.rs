@@ -125,7 +125,7 @@ mod config_tests {
     fn a_fetch_answer_too_big_to_receive_names_the_setting() {
         use rdkafka::error::KafkaError;
         use rdkafka::types::RDKafkaErrorCode;
-        let text = "[kafka]\nbrokers = [\"b:9092\"]\noptions = { \"receive.message.max.bytes\" = \"1049088\" }\n[consumer]\ngroup_id = \"g\"\ntopics = [\"t\"]\n";
+        let text = "[kafka]\nbrokers = [\"b:9092\"]\noptions = { \"receive.message.max.bytes\" = \"1049088\" }\n[consumer]\ngroup_id = \"g\"\ntopics = [\"t\"]\n[targets.cache]\ntype = \"redis\"\nurl = \"redis://h:6379\"\n[[rules]]\nname = \"r\"\ntarget = \"cache\"\nmatch = { tables = [\"d.t\"] }\n[rules.redis]\nkeys = [\"k:{id}\"]\n";
         let c = sluice_config::parse::<SinkConfig>(text, std::path::Path::new("s.toml"), |_| None)
             .unwrap();
         let bad = KafkaError::MessageConsumption(RDKafkaErrorCode::BadMessage);
