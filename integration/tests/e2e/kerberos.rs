@@ -5,11 +5,11 @@
 //! names the setting to change when the keytab is missing, the principal is not in the keytab
 //! or no KDC answers.
 
+use crate::security::{capture_toml, sink_toml};
 use sluice_integration::broker::{GssapiListener, PrivateBroker};
-use sluice_integration::capture::CaptureToml;
 use sluice_integration::kdc::{Kdc, REALM};
 use sluice_integration::process::{capture_binary, run_to_end, sink_binary, spawn_run, Finished};
-use sluice_integration::{create_topic_on, mysql, redis_url, unique_name};
+use sluice_integration::{create_topic_on, mysql, unique_name};
 use std::path::{Path, PathBuf};
 
 /// A realm with a broker in it: the KDC, the broker (GSSAPI listener and a PLAINTEXT one for
@@ -83,43 +83,6 @@ impl Realm {
         std::fs::write(&path, text).unwrap();
         path
     }
-}
-
-/// A capture of database `db` (topic `sluice.<db>`) from `start`.
-fn capture_toml(db: &str, kafka: &str, state: &Path, start: &str) -> String {
-    CaptureToml {
-        start: Some(start.to_owned()),
-        kafka: kafka.to_owned(),
-        checkpoint_interval_ms: Some(100),
-        metrics: true,
-        ..CaptureToml::new(db, state)
-    }
-    .text()
-}
-
-/// A sink of `sluice.<db>` that writes each row of `<db>.t` as JSON to the Redis key
-/// `<db>:t:<id>`.
-fn sink_toml(db: &str, kafka: &str) -> String {
-    format!(
-        r#"{kafka}[consumer]
-group_id = "{db}_sink"
-topics = ["sluice.{db}"]
-commit_interval_ms = 100
-[metrics]
-listen = "127.0.0.1:0"
-[targets.cache]
-type = "redis"
-url = "{redis}"
-[[rules]]
-name = "copy"
-target = "cache"
-match = {{ tables = ["{db}.t"] }}
-[rules.redis]
-keys = ["{db}:t:{{id}}"]
-mode = "refresh"
-"#,
-        redis = redis_url(),
-    )
 }
 
 fn env_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {

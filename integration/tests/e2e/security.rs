@@ -62,7 +62,7 @@ fn mtls_kafka(client_certificate: bool) -> String {
 }
 
 /// A capture of database `db` (instance `db`, topic `sluice.<db>`) from `start`.
-fn capture_toml(db: &str, kafka: &str, state: &Path, start: &str) -> String {
+pub(crate) fn capture_toml(db: &str, kafka: &str, state: &Path, start: &str) -> String {
     CaptureToml {
         start: Some(start.to_owned()),
         kafka: kafka.to_owned(),
@@ -75,7 +75,7 @@ fn capture_toml(db: &str, kafka: &str, state: &Path, start: &str) -> String {
 
 /// A sink of `sluice.<db>` that writes each row of `<db>.t` as JSON to the Redis key
 /// `<db>:t:<id>`.
-fn sink_toml(db: &str, kafka: &str) -> String {
+pub(crate) fn sink_toml(db: &str, kafka: &str) -> String {
     format!(
         r#"{kafka}[consumer]
 group_id = "{db}_sink"
