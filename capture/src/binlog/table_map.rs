@@ -416,9 +416,14 @@ fn column_kind(t: u8, m: &mut Cursor<'_>) -> Result<ColumnKind, Malformed> {
         BIT => {
             let bits = m.u8()?;
             let bytes = m.u8()?;
-            ColumnKind::Bit {
-                bytes: bytes + u8::from(bits > 0),
-            }
+            // Metadata no server writes (255 bytes and some bits) overflowed here (found by
+            // fuzzing).
+            let total = bytes.checked_add(u8::from(bits > 0)).ok_or_else(|| {
+                Malformed::new(format!(
+                    "BIT column metadata claims {bytes} bytes and {bits} bits"
+                ))
+            })?;
+            ColumnKind::Bit { bytes: total }
         }
         BLOB | TINY_BLOB | MEDIUM_BLOB | LONG_BLOB => ColumnKind::Blob {
             len_bytes: pack_len(m)?,
